@@ -1,0 +1,1 @@
+"""The audit trail: reading and verifying the ledger."""

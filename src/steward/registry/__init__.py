@@ -1,0 +1,1 @@
+"""The model registry: models, versions with lineage, aliases, search and model cards."""

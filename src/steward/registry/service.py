@@ -1,0 +1,243 @@
+"""RegistryService: the registry's rules and transactions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import IO, Any
+
+from steward.domain.entities import Alias, ArtifactRef, Model, ModelVersion, Page
+from steward.domain.enums import Flavor
+from steward.domain.search import MODEL_FIELDS, VERSION_FIELDS, parse_filter
+from steward.domain.uri import ModelRef, check_alias, parse_model_uri
+from steward.errors import InvalidInput, NotFound
+from steward.flavors import validate_artifact
+from steward.registry.card import render_card
+from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.store.artifacts.store import FsspecArtifactStore
+from steward.store.sql._paging import check_page_size, decode_page_token, encode_page_token
+from steward.store.sql.store import SqlMetadataStore, SqlReadSession
+from steward.store.sql.tables import utcnow
+
+# Reading a large artifact back to check its format costs a second on a GB file; it is done
+# once, at registration, so a wrong file is refused before anything is recorded.
+_VALIDATED_FLAVORS = (Flavor.ONNX, Flavor.SKLEARN)
+
+
+class RegistryService:
+    def __init__(self, store: SqlMetadataStore, artifacts: FsspecArtifactStore) -> None:
+        self.store = store
+        self.artifacts = artifacts
+
+    # models -------------------------------------------------------------------------------
+    def create_model(self, actor: str, body: ModelCreate) -> Model:
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "name": body.name,
+            "owner": body.owner or actor,
+            "team": body.team,
+            "risk_tier": body.risk_tier,
+            "use_case": body.use_case,
+            "description": body.description,
+            "card": body.card,
+            "latest_version": 0,
+            "created_at": now,
+            "created_by": actor,
+            "updated_at": now,
+        }
+        with self.store.write(actor) as tx:
+            model = tx.create_model(values, body.tags)
+            tx.record("model.created", "model", model.name, _model_payload(model))
+        return model
+
+    def update_model(self, actor: str, name: str, body: ModelUpdate) -> Model:
+        changes = body.model_dump(exclude_unset=True, exclude={"tags"})
+        if body.card is not None:
+            changes["card"] = body.card
+        with self.store.write(actor) as tx:
+            before = tx.get_model(name)
+            if body.card is not None:
+                changes["card"] = {**before.card, **body.card}
+            model = tx.update_model(name, {**changes, "updated_at": utcnow()}, body.tags)
+            tx.record(
+                "model.updated", "model", name,
+                {"changed": sorted(body.model_fields_set), **_model_payload(model)},
+            )  # fmt: skip
+        return model
+
+    def get_model(self, name: str) -> Model:
+        with self.store.read() as rx:
+            return rx.get_model(name)
+
+    def list_models(
+        self, filter: str | None = None, *, limit: int = 100, page_token: str | None = None
+    ) -> Page[Model]:
+        conditions = parse_filter(filter, fields=MODEL_FIELDS)
+        offset = decode_page_token(page_token)
+        with self.store.read() as rx:
+            items = rx.list_models(conditions, limit=check_page_size(limit) + 1, offset=offset)
+        return _page(items, limit, offset)
+
+    # artifacts ------------------------------------------------------------------------------
+    def upload_artifact(self, stream: IO[bytes] | Iterable[bytes] | bytes) -> ArtifactRef:
+        if isinstance(stream, bytes):
+            return self.artifacts.put_bytes(stream)
+        if hasattr(stream, "read"):
+            return self.artifacts.put_stream(stream)  # type: ignore[arg-type]
+        return self.artifacts.put_chunks(stream)  # type: ignore[arg-type]
+
+    def read_artifact(self, digest: str) -> bytes:
+        return self.artifacts.get_bytes(digest)
+
+    # versions ---------------------------------------------------------------------------
+    def create_version(self, actor: str, name: str, body: VersionCreate) -> ModelVersion:
+        primary = body.primary_file or next(iter(body.files))
+        if primary not in body.files:
+            raise InvalidInput(
+                f"The primary_file {primary!r} is not one of the files: {', '.join(body.files)}.",
+                field="primary_file",
+            )
+        self._check_files_present(body)
+        self._check_flavor(body.flavor, primary, body.files[primary])
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "flavor": body.flavor.value,
+            "files": {k: v.model_dump() for k, v in body.files.items()},
+            "primary_file": primary,
+            "signature": body.signature.model_dump() if body.signature else None,
+            "params": body.params,
+            "lineage": body.lineage.model_dump(mode="json"),
+            "reference_sample": body.reference_sample.model_dump() if body.reference_sample else None,
+            "description": body.description,
+            "status": "registered",
+            "trusted": body.trusted,
+            "run_id": body.lineage.run_id,
+            "created_at": utcnow(),
+            "created_by": actor,
+        }
+        with self.store.write(actor) as tx:
+            version = tx.create_version(name, values, body.metrics, body.tags)
+            tx.record("version.registered", "model_version", version.uri, _version_payload(version))
+        return version
+
+    def _check_files_present(self, body: VersionCreate) -> None:
+        refs = dict(body.files)
+        if body.reference_sample is not None:
+            refs["reference_sample"] = body.reference_sample
+        for name, ref in refs.items():
+            if not self.artifacts.exists(ref.digest):
+                raise InvalidInput(
+                    f"The file {name!r} ({ref.digest}) was not uploaded; upload it to "
+                    "/api/v1/artifacts first.",
+                    field=f"files.{name}" if name != "reference_sample" else name,
+                )
+
+    def _check_flavor(self, flavor: Flavor, name: str, ref: ArtifactRef) -> None:
+        if flavor not in _VALIDATED_FLAVORS:
+            return
+        validate_artifact(flavor, name, self.artifacts.get_bytes(ref.digest))
+
+    def update_version(
+        self, actor: str, name: str, version: int, body: VersionUpdate
+    ) -> ModelVersion:
+        values = body.model_dump(exclude_unset=True, exclude={"tags", "metrics"})
+        with self.store.write(actor) as tx:
+            updated = tx.update_version(
+                name, version, values, metrics=body.metrics, tags=body.tags
+            )
+            tx.record(
+                "version.updated", "model_version", updated.uri,
+                {"changed": sorted(body.model_fields_set),
+                 "metrics": body.metrics or {}, "tags": body.tags},
+            )  # fmt: skip
+        return updated
+
+    def get_version(self, uri: str | ModelRef) -> ModelVersion:
+        ref = parse_model_uri(uri) if isinstance(uri, str) else uri
+        with self.store.read() as rx:
+            return resolve(rx, ref)
+
+    def list_versions(
+        self,
+        filter: str | None = None,
+        *,
+        model: str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> Page[ModelVersion]:
+        conditions = parse_filter(filter, fields=VERSION_FIELDS)
+        offset = decode_page_token(page_token)
+        with self.store.read() as rx:
+            items = rx.list_versions(
+                conditions, model=model, limit=check_page_size(limit) + 1, offset=offset
+            )
+        return _page(items, limit, offset)
+
+    # aliases ------------------------------------------------------------------------------
+    def set_alias(self, actor: str, name: str, alias: str, version: int) -> Alias:
+        check_alias(alias)
+        with self.store.write(actor) as tx:
+            moved, previous = tx.set_alias(name, alias, version, utcnow())
+            tx.record(
+                "alias.set", "model", name,
+                {"alias": alias, "version": version, "previous_version": previous},
+            )  # fmt: skip
+        return moved
+
+    def delete_alias(self, actor: str, name: str, alias: str) -> None:
+        with self.store.write(actor) as tx:
+            previous = tx.delete_alias(name, alias)
+            if previous is None:
+                raise NotFound(
+                    f"Model {name!r} has no alias {alias!r}.",
+                    details={"field": "alias", "name": name, "alias": alias},
+                )
+            tx.record("alias.deleted", "model", name, {"alias": alias, "previous_version": previous})
+
+    # cards --------------------------------------------------------------------------------
+    def model_card(self, uri: str) -> str:
+        ref = parse_model_uri(uri)
+        with self.store.read() as rx:
+            version = resolve(rx, ref)
+            model = rx.get_model(ref.name)
+        return render_card(model, version)
+
+
+def resolve(rx: SqlReadSession, ref: ModelRef) -> ModelVersion:
+    if ref.alias is not None:
+        return rx.get_version_by_alias(ref.name, ref.alias)
+    if ref.version is None:
+        return rx.get_latest_version(ref.name)
+    return rx.get_version(ref.name, ref.version)
+
+
+def _page(items: list[Any], limit: int, offset: int) -> Page[Any]:
+    more = len(items) > limit
+    return Page(
+        items=items[:limit], next_page_token=encode_page_token(offset + limit) if more else None
+    )
+
+
+def _model_payload(model: Model) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "owner": model.owner,
+        "team": model.team,
+        "risk_tier": model.risk_tier,
+        "tags": model.tags,
+    }
+
+
+def _version_payload(version: ModelVersion) -> dict[str, Any]:
+    return {
+        "model": version.model_name,
+        "version": version.version,
+        "flavor": version.flavor.value,
+        "files": {k: v.digest for k, v in version.files.items()},
+        "metrics": version.metrics,
+        "run_id": version.lineage.run_id,
+        "git_commit": version.lineage.git.commit,
+        "training_data": version.lineage.training_data,
+        "trusted": version.trusted,
+    }

@@ -1,0 +1,23 @@
+"""Request and response bodies of API tokens."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from steward.domain.entities import Token
+from steward.domain.enums import Role
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    role: Role
+    expires_in_days: float | None = Field(default=None, gt=0)
+
+
+class TokenCreated(BaseModel):
+    """The only time the secret is shown; the store keeps its hash."""
+
+    token: Token
+    secret: str

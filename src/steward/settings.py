@@ -1,0 +1,119 @@
+"""Settings: the only module that reads the environment.
+
+Precedence: explicit arguments (CLI flags) > ``STEWARD_*`` environment variables >
+``steward.toml`` (in the working directory, or the file named by ``STEWARD_CONFIG``) > defaults.
+Built once at an entry point and passed down; nothing below reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_home() -> Path:
+    return Path.home() / ".steward"
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_DATABASE_", extra="ignore")
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata store; default sqlite:///STEWARD_HOME/steward.db.",
+    )
+    pool_size: int = Field(default=5, ge=1, description="Connections kept open per process.")
+
+
+class ArtifactSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_ARTIFACTS_", extra="ignore")
+
+    root: str | None = Field(
+        default=None,
+        description="fsspec URL or folder for artifacts; default STEWARD_HOME/artifacts.",
+    )
+    max_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="Largest artifact accepted, in bytes."
+    )
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_SERVER_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Address `steward server` binds.")
+    port: int = Field(default=5050, ge=1, le=65535, description="Port `steward server` binds.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Folder of the embedded store (database and artifacts).",
+    )
+    url: str | None = Field(
+        default=None, description="Server URL; when set, the SDK and CLI talk to it over HTTP."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="API token the SDK and CLI send to the server."
+    )
+    actor: str | None = Field(
+        default=None,
+        description="Name recorded as the actor in embedded mode; default the OS user.",
+    )
+    allow_trusted_models: bool = Field(
+        default=False,
+        description="Allow loading python-flavor (pickled) models registered as trusted.",
+    )
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("STEWARD_CONFIG", "steward.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url is not None:
+            return self.database.url.get_secret_value()
+        return f"sqlite:///{self.home / 'steward.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return self.artifacts.root or str(self.home / "artifacts")
+
+    def masked(self) -> dict[str, Any]:
+        """The effective values with secrets masked, for `steward settings show`."""
+        data = self.model_dump(mode="json")
+        return data
+
+
+def os_user() -> str:
+    """The login name, for the embedded actor; falls back when the OS has none."""
+    for key in ("USER", "USERNAME", "LOGNAME"):
+        value = os.environ.get(key)
+        if value:
+            return value
+    return "local"

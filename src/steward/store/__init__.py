@@ -1,0 +1,1 @@
+"""Persistence: the metadata store with its ledger, and the artifact store."""

@@ -1,0 +1,137 @@
+"""FsspecArtifactStore: blobs named by their sha256, written to a temporary name then renamed.
+
+Two writers of the same bytes race harmlessly (same name, same content); a reader never sees a
+partial blob because only a complete, verified temporary file is ever renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from typing import IO, Any
+
+import fsspec
+
+from steward.domain.entities import ArtifactRef
+from steward.errors import InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from steward.settings import Settings
+
+_CHUNK = 1024 * 1024
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def check_digest(digest: str) -> str:
+    if not _DIGEST_RE.match(digest):
+        raise InvalidInput(
+            f"The artifact digest {digest!r} is not valid: expected 'sha256:' and 64 hex digits.",
+            field="digest",
+        )
+    return digest
+
+
+def check_relative_path(path: str, field: str = "path") -> str:
+    """Refuse names that would escape the artifact root: absolute paths, '..', backslashes."""
+    normalized = posixpath.normpath(path) if path else ""
+    if (
+        not path
+        or path.startswith(("/", "\\"))
+        or "\\" in path
+        or re.match(r"^[A-Za-z]:", path)
+        or normalized.startswith("..")
+        or "/../" in f"/{path}/"
+        or "\x00" in path
+    ):
+        raise InvalidInput(
+            f"The artifact path {path!r} is not allowed: use a relative path inside the run, "
+            "without '..' or a leading '/'.",
+            field=field,
+        )
+    return normalized
+
+
+class FsspecArtifactStore:
+    def __init__(self, root: str, *, max_bytes: int) -> None:
+        self.root = root.rstrip("/")
+        self.max_bytes = max_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FsspecArtifactStore:
+        return cls(settings.artifact_root, max_bytes=settings.artifacts.max_bytes)
+
+    @cached_property
+    def _fs_and_root(self) -> tuple[Any, str]:
+        fs, path = fsspec.core.url_to_fs(self.root)
+        return fs, path.rstrip("/")
+
+    def _path(self, digest: str) -> str:
+        fs_root = self._fs_and_root[1]
+        hexdigest = check_digest(digest).split(":", 1)[1]
+        return f"{fs_root}/sha256/{hexdigest[:2]}/{hexdigest[2:4]}/{hexdigest}"
+
+    def put_bytes(self, data: bytes) -> ArtifactRef:
+        return self.put_chunks([data])
+
+    def put_stream(self, stream: IO[bytes]) -> ArtifactRef:
+        return self.put_chunks(iter(lambda: stream.read(_CHUNK), b""))
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef:
+        fs, fs_root = self._fs_and_root
+        tmp = f"{fs_root}/tmp/{uuid.uuid4().hex}"
+        digest, size = hashlib.sha256(), 0
+        try:
+            fs.makedirs(f"{fs_root}/tmp", exist_ok=True)
+            with fs.open(tmp, "wb") as out:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise PayloadTooLarge(
+                            f"The artifact is over the size limit of {self.max_bytes} bytes; "
+                            "raise STEWARD_ARTIFACTS_MAX_BYTES or store a smaller file.",
+                            field="artifact",
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+            ref = ArtifactRef(digest=f"sha256:{digest.hexdigest()}", size=size)
+            final = self._path(ref.digest)
+            if not fs.exists(final):
+                fs.makedirs(posixpath.dirname(final), exist_ok=True)
+                fs.mv(tmp, final)
+            return ref
+        except OSError as exc:
+            raise Unavailable(f"The artifact store at {self.root!r} failed: {exc}") from exc
+        finally:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+
+    def exists(self, digest: str) -> bool:
+        fs = self._fs_and_root[0]
+        return bool(fs.exists(self._path(digest)))
+
+    def get_bytes(self, digest: str) -> bytes:
+        with self.open(digest) as stream:
+            return stream.read()
+
+    def open(self, digest: str) -> IO[bytes]:
+        fs = self._fs_and_root[0]
+        path = self._path(digest)
+        try:
+            return fs.open(path, "rb")  # type: ignore[no-any-return]
+        except FileNotFoundError as exc:
+            raise NotFound(
+                f"No artifact with digest {digest} in the artifact store.",
+                details={"field": "digest"},
+            ) from exc
+
+    def iter_chunks(self, digest: str) -> Iterator[bytes]:
+        with self.open(digest) as stream:
+            yield from iter(lambda: stream.read(_CHUNK), b"")
+
+    def local_path(self, digest: str) -> str | None:
+        """A filesystem path for the blob when the store is local, for zero-copy reads."""
+        fs = self._fs_and_root[0]
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        return self._path(digest) if protocol in ("file", "local") else None

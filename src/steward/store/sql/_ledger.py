@@ -1,0 +1,155 @@
+"""Appending to and reading the ledger inside a store transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
+
+from steward.domain.entities import Event, VerifyReport
+from steward.domain.ledger import GENESIS_HASH, event_hash
+from steward.store.sql._convert import event_entity
+from steward.store.sql.tables import EventRow, utcnow
+
+# Any fixed 64-bit number; PostgreSQL advisory locks are keyed by it.
+_LEDGER_LOCK_KEY = 0x5354455741524431
+
+
+@dataclass
+class PendingEvent:
+    kind: str
+    subject_type: str
+    subject_id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    kind: str | None = None
+    subject_type: str | None = None
+    subject_id: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_seq: int | None = None
+
+
+def append_events(session: Session, actor: str, pending: list[PendingEvent]) -> list[Event]:
+    """Chain and insert ``pending``; called last in a transaction, just before commit.
+
+    The lock is held from reading the chain's tip until commit, so two writers can never chain
+    onto the same tip. SQLite already holds its write lock (BEGIN IMMEDIATE).
+    """
+    if not pending:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LEDGER_LOCK_KEY})
+    tip = session.execute(
+        select(EventRow.seq, EventRow.hash).order_by(EventRow.seq.desc()).limit(1)
+    ).first()
+    seq, prev_hash = (tip[0], tip[1]) if tip else (0, GENESIS_HASH)
+    occurred_at = utcnow()
+    rows: list[dict[str, Any]] = []
+    for item in pending:
+        seq += 1
+        values: dict[str, Any] = {
+            "seq": seq,
+            "id": str(uuid.uuid4()),
+            "occurred_at": occurred_at,
+            "actor": actor,
+            "kind": item.kind,
+            "subject_type": item.subject_type,
+            "subject_id": item.subject_id,
+            "payload": item.payload,
+            "prev_hash": prev_hash,
+        }
+        values["hash"] = prev_hash = event_hash(**values)
+        rows.append(values)
+    session.execute(insert(EventRow), rows)
+    return [Event(**row) for row in rows]
+
+
+def _filtered(flt: EventFilter) -> Any:
+    query = select(EventRow)
+    for column, value in (
+        (EventRow.kind, flt.kind),
+        (EventRow.subject_type, flt.subject_type),
+        (EventRow.subject_id, flt.subject_id),
+        (EventRow.actor, flt.actor),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if flt.since is not None:
+        query = query.where(EventRow.occurred_at >= flt.since)
+    if flt.until is not None:
+        query = query.where(EventRow.occurred_at < flt.until)
+    if flt.after_seq is not None:
+        query = query.where(EventRow.seq > flt.after_seq)
+    return query
+
+
+def list_events(
+    session: Session, flt: EventFilter, *, limit: int, offset: int, newest_first: bool
+) -> list[Event]:
+    order = EventRow.seq.desc() if newest_first else EventRow.seq.asc()
+    query = _filtered(flt).order_by(order).limit(limit).offset(offset)
+    return [event_entity(row) for row in session.scalars(query)]
+
+
+def count_events(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(EventRow)) or 0)
+
+
+def _iter_chain(session: Session, batch: int = 5000) -> Iterator[EventRow]:
+    last = 0
+    while True:
+        rows = list(
+            session.scalars(
+                select(EventRow).where(EventRow.seq > last).order_by(EventRow.seq).limit(batch)
+            )
+        )
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+        session.expunge_all()
+
+
+def verify_chain(session: Session) -> VerifyReport:
+    """Recompute every hash in order; report the first event that does not match."""
+    expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
+    for row in _iter_chain(session):
+        reason = _broken_reason(row, expected_seq, expected_prev)
+        if reason is not None:
+            return VerifyReport(
+                ok=False, events_checked=checked, first_broken_seq=row.seq, reason=reason
+            )
+        checked += 1
+        expected_prev, expected_seq = row.hash, row.seq + 1
+    return VerifyReport(ok=True, events_checked=checked)
+
+
+def _broken_reason(row: EventRow, expected_seq: int, expected_prev: str) -> str | None:
+    if row.seq != expected_seq:
+        return f"event {expected_seq} is missing (the next one found is {row.seq})"
+    if row.prev_hash != expected_prev:
+        return "its prev_hash does not match the hash of the event before it"
+    recomputed = event_hash(
+        seq=row.seq,
+        id=row.id,
+        occurred_at=row.occurred_at,
+        actor=row.actor,
+        kind=row.kind,
+        subject_type=row.subject_type,
+        subject_id=row.subject_id,
+        payload=dict(row.payload),
+        prev_hash=row.prev_hash,
+    )
+    if recomputed != row.hash:
+        return "its content does not match its hash (the row was changed after it was written)"
+    return None

@@ -1,0 +1,132 @@
+"""Runs, their metric time series and artifacts, inside a caller's transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from steward.domain.entities import MetricPoint, Run
+from steward.domain.search import Condition
+from steward.errors import InvalidInput, NotFound
+from steward.store.sql._convert import run_entity
+from steward.store.sql._filters import compare
+from steward.store.sql.tables import RunArtifactRow, RunLatestMetricRow, RunMetricRow, RunRow
+
+
+def get_run_row(session: Session, run_id: str, *, lock: bool = False) -> RunRow:
+    row = session.get(RunRow, run_id, with_for_update=lock)
+    if row is None:
+        raise NotFound(
+            f"No run with id {run_id!r}. List runs with `steward runs`.",
+            details={"field": "run_id", "run_id": run_id},
+        )
+    return row
+
+
+def run_entities(session: Session, rows: Sequence[RunRow]) -> list[Run]:
+    ids = [r.id for r in rows]
+    if not ids:
+        return []
+    metrics: dict[str, dict[str, float]] = defaultdict(dict)
+    for m in session.scalars(select(RunLatestMetricRow).where(RunLatestMetricRow.run_id.in_(ids))):
+        metrics[m.run_id][m.key] = m.value
+    artifacts: dict[str, list[RunArtifactRow]] = defaultdict(list)
+    for a in session.scalars(select(RunArtifactRow).where(RunArtifactRow.run_id.in_(ids))):
+        artifacts[a.run_id].append(a)
+    return [run_entity(r, metrics[r.id], sorted(artifacts[r.id], key=lambda a: a.path)) for r in rows]
+
+
+def list_runs(
+    session: Session,
+    conditions: list[Condition],
+    *,
+    project: str | None,
+    limit: int,
+    offset: int,
+) -> list[Run]:
+    query = select(RunRow)
+    if project is not None:
+        query = query.where(RunRow.project == project)
+    for cond in conditions:
+        if cond.scope != "metrics":
+            raise InvalidInput(
+                "Runs are searched by metrics.X conditions; filter by project with --project.",
+                field="filter",
+            )
+        query = query.where(
+            select(RunLatestMetricRow.run_id)
+            .where(
+                RunLatestMetricRow.run_id == RunRow.id,
+                RunLatestMetricRow.key == cond.key,
+                compare(RunLatestMetricRow.value, cond.op, cond.value),
+            )
+            .exists()
+        )
+    query = query.order_by(RunRow.started_at.desc(), RunRow.id).limit(limit).offset(offset)
+    return run_entities(session, list(session.scalars(query)))
+
+
+def insert_points(session: Session, run_id: str, points: Sequence[MetricPoint]) -> None:
+    """Append every point, then move each key's latest value if the batch is newer."""
+    if not points:
+        return
+    session.execute(
+        insert(RunMetricRow),
+        [
+            {"run_id": run_id, "key": p.key, "value": p.value, "step": p.step,
+             "timestamp": p.timestamp}
+            for p in points
+        ],
+    )  # fmt: skip
+    latest: dict[str, MetricPoint] = {}
+    for p in points:
+        seen = latest.get(p.key)
+        if seen is None or (p.step, p.timestamp) >= (seen.step, seen.timestamp):
+            latest[p.key] = p
+    _upsert_latest(session, run_id, list(latest.values()))
+
+
+def _upsert_latest(session: Session, run_id: str, points: list[MetricPoint]) -> None:
+    dialect = session.get_bind().dialect.name
+    table = RunLatestMetricRow.__table__
+    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_id", "key"],
+        set_={"value": stmt.excluded.value, "step": stmt.excluded.step,
+              "timestamp": stmt.excluded.timestamp},
+        where=stmt.excluded.step >= table.c.step,
+    )  # fmt: skip
+    session.execute(
+        stmt,
+        [
+            {"run_id": run_id, "key": p.key, "value": p.value, "step": p.step,
+             "timestamp": p.timestamp}
+            for p in points
+        ],
+    )  # fmt: skip
+
+
+def metric_history(session: Session, run_id: str, key: str) -> list[MetricPoint]:
+    query = (
+        select(RunMetricRow)
+        .where(RunMetricRow.run_id == run_id, RunMetricRow.key == key)
+        .order_by(RunMetricRow.step, RunMetricRow.timestamp, RunMetricRow.id)
+    )
+    return [
+        MetricPoint(key=r.key, value=r.value, step=r.step, timestamp=r.timestamp)
+        for r in session.scalars(query)
+    ]
+
+
+def upsert_run_artifact(session: Session, run_id: str, path: str, digest: str, size: int) -> None:
+    row = session.get(RunArtifactRow, (run_id, path))
+    if row is None:
+        session.add(RunArtifactRow(run_id=run_id, path=path, digest=digest, size=size))
+    else:
+        row.digest, row.size = digest, size
+    session.flush()

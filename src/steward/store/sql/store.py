@@ -1,0 +1,312 @@
+"""SqlMetadataStore: transactions over the metadata tables, each write chained into the ledger.
+
+A service opens ``store.write(actor)``, makes its changes through the session's methods and
+``record()``s what happened; on exit the events are chained and committed with the changes, or
+nothing is. ``store.read()`` gives the same queries without a write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from steward.domain.entities import (
+    Alias,
+    Event,
+    MetricPoint,
+    Model,
+    ModelVersion,
+    Run,
+    Token,
+    VerifyReport,
+)
+from steward.domain.search import Condition
+from steward.errors import NotFound, StewardError, Unavailable
+from steward.settings import Settings
+from steward.store.sql import _ledger, _registry, _tracking
+from steward.store.sql._convert import token_entity
+from steward.store.sql._ledger import EventFilter, PendingEvent
+from steward.store.sql.engine import build_engine
+from steward.store.sql.tables import ModelRow, ModelVersionRow, RunRow, TokenRow
+
+
+class SqlReadSession:
+    """Queries; every method returns domain entities, never rows."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # models ------------------------------------------------------------------------------
+    def find_model(self, name: str) -> Model | None:
+        row = _registry.find_model_row(self.session, name)
+        return None if row is None else _registry.model_entities(self.session, [row])[0]
+
+    def get_model(self, name: str) -> Model:
+        return _registry.model_entities(self.session, [_registry.get_model_row(self.session, name)])[0]
+
+    def list_models(self, conditions: list[Condition], *, limit: int, offset: int) -> list[Model]:
+        return _registry.list_models(self.session, conditions, limit=limit, offset=offset)
+
+    # versions ----------------------------------------------------------------------------
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        model = _registry.get_model_row(self.session, name)
+        row = _registry.find_version_row(self.session, model.id, version)
+        if row is None:
+            raise NotFound(
+                f"Model {name!r} has no version {version}; it has versions 1 to "
+                f"{model.latest_version}." if model.latest_version else
+                f"Model {name!r} has no versions yet.",
+                details={"field": "version", "name": name, "version": version},
+            )  # fmt: skip
+        return _registry.version_entities(self.session, [row])[0]
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        model = _registry.get_model_row(self.session, name)
+        row = _registry.find_alias_row(self.session, model.id, alias)
+        if row is None:
+            raise NotFound(
+                f"Model {name!r} has no alias {alias!r}. Set it with "
+                f"`steward alias set {name} {alias} VERSION`.",
+                details={"field": "alias", "name": name, "alias": alias},
+            )
+        version = self.session.get(ModelVersionRow, row.version_id)
+        return _registry.version_entities(self.session, [version] if version else [])[0]
+
+    def get_latest_version(self, name: str) -> ModelVersion:
+        model = _registry.get_model_row(self.session, name)
+        if not model.latest_version:
+            raise NotFound(f"Model {name!r} has no versions yet.", details={"field": "name"})
+        return self.get_version(name, model.latest_version)
+
+    def list_versions(
+        self, conditions: list[Condition], *, model: str | None, limit: int, offset: int
+    ) -> list[ModelVersion]:
+        model_id = None if model is None else _registry.get_model_row(self.session, model).id
+        return _registry.list_versions(
+            self.session, conditions, model_id=model_id, limit=limit, offset=offset
+        )
+
+    def get_alias(self, name: str, alias: str) -> Alias | None:
+        return _registry.alias_of(self.session, _registry.get_model_row(self.session, name), alias)
+
+    # runs ----------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> Run:
+        return _tracking.run_entities(self.session, [_tracking.get_run_row(self.session, run_id)])[0]
+
+    def list_runs(
+        self, conditions: list[Condition], *, project: str | None, limit: int, offset: int
+    ) -> list[Run]:
+        return _tracking.list_runs(
+            self.session, conditions, project=project, limit=limit, offset=offset
+        )
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        _tracking.get_run_row(self.session, run_id)
+        return _tracking.metric_history(self.session, run_id, key)
+
+    # ledger and tokens -------------------------------------------------------------------
+    def list_events(
+        self, flt: EventFilter, *, limit: int, offset: int, newest_first: bool = False
+    ) -> list[Event]:
+        return _ledger.list_events(
+            self.session, flt, limit=limit, offset=offset, newest_first=newest_first
+        )
+
+    def verify_ledger(self) -> VerifyReport:
+        return _ledger.verify_chain(self.session)
+
+    def find_token_by_hash(self, secret_hash: str) -> Token | None:
+        row = self.session.scalars(
+            select(TokenRow).where(TokenRow.secret_hash == secret_hash)
+        ).first()
+        return None if row is None else token_entity(row)
+
+    def list_tokens(self) -> list[Token]:
+        rows = self.session.scalars(select(TokenRow).order_by(TokenRow.created_at))
+        return [token_entity(r) for r in rows]
+
+
+class SqlWriteSession(SqlReadSession):
+    """Writes; each state change is ``record()``ed and chained into the ledger at commit."""
+
+    def __init__(self, session: Session, actor: str) -> None:
+        super().__init__(session)
+        self.actor = actor
+        self.pending: list[PendingEvent] = []
+        self.events: list[Event] = []
+
+    def record(
+        self, kind: str, subject_type: str, subject_id: str, payload: dict[str, Any] | None = None
+    ) -> None:
+        self.pending.append(PendingEvent(kind, subject_type, subject_id, payload or {}))
+
+    def create_model(self, values: dict[str, Any], tags: dict[str, str]) -> Model:
+        row = _registry.insert_model(self.session, values, tags)
+        return _registry.model_entities(self.session, [row])[0]
+
+    def update_model(
+        self, name: str, values: dict[str, Any], tags: dict[str, str] | None
+    ) -> Model:
+        row = _registry.get_model_row(self.session, name)
+        for key, value in values.items():
+            setattr(row, key, value)
+        if tags is not None:
+            _registry.replace_model_tags(self.session, row.id, tags)
+        self.session.flush()
+        return _registry.model_entities(self.session, [row])[0]
+
+    def create_version(
+        self, name: str, values: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]
+    ) -> ModelVersion:
+        model = _registry.get_model_row(self.session, name)
+        number = _registry.next_version_number(self.session, model.id)
+        row = _registry.insert_version(
+            self.session, {**values, "model_id": model.id, "version": number}, metrics, tags
+        )
+        return _registry.version_entities(self.session, [row])[0]
+
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        values: dict[str, Any],
+        *,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ModelVersion:
+        model = _registry.get_model_row(self.session, name)
+        row = _registry.find_version_row(self.session, model.id, version)
+        if row is None:
+            self.get_version(name, version)  # raises the NotFound with its message
+            raise AssertionError("unreachable")
+        for key, value in values.items():
+            setattr(row, key, value)
+        if metrics:
+            _registry.upsert_version_metrics(self.session, row.id, metrics)
+        if tags is not None:
+            _registry.replace_version_tags(self.session, row.id, tags)
+        self.session.flush()
+        return _registry.version_entities(self.session, [row])[0]
+
+    def set_alias(
+        self, name: str, alias: str, version: int, at: datetime
+    ) -> tuple[Alias, int | None]:
+        """Move ``alias`` to ``version``; return it and the version it pointed at before."""
+        target = self.get_version(name, version)
+        previous_id = _registry.upsert_alias(
+            self.session, target.model_id, alias, target.id,
+            {"updated_at": at, "updated_by": self.actor},
+        )  # fmt: skip
+        alias_row = _registry.alias_of(self.session, _registry.get_model_row(self.session, name), alias)
+        return alias_row, self._version_number(previous_id)  # type: ignore[return-value]
+
+    def delete_alias(self, name: str, alias: str) -> int | None:
+        model = _registry.get_model_row(self.session, name)
+        return self._version_number(_registry.delete_alias(self.session, model.id, alias))
+
+    def _version_number(self, version_id: str | None) -> int | None:
+        if version_id is None:
+            return None
+        return self.session.scalar(
+            select(ModelVersionRow.version).where(ModelVersionRow.id == version_id)
+        )
+
+    def create_run(self, values: dict[str, Any]) -> Run:
+        row = RunRow(**values)
+        self.session.add(row)
+        self.session.flush()
+        return _tracking.run_entities(self.session, [row])[0]
+
+    def update_run(self, run_id: str, values: dict[str, Any]) -> Run:
+        row = _tracking.get_run_row(self.session, run_id, lock=True)
+        for key, value in values.items():
+            setattr(row, key, value)
+        self.session.flush()
+        return _tracking.run_entities(self.session, [row])[0]
+
+    def log_points(self, run_id: str, points: Sequence[MetricPoint]) -> None:
+        _tracking.get_run_row(self.session, run_id)
+        _tracking.insert_points(self.session, run_id, points)
+
+    def add_run_artifact(self, run_id: str, path: str, digest: str, size: int) -> None:
+        _tracking.upsert_run_artifact(self.session, run_id, path, digest, size)
+
+    def create_token(self, values: dict[str, Any]) -> Token:
+        row = TokenRow(**values)
+        self.session.add(row)
+        self.session.flush()
+        return token_entity(row)
+
+    def revoke_token(self, token_id: str) -> Token:
+        result = self.session.execute(
+            update(TokenRow).where(TokenRow.id == token_id).values(revoked=True)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"No token with id {token_id!r}.", details={"field": "token_id"})
+        row = self.session.get(TokenRow, token_id)
+        return token_entity(row)  # type: ignore[arg-type]
+
+
+class SqlMetadataStore:
+    """Constructed from a URL without touching the database; connects on first use."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = url
+        self.pool_size = pool_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqlMetadataStore:
+        return cls(settings.database_url, pool_size=settings.database.pool_size)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return build_engine(self.url, pool_size=self.pool_size)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[SqlReadSession]:
+        with _translated(), Session(
+            self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
+        ) as session:
+            yield SqlReadSession(session)
+
+    @contextmanager
+    def write(self, actor: str) -> Iterator[SqlWriteSession]:
+        with _translated(), Session(self.engine, expire_on_commit=False) as session:
+            writer = SqlWriteSession(session, actor)
+            with session.begin():
+                yield writer
+                writer.events = _ledger.append_events(session, actor, writer.pending)
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Driver errors that mean "the database is not there" become Unavailable."""
+    try:
+        yield
+    except StewardError:
+        raise
+    except OperationalError as exc:
+        raise Unavailable(
+            f"The metadata database is unavailable: {exc.orig}. Check STEWARD_DATABASE_URL "
+            "and that the database is running.",
+        ) from exc
+    except DBAPIError as exc:
+        raise StewardError(f"The metadata database refused the change: {exc.orig}") from exc
+
+
+__all__ = ["ModelRow", "SqlMetadataStore", "SqlReadSession", "SqlWriteSession"]

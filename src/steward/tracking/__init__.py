@@ -1,0 +1,1 @@
+"""Training runs: params, metric time series, artifacts, and the versions they produced."""
