@@ -1,0 +1,48 @@
+"""create_app(settings): the REST API (OpenAPI at /docs) over the services built from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from steward import __version__
+from steward.api.auth import TokenCache
+from steward.api.errors import install_error_handlers
+from steward.api.routes import artifacts, audit, registry, runs, tokens
+from steward.settings import Settings
+from steward.wiring import Services
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    built = services or Services.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if services is None:
+            built.close()
+
+    app = FastAPI(
+        title="Steward",
+        version=__version__,
+        description="The control plane for production machine learning.",
+        lifespan=lifespan,
+    )
+    app.state.services = built
+    app.state.token_cache = TokenCache(built.tokens)
+    install_error_handlers(app)
+    for module in (registry, artifacts, runs, audit, tokens):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,77 @@
+"""Who is calling: a bearer token checked against the store, cached briefly per process.
+
+The cache keeps the check off the database on the hot path; a revoked token stops working
+within ``_TTL_SECONDS`` on every replica.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+
+from steward.auth.service import TokenService, require_role
+from steward.domain.enums import Role
+from steward.errors import Unauthenticated
+
+_TTL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+
+class TokenCache:
+    def __init__(self, tokens: TokenService) -> None:
+        self.tokens = tokens
+        self._seen: dict[str, tuple[float, Principal]] = {}
+
+    def principal(self, secret: str | None) -> Principal:
+        now = time.monotonic()
+        if secret is not None:
+            hit = self._seen.get(secret)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        token = self.tokens.authenticate(secret)
+        principal = Principal(name=f"token:{token.name}", role=token.role)
+        if secret is not None and (token.expires_at is None):
+            self._seen[secret] = (now + _TTL_SECONDS, principal)
+        return principal
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthenticated("The Authorization header must be 'Bearer <token>'.")
+    return value.strip()
+
+
+def requires(role: Role, action: str) -> Callable[[Request], Principal]:
+    """A dependency that authenticates the caller and checks ``role``."""
+
+    def dependency(request: Request) -> Principal:
+        cache: TokenCache = request.app.state.token_cache
+        principal = cache.principal(_bearer(request))
+        require_role(principal.role, role, action)
+        return principal
+
+    return dependency
+
+
+def viewer(action: str = "Reading") -> object:
+    return Depends(requires(Role.VIEWER, action))
+
+
+def developer(action: str) -> object:
+    return Depends(requires(Role.DEVELOPER, action))
+
+
+def admin(action: str) -> object:
+    return Depends(requires(Role.ADMIN, action))

@@ -1,0 +1,38 @@
+"""API tokens (admin only) and whoami."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel
+
+from steward.api.deps import Admin, ServicesDep, Viewer
+from steward.domain.entities import Token
+from steward.domain.enums import Role
+from steward.schemas.auth import TokenCreate, TokenCreated
+
+router = APIRouter(tags=["tokens"])
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: Role
+
+
+@router.get("/whoami", response_model=WhoAmI)
+def whoami(who: Viewer) -> WhoAmI:
+    return WhoAmI(name=who.name, role=who.role)
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
+def create_token(body: TokenCreate, services: ServicesDep, who: Admin) -> TokenCreated:
+    return services.tokens.create_token(who.name, body)
+
+
+@router.get("/tokens", response_model=list[Token])
+def list_tokens(services: ServicesDep, _: Admin) -> list[Token]:
+    return services.tokens.list_tokens()
+
+
+@router.delete("/tokens/{token_id}", response_model=Token)
+def revoke_token(token_id: str, services: ServicesDep, who: Admin) -> Token:
+    return services.tokens.revoke_token(who.name, token_id)

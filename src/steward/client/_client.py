@@ -1,0 +1,302 @@
+"""Client: the SDK's registry, run and ledger operations, local or remote alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from steward.client._backend import Backend
+from steward.domain.entities import (
+    Alias,
+    ArtifactRef,
+    Event,
+    MetricPoint,
+    Model,
+    ModelVersion,
+    Page,
+    Run,
+    Token,
+    VerifyReport,
+)
+from steward.domain.enums import Flavor, Role, RunStatus
+from steward.domain.signature import Signature
+from steward.schemas import parse
+from steward.schemas.auth import TokenCreate, TokenCreated
+from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
+from steward.settings import Settings, os_user
+
+
+def backend_from_settings(settings: Settings) -> Backend:
+    if settings.url:
+        from steward.client._http import HttpBackend
+
+        token = settings.token.get_secret_value() if settings.token else None
+        return HttpBackend(settings.url, token)
+    from steward.client._local import LocalBackend
+    from steward.wiring import Services
+
+    return LocalBackend(Services.from_settings(settings), settings.actor or os_user())
+
+
+class Client:
+    """``Client()`` talks to ``STEWARD_URL`` when set, else to the embedded store in ``STEWARD_HOME``.
+
+    Pass ``url=`` / ``token=`` / ``home=`` to override the environment, or a ready ``settings``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        home: str | Path | None = None,
+        settings: Settings | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        overrides: dict[str, Any] = {}
+        if url is not None:
+            overrides["url"] = url
+        if token is not None:
+            overrides["token"] = token
+        if home is not None:
+            overrides["home"] = Path(home)
+            overrides.setdefault("url", None)
+        self.settings = settings or Settings(**overrides)
+        self._backend = backend or backend_from_settings(self.settings)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.settings.url is not None
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def whoami(self) -> tuple[str, str]:
+        """The caller's name and role as the store sees them."""
+        return self._backend.whoami()
+
+    # models -------------------------------------------------------------------------------
+    def create_model(
+        self,
+        name: str,
+        *,
+        owner: str | None = None,
+        team: str | None = None,
+        risk_tier: int = 3,
+        use_case: str | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        card: Mapping[str, str] | None = None,
+    ) -> Model:
+        body = parse(ModelCreate, {
+            "name": name, "owner": owner, "team": team, "risk_tier": risk_tier,
+            "use_case": use_case, "description": description, "tags": dict(tags or {}),
+            "card": dict(card or {}),
+        })  # fmt: skip
+        return self._backend.create_model(body)
+
+    def get_model(self, name: str) -> Model:
+        return self._backend.get_model(name)
+
+    def update_model(self, name: str, **changes: Any) -> Model:
+        """Change owner, team, risk_tier, use_case, description, tags or card sections."""
+        return self._backend.update_model(name, parse(ModelUpdate, changes))
+
+    def list_models(
+        self, filter: str | None = None, *, limit: int = 100, page_token: str | None = None
+    ) -> Page[Model]:
+        return self._backend.list_models(filter, limit, page_token)
+
+    def search_models(self, filter: str | None = None) -> list[Model]:
+        """Every model matching ``filter`` (all pages)."""
+        return list(_all_pages(lambda token: self.list_models(filter, limit=1000, page_token=token)))
+
+    # versions -----------------------------------------------------------------------------
+    def upload_artifact(self, data: bytes | str | Path | IO[bytes]) -> ArtifactRef:
+        if isinstance(data, str | Path):
+            with open(data, "rb") as stream:
+                return self._backend.upload_artifact(stream)
+        return self._backend.upload_artifact(data)
+
+    def download_artifact(self, digest: str) -> bytes:
+        return self._backend.download_artifact(digest)
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        flavor: Flavor | str,
+        files: Mapping[str, ArtifactRef],
+        primary_file: str | None = None,
+        signature: Signature | Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        reference_sample: ArtifactRef | None = None,
+        description: str | None = None,
+        trusted: bool = False,
+    ) -> ModelVersion:
+        """Record a version whose files were uploaded with ``upload_artifact``."""
+        body = parse(VersionCreate, {
+            "flavor": flavor, "files": dict(files), "primary_file": primary_file,
+            "signature": signature, "metrics": dict(metrics or {}), "params": dict(params or {}),
+            "tags": dict(tags or {}), "lineage": dict(lineage or {}),
+            "reference_sample": reference_sample, "description": description, "trusted": trusted,
+        })  # fmt: skip
+        return self._backend.create_version(name, body)
+
+    def get_version(self, uri: str) -> ModelVersion:
+        """``models:/NAME/VERSION``, ``models:/NAME/latest`` or ``models:/NAME@ALIAS``."""
+        return self._backend.get_version(uri)
+
+    def update_version(self, name: str, version: int, **changes: Any) -> ModelVersion:
+        """Change the description, replace tags, or add metrics (e.g. from a later evaluation)."""
+        return self._backend.update_version(name, version, parse(VersionUpdate, changes))
+
+    def list_versions(
+        self,
+        filter: str | None = None,
+        *,
+        model: str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> Page[ModelVersion]:
+        return self._backend.list_versions(filter, model, limit, page_token)
+
+    def search_versions(
+        self, filter: str | None = None, *, model: str | None = None
+    ) -> list[ModelVersion]:
+        """Every version matching ``filter`` (all pages), newest first within each model."""
+        return list(
+            _all_pages(
+                lambda token: self.list_versions(filter, model=model, limit=1000, page_token=token)
+            )
+        )
+
+    def set_alias(self, name: str, alias: str, version: int) -> Alias:
+        """Point ``alias`` at ``version``, atomically (any previous target is released)."""
+        return self._backend.set_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._backend.delete_alias(name, alias)
+
+    def model_card(self, uri: str) -> str:
+        """The version's model card in Markdown."""
+        return self._backend.model_card(uri)
+
+    # runs ----------------------------------------------------------------------------------
+    def create_run(
+        self,
+        name: str | None = None,
+        *,
+        project: str = "default",
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Run:
+        body = parse(RunCreate, {
+            "name": name, "project": project, "params": dict(params or {}),
+            "tags": dict(tags or {}),
+        })  # fmt: skip
+        return self._backend.create_run(body)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._backend.get_run(run_id)
+
+    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+        return self._backend.end_run(run_id, parse(RunEnd, {"status": status}))
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: list[Mapping[str, Any]] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> int:
+        """Log many points in one round trip: ``[{"key", "value", "step"?, "timestamp"?}, ...]``."""
+        body = parse(LogBatch, {
+            "metrics": list(metrics or []), "params": dict(params or {}),
+            "tags": dict(tags or {}),
+        })  # fmt: skip
+        return self._backend.log_batch(run_id, body)
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> int:
+        points = [{"key": k, "value": v, "step": step} for k, v in metrics.items()]
+        return self.log_batch(run_id, points)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> int:
+        return self.log_batch(run_id, params=params)
+
+    def list_runs(
+        self,
+        filter: str | None = None,
+        *,
+        project: str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Run]:
+        return self._backend.list_runs(filter, project, limit, page_token)
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        return self._backend.metric_history(run_id, key)
+
+    def log_artifact(self, run_id: str, path: str, data: bytes | str | Path) -> Run:
+        """Store ``data`` (bytes, or a local file) under ``path`` in the run."""
+        content = data if isinstance(data, bytes) else Path(data).read_bytes()
+        return self._backend.log_artifact(run_id, path, content)
+
+    # ledger and tokens ---------------------------------------------------------------------
+    def list_events(
+        self,
+        *,
+        kind: str | None = None,
+        subject_type: str | None = None,
+        subject_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Event]:
+        return self._backend.list_events(
+            kind=kind, subject_type=subject_type, subject_id=subject_id, actor=actor,
+            since=since, until=until, after_seq=after_seq, newest_first=newest_first,
+            limit=limit, page_token=page_token,
+        )  # fmt: skip
+
+    def verify_ledger(self) -> VerifyReport:
+        return self._backend.verify_ledger()
+
+    def create_token(
+        self, name: str, role: Role | str, *, expires_in_days: float | None = None
+    ) -> TokenCreated:
+        body = parse(TokenCreate, {"name": name, "role": role, "expires_in_days": expires_in_days})
+        return self._backend.create_token(body)
+
+    def list_tokens(self) -> list[Token]:
+        return self._backend.list_tokens()
+
+    def revoke_token(self, token_id: str) -> Token:
+        return self._backend.revoke_token(token_id)
+
+
+def _all_pages(fetch: Any) -> Iterator[Any]:
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        yield from page.items
+        token = page.next_page_token
+        if token is None:
+            return

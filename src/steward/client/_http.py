@@ -1,0 +1,212 @@
+"""The remote backend: the REST API over one keep-alive httpx connection pool."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import IO, Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from steward.domain.entities import (
+    Alias,
+    ArtifactRef,
+    Event,
+    MetricPoint,
+    Model,
+    ModelVersion,
+    Page,
+    Run,
+    Token,
+    VerifyReport,
+)
+from steward.errors import InvalidInput, StewardError, Unavailable, error_class_for
+from steward.schemas.auth import TokenCreate, TokenCreated
+from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
+
+E = TypeVar("E", bound=BaseModel)
+_JSON = {"content-type": "application/json"}
+
+
+def error_from_response(response: httpx.Response) -> StewardError:
+    """Rebuild the server's typed error from its envelope (by code, not by HTTP status)."""
+    try:
+        error = response.json()["error"]
+        code, message, details = error["code"], error["message"], error.get("details") or {}
+    except (ValueError, KeyError, TypeError):
+        code, message, details = "internal", f"HTTP {response.status_code}: {response.text[:200]}", {}
+    cls = error_class_for(code)
+    if issubclass(cls, InvalidInput):
+        return cls(message, field=details.get("field"), details=details)
+    return cls(message, details=details)
+
+
+class HttpBackend:
+    def __init__(self, url: str, token: str | None, *, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout)
+        self._actor: str | None = None
+
+    @property
+    def actor(self) -> str:
+        if self._actor is None:
+            self._actor = self.whoami()[0]
+        return self._actor
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"Cannot reach the Steward server at {self.url}: {exc}. Check STEWARD_URL and "
+                "that `steward server` is running."
+            ) from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+    def _json(self, method: str, path: str, body: BaseModel | None = None, **kw: Any) -> Any:
+        if body is not None:
+            kw["content"] = body.model_dump_json(exclude_unset=True)
+            kw["headers"] = _JSON
+        return self._send(method, path, **kw).json()
+
+    def _entity(self, cls: type[E], method: str, path: str, body: BaseModel | None = None, **kw: Any) -> E:
+        return cls.model_validate(self._json(method, path, body, **kw))
+
+    def whoami(self) -> tuple[str, str]:
+        data = self._json("GET", "/whoami")
+        return data["name"], data["role"]
+
+    def create_model(self, body: ModelCreate) -> Model:
+        return self._entity(Model, "POST", "/models", body)
+
+    def get_model(self, name: str) -> Model:
+        return self._entity(Model, "GET", f"/models/{_q(name)}")
+
+    def update_model(self, name: str, body: ModelUpdate) -> Model:
+        return self._entity(Model, "PATCH", f"/models/{_q(name)}", body)
+
+    def list_models(self, filter: str | None, limit: int, page_token: str | None) -> Page[Model]:
+        params = _params(filter=filter, limit=limit, page_token=page_token)
+        return self._entity(Page[Model], "GET", "/models", params=params)
+
+    def create_version(self, name: str, body: VersionCreate) -> ModelVersion:
+        return self._entity(ModelVersion, "POST", f"/models/{_q(name)}/versions", body)
+
+    def get_version(self, uri: str) -> ModelVersion:
+        return self._entity(ModelVersion, "GET", "/resolve", params={"uri": uri})
+
+    def update_version(self, name: str, version: int, body: VersionUpdate) -> ModelVersion:
+        return self._entity(ModelVersion, "PATCH", f"/models/{_q(name)}/versions/{version}", body)
+
+    def list_versions(
+        self, filter: str | None, model: str | None, limit: int, page_token: str | None
+    ) -> Page[ModelVersion]:
+        params = _params(filter=filter, model=model, limit=limit, page_token=page_token)
+        return self._entity(Page[ModelVersion], "GET", "/versions", params=params)
+
+    def set_alias(self, name: str, alias: str, version: int) -> Alias:
+        return self._entity(
+            Alias, "PUT", f"/models/{_q(name)}/aliases/{_q(alias)}",
+            content=f'{{"version": {int(version)}}}', headers=_JSON,
+        )  # fmt: skip
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._send("DELETE", f"/models/{_q(name)}/aliases/{_q(alias)}")
+
+    def model_card(self, uri: str) -> str:
+        return self._send("GET", "/card", params={"uri": uri}).text
+
+    def upload_artifact(self, data: bytes | IO[bytes]) -> ArtifactRef:
+        content = data if isinstance(data, bytes) else _chunks(data)
+        headers = {"content-type": "application/octet-stream"}
+        return self._entity(ArtifactRef, "POST", "/artifacts", content=content, headers=headers)
+
+    def download_artifact(self, digest: str) -> bytes:
+        return self._send("GET", f"/artifacts/{_q(digest)}").content
+
+    def create_run(self, body: RunCreate) -> Run:
+        return self._entity(Run, "POST", "/runs", body)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._entity(Run, "GET", f"/runs/{_q(run_id)}")
+
+    def end_run(self, run_id: str, body: RunEnd) -> Run:
+        return self._entity(Run, "POST", f"/runs/{_q(run_id)}/end", body)
+
+    def log_batch(self, run_id: str, body: LogBatch) -> int:
+        return int(self._json("POST", f"/runs/{_q(run_id)}/batch", body)["points"])
+
+    def list_runs(
+        self, filter: str | None, project: str | None, limit: int, page_token: str | None
+    ) -> Page[Run]:
+        params = _params(filter=filter, project=project, limit=limit, page_token=page_token)
+        return self._entity(Page[Run], "GET", "/runs", params=params)
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        data = self._json("GET", f"/runs/{_q(run_id)}/metrics/{_q(key)}")
+        return _POINTS.validate_python(data)
+
+    def log_artifact(self, run_id: str, path: str, data: bytes) -> Run:
+        return self._entity(
+            Run, "PUT", f"/runs/{_q(run_id)}/artifacts/{quote(path)}", content=data,
+            headers={"content-type": "application/octet-stream"},
+        )  # fmt: skip
+
+    def list_events(
+        self,
+        *,
+        kind: str | None,
+        subject_type: str | None,
+        subject_id: str | None,
+        actor: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        after_seq: int | None,
+        newest_first: bool,
+        limit: int,
+        page_token: str | None,
+    ) -> Page[Event]:
+        params = _params(
+            kind=kind, subject_type=subject_type, subject_id=subject_id, actor=actor,
+            since=since.isoformat() if since else None, until=until.isoformat() if until else None,
+            after_seq=after_seq, newest_first=str(newest_first).lower(), limit=limit,
+            page_token=page_token,
+        )  # fmt: skip
+        return self._entity(Page[Event], "GET", "/events", params=params)
+
+    def verify_ledger(self) -> VerifyReport:
+        return self._entity(VerifyReport, "GET", "/audit/verify")
+
+    def create_token(self, body: TokenCreate) -> TokenCreated:
+        return self._entity(TokenCreated, "POST", "/tokens", body)
+
+    def list_tokens(self) -> list[Token]:
+        return _TOKENS.validate_python(self._json("GET", "/tokens"))
+
+    def revoke_token(self, token_id: str) -> Token:
+        return self._entity(Token, "DELETE", f"/tokens/{_q(token_id)}")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+_POINTS = TypeAdapter(list[MetricPoint])
+_TOKENS = TypeAdapter(list[Token])
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _chunks(stream: IO[bytes]) -> Any:
+    while chunk := stream.read(1024 * 1024):
+        yield chunk
