@@ -30,14 +30,14 @@ def envelope(status: int, code: str, message: str, details: dict[str, object]) -
 
 
 async def _steward_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StewardError)  # noqa: S101 - registered for this type only
+    assert isinstance(exc, StewardError)
     if exc.http_status >= 500:
         log.error("request failed: %s", exc.message, exc_info=exc)
     return envelope(exc.http_status, exc.code, exc.message, exc.details)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     problems = [
         {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
@@ -52,8 +52,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-    code = _HTTP_CODES.get(exc.status_code, "internal" if exc.status_code >= 500 else "invalid_input")
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(
+        exc.status_code, "internal" if exc.status_code >= 500 else "invalid_input"
+    )
     return envelope(exc.status_code, code, str(exc.detail), {})
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from steward.domain.entities import Event, Page, VerifyReport
-from steward.store.sql._ledger import EventFilter
-from steward.store.sql._paging import check_page_size, decode_page_token, encode_page_token
-from steward.store.sql.store import SqlMetadataStore
+from steward.store.base import (
+    EventFilter,
+    MetadataStore,
+    check_page_size,
+    decode_page_token,
+    encode_page_token,
+)
 
 
 class AuditService:
-    def __init__(self, store: SqlMetadataStore) -> None:
+    def __init__(self, store: MetadataStore) -> None:
         self.store = store
 
     def list_events(

@@ -11,12 +11,12 @@ import secrets
 import uuid
 from datetime import timedelta
 
+from steward.domain.clock import utcnow
 from steward.domain.entities import Token
 from steward.domain.enums import Role
 from steward.errors import PermissionDenied, Unauthenticated
 from steward.schemas.auth import TokenCreate, TokenCreated
-from steward.store.sql.store import SqlMetadataStore
-from steward.store.sql.tables import utcnow
+from steward.store.base import MetadataStore
 
 TOKEN_PREFIX = "stw_"
 
@@ -26,13 +26,15 @@ def hash_secret(secret: str) -> str:
 
 
 class TokenService:
-    def __init__(self, store: SqlMetadataStore) -> None:
+    def __init__(self, store: MetadataStore) -> None:
         self.store = store
 
     def create_token(self, actor: str, body: TokenCreate) -> TokenCreated:
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
-        expires = None if body.expires_in_days is None else now + timedelta(days=body.expires_in_days)
+        expires = (
+            None if body.expires_in_days is None else now + timedelta(days=body.expires_in_days)
+        )
         values = {
             "id": str(uuid.uuid4()),
             "name": body.name,
@@ -71,7 +73,9 @@ class TokenService:
         with self.store.read() as rx:
             token = rx.find_token_by_hash(hash_secret(secret))
         if token is None or token.revoked:
-            raise Unauthenticated("The API token is unknown or revoked; create one with `steward tokens create`.")
+            raise Unauthenticated(
+                "The API token is unknown or revoked; create one with `steward tokens create`."
+            )
         if token.expires_at is not None and token.expires_at <= utcnow():
             raise Unauthenticated(
                 f"The API token {token.name!r} expired at {token.expires_at:%Y-%m-%d %H:%M} UTC; "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -42,7 +42,7 @@ def backend_from_settings(settings: Settings) -> Backend:
 
 
 class Client:
-    """``Client()`` talks to ``STEWARD_URL`` when set, else to the embedded store in ``STEWARD_HOME``.
+    """Talks to ``STEWARD_URL`` when set, else to the embedded store in ``STEWARD_HOME``.
 
     Pass ``url=`` / ``token=`` / ``home=`` to override the environment, or a ready ``settings``.
     """
@@ -118,7 +118,9 @@ class Client:
 
     def search_models(self, filter: str | None = None) -> list[Model]:
         """Every model matching ``filter`` (all pages)."""
-        return list(_all_pages(lambda token: self.list_models(filter, limit=1000, page_token=token)))
+        return list(
+            _all_pages(lambda token: self.list_models(filter, limit=1000, page_token=token))
+        )
 
     # versions -----------------------------------------------------------------------------
     def upload_artifact(self, data: bytes | str | Path | IO[bytes]) -> ArtifactRef:
@@ -218,7 +220,7 @@ class Client:
     def log_batch(
         self,
         run_id: str,
-        metrics: list[Mapping[str, Any]] | None = None,
+        metrics: Sequence[Mapping[str, Any]] | None = None,
         *,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,

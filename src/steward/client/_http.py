@@ -36,7 +36,11 @@ def error_from_response(response: httpx.Response) -> StewardError:
         error = response.json()["error"]
         code, message, details = error["code"], error["message"], error.get("details") or {}
     except (ValueError, KeyError, TypeError):
-        code, message, details = "internal", f"HTTP {response.status_code}: {response.text[:200]}", {}
+        code, message, details = (
+            "internal",
+            f"HTTP {response.status_code}: {response.text[:200]}",
+            {},
+        )
     cls = error_class_for(code)
     if issubclass(cls, InvalidInput):
         return cls(message, field=details.get("field"), details=details)
@@ -74,7 +78,9 @@ class HttpBackend:
             kw["headers"] = _JSON
         return self._send(method, path, **kw).json()
 
-    def _entity(self, cls: type[E], method: str, path: str, body: BaseModel | None = None, **kw: Any) -> E:
+    def _entity(
+        self, cls: type[E], method: str, path: str, body: BaseModel | None = None, **kw: Any
+    ) -> E:
         return cls.model_validate(self._json(method, path, body, **kw))
 
     def whoami(self) -> tuple[str, str]:

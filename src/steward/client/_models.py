@@ -10,7 +10,8 @@ from steward.client._client import Client
 from steward.domain.entities import ArtifactRef, ModelVersion
 from steward.domain.enums import Flavor
 from steward.errors import NotFound
-from steward.flavors import LoadedModel, PackagedModel, load_model as load_files, package_model
+from steward.flavors import LoadedModel, PackagedModel, package_model
+from steward.flavors import load_model as load_files
 from steward.lineage import (
     command_line,
     environment,
@@ -57,7 +58,9 @@ def log_model(
     )
     refs = _upload_files(client, packaged)
     reference = (
-        client.upload_artifact(reference_sample(training_data)) if training_data is not None else None
+        client.upload_artifact(reference_sample(training_data))
+        if training_data is not None
+        else None
     )
     _ensure_model(client, name, owner=owner, team=team, risk_tier=risk_tier, use_case=use_case)
     return client.create_version(
@@ -90,10 +93,11 @@ def capture_lineage(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     git = git_state()
+    git_info = {} if git is None else {
+        "commit": git.commit, "dirty": git.dirty, "branch": git.branch, "remote": git.remote_url,
+    }  # fmt: skip
     captured: dict[str, Any] = {
-        "git": {} if git is None else {
-            "commit": git.commit, "dirty": git.dirty, "branch": git.branch, "remote": git.remote,
-        },
+        "git": git_info,
         "training_data": fingerprint(training_data) if training_data is not None else None,
         "evaluation_data": fingerprint(evaluation_data) if evaluation_data is not None else None,
         "environment": environment(),

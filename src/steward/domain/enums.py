@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Flavor(str, Enum):
+class Flavor(StrEnum):
     """How a version's artifact is stored and loaded."""
 
     SKLEARN = "sklearn"  # skops file: loads without unpickling arbitrary code
@@ -13,7 +13,7 @@ class Flavor(str, Enum):
     PYTHON = "python"  # a pickled Python object: loads only when trusted on both sides
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """Roles in increasing order of power; each includes the rights of those before it."""
 
     VIEWER = "viewer"
@@ -32,7 +32,7 @@ class Role(str, Enum):
 _ROLE_ORDER = [Role.VIEWER, Role.DEVELOPER, Role.APPROVER, Role.ADMIN]
 
 
-class VersionStatus(str, Enum):
+class VersionStatus(StrEnum):
     """Lifecycle states of a model version (transitions are owned by the gates capability)."""
 
     REGISTERED = "registered"
@@ -44,7 +44,7 @@ class VersionStatus(str, Enum):
     ARCHIVED = "archived"
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"

@@ -1,4 +1,4 @@
-"""The ledger's hash chain, as pure functions so `audit verify` and the store agree byte for byte."""
+"""The ledger's hash chain, as pure functions so `audit verify` and the store agree exactly."""
 
 from __future__ import annotations
 

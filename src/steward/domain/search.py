@@ -55,7 +55,7 @@ def parse_filter(text: str | None, *, fields: dict[str, type] = VERSION_FIELDS) 
         if match is None:
             raise InvalidInput(
                 f"Cannot read the condition {part.strip()!r} in the filter. Write conditions like "
-                "\"metrics.auc > 0.8\", \"tags.team = 'risk'\" or \"tier <= 2\", joined by AND.",
+                '"metrics.auc > 0.8", "tags.team = \'risk\'" or "tier <= 2", joined by AND.',
                 field="filter",
             )
         conditions.append(_condition(match, fields))
@@ -118,7 +118,9 @@ def _condition(match: re.Match[str], fields: dict[str, type]) -> Condition:
         )
     if fields[name] is int:
         if quoted or not float(value).is_integer():
-            raise InvalidInput(f"The field {key!r} takes a whole number. Got {raw}.", field="filter")
+            raise InvalidInput(
+                f"The field {key!r} takes a whole number. Got {raw}.", field="filter"
+            )
         value = int(float(value))
     elif not quoted:
         value = raw

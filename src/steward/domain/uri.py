@@ -1,4 +1,4 @@
-"""Model URIs in the forms MLflow users already know: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``."""
+"""Model URIs as MLflow users know them: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from steward.errors import InvalidInput
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
 _NAME_RE = re.compile(rf"^{NAME_PATTERN}$")
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
-_URI_RE = re.compile(rf"^models:/(?P<name>{NAME_PATTERN})(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))$")
+_URI_RE = re.compile(
+    rf"^models:/(?P<name>{NAME_PATTERN})(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))$"
+)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,9 @@ def _metrics(version: ModelVersion) -> list[str]:
 def _lineage(version: ModelVersion) -> list[str]:
     lin = version.lineage
     git = lin.git
-    commit = "—" if git.commit is None else f"`{git.commit[:12]}`" + (" (dirty)" if git.dirty else "")
+    commit = (
+        "—" if git.commit is None else f"`{git.commit[:12]}`" + (" (dirty)" if git.dirty else "")
+    )
     python = lin.environment.get("python", "—")
     rows = [
         ("Git commit", commit),

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from typing import IO, Any
 
+from steward.domain.clock import utcnow
 from steward.domain.entities import Alias, ArtifactRef, Model, ModelVersion, Page
 from steward.domain.enums import Flavor
 from steward.domain.search import MODEL_FIELDS, VERSION_FIELDS, parse_filter
@@ -14,15 +15,18 @@ from steward.errors import InvalidInput, NotFound
 from steward.flavors import validate_artifact
 from steward.registry.card import render_card
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
-from steward.store.artifacts.store import FsspecArtifactStore
-from steward.store.sql._paging import check_page_size, decode_page_token, encode_page_token
-from steward.store.sql.store import SqlMetadataStore, SqlReadSession
-from steward.store.sql.tables import utcnow
-
+from steward.store.base import (
+    ArtifactStore,
+    MetadataStore,
+    ReadSession,
+    check_page_size,
+    decode_page_token,
+    encode_page_token,
+)
 
 
 class RegistryService:
-    def __init__(self, store: SqlMetadataStore, artifacts: FsspecArtifactStore) -> None:
+    def __init__(self, store: MetadataStore, artifacts: ArtifactStore) -> None:
         self.store = store
         self.artifacts = artifacts
 
@@ -82,7 +86,7 @@ class RegistryService:
             return self.artifacts.put_bytes(stream)
         if hasattr(stream, "read"):
             return self.artifacts.put_stream(stream)  # type: ignore[arg-type]
-        return self.artifacts.put_chunks(stream)  # type: ignore[arg-type]
+        return self.artifacts.put_chunks(stream)
 
     def read_artifact(self, digest: str) -> bytes:
         return self.artifacts.get_bytes(digest)
@@ -105,7 +109,9 @@ class RegistryService:
             "signature": body.signature.model_dump() if body.signature else None,
             "params": body.params,
             "lineage": body.lineage.model_dump(mode="json"),
-            "reference_sample": body.reference_sample.model_dump() if body.reference_sample else None,
+            "reference_sample": body.reference_sample.model_dump()
+            if body.reference_sample
+            else None,
             "description": body.description,
             "status": "registered",
             "trusted": body.trusted,
@@ -140,9 +146,7 @@ class RegistryService:
     ) -> ModelVersion:
         values = body.model_dump(exclude_unset=True, exclude={"tags", "metrics"})
         with self.store.write(actor) as tx:
-            updated = tx.update_version(
-                name, version, values, metrics=body.metrics, tags=body.tags
-            )
+            updated = tx.update_version(name, version, values, metrics=body.metrics, tags=body.tags)
             tx.record(
                 "version.updated", "model_version", updated.uri,
                 {"changed": sorted(body.model_fields_set),
@@ -190,7 +194,9 @@ class RegistryService:
                     f"Model {name!r} has no alias {alias!r}.",
                     details={"field": "alias", "name": name, "alias": alias},
                 )
-            tx.record("alias.deleted", "model", name, {"alias": alias, "previous_version": previous})
+            tx.record(
+                "alias.deleted", "model", name, {"alias": alias, "previous_version": previous}
+            )
 
     # cards --------------------------------------------------------------------------------
     def model_card(self, uri: str) -> str:
@@ -201,7 +207,7 @@ class RegistryService:
         return render_card(model, version)
 
 
-def resolve(rx: SqlReadSession, ref: ModelRef) -> ModelVersion:
+def resolve(rx: ReadSession, ref: ModelRef) -> ModelVersion:
     if ref.alias is not None:
         return rx.get_version_by_alias(ref.name, ref.alias)
     if ref.version is None:

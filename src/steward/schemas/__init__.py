@@ -26,7 +26,5 @@ def invalid_input_from(exc: ValidationError) -> InvalidInput:
     message = f"The field '{field}' is invalid: {first['msg']}." if field else first["msg"]
     if len(errors) > 1:
         message += f" ({len(errors) - 1} more problem(s) in the request.)"
-    problems = [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in errors
-    ]
+    problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in errors]
     return InvalidInput(message, field=field, details={"problems": problems})

@@ -12,7 +12,9 @@ from steward.domain.enums import Flavor, VersionStatus
 from steward.domain.signature import Signature
 from steward.domain.uri import check_alias, check_model_name
 
-Tags = dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=5000)]]
+Tags = dict[
+    Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=5000)]
+]
 MetricValue = StrictFloat  # strict: ints pass, strings and booleans do not
 
 
@@ -77,7 +79,9 @@ def check_card(value: dict[str, str]) -> dict[str, str]:
 
 class VersionCreate(Request):
     flavor: Flavor
-    files: dict[Annotated[str, Field(min_length=1, max_length=256)], ArtifactRef] = Field(min_length=1)
+    files: dict[Annotated[str, Field(min_length=1, max_length=256)], ArtifactRef] = Field(
+        min_length=1
+    )
     primary_file: str | None = None
     signature: Signature | None = None
     metrics: dict[str, MetricValue] = Field(default_factory=dict)

@@ -6,19 +6,24 @@ import uuid
 from collections.abc import Iterable
 from typing import IO
 
+from steward.domain.artifacts import check_relative_path
+from steward.domain.clock import utcnow
 from steward.domain.entities import MetricPoint, Page, Run
 from steward.domain.enums import RunStatus
 from steward.domain.search import parse_filter
 from steward.errors import Conflict
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
-from steward.store.artifacts.store import FsspecArtifactStore, check_relative_path
-from steward.store.sql._paging import check_page_size, decode_page_token, encode_page_token
-from steward.store.sql.store import SqlMetadataStore
-from steward.store.sql.tables import utcnow
+from steward.store.base import (
+    ArtifactStore,
+    MetadataStore,
+    check_page_size,
+    decode_page_token,
+    encode_page_token,
+)
 
 
 class TrackingService:
-    def __init__(self, store: SqlMetadataStore, artifacts: FsspecArtifactStore) -> None:
+    def __init__(self, store: MetadataStore, artifacts: ArtifactStore) -> None:
         self.store = store
         self.artifacts = artifacts
 
@@ -57,7 +62,8 @@ class TrackingService:
                 run = tx.get_run(run_id)
                 self._check_params_unchanged(run, body.params)
                 tx.update_run(
-                    run_id, {"params": {**run.params, **body.params}, "tags": {**run.tags, **body.tags}}
+                    run_id,
+                    {"params": {**run.params, **body.params}, "tags": {**run.tags, **body.tags}},
                 )
             tx.log_points(run_id, points)
             tx.record(
@@ -90,10 +96,15 @@ class TrackingService:
         elif hasattr(content, "read"):
             ref = self.artifacts.put_stream(content)  # type: ignore[arg-type]
         else:
-            ref = self.artifacts.put_chunks(content)  # type: ignore[arg-type]
+            ref = self.artifacts.put_chunks(content)
         with self.store.write(actor) as tx:
             tx.add_run_artifact(run_id, path, ref.digest, ref.size)
-            tx.record("run.artifact", "run", run_id, {"path": path, "digest": ref.digest, "size": ref.size})
+            tx.record(
+                "run.artifact",
+                "run",
+                run_id,
+                {"path": path, "digest": ref.digest, "size": ref.size},
+            )
             return tx.get_run(run_id)
 
     def get_run(self, run_id: str) -> Run:
@@ -115,7 +126,9 @@ class TrackingService:
                 conditions, project=project, limit=check_page_size(limit) + 1, offset=offset
             )
         more = len(items) > limit
-        return Page(items=items[:limit], next_page_token=encode_page_token(offset + limit) if more else None)
+        return Page(
+            items=items[:limit], next_page_token=encode_page_token(offset + limit) if more else None
+        )
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         with self.store.read() as rx:

@@ -10,9 +10,9 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from steward.api.deps import Developer, ServicesDep, Viewer
+from steward.domain.artifacts import check_digest
 from steward.domain.entities import ArtifactRef
 from steward.errors import PayloadTooLarge
-from steward.store.artifacts.store import check_digest
 
 router = APIRouter(tags=["artifacts"])
 
@@ -34,7 +34,7 @@ async def upload_artifact(request: Request, services: ServicesDep, _: Developer)
                 raise _too_large(limit)
             spool.write(chunk)
         spool.seek(0)
-        return await run_in_threadpool(services.registry.upload_artifact, spool)  # type: ignore[arg-type]
+        return await run_in_threadpool(services.registry.upload_artifact, spool)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

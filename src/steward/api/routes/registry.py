@@ -11,7 +11,13 @@ from steward.api.deps import Developer, ServicesDep, Viewer
 from steward.domain.entities import Alias, Model, ModelVersion, Page
 from steward.domain.uri import ModelRef, check_model_name
 from steward.errors import InvalidInput
-from steward.schemas.registry import AliasSet, ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.schemas.registry import (
+    AliasSet,
+    ModelCreate,
+    ModelUpdate,
+    VersionCreate,
+    VersionUpdate,
+)
 
 router = APIRouter(tags=["registry"])
 

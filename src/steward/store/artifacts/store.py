@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import re
 import uuid
 from collections.abc import Iterable, Iterator
 from functools import cached_property
@@ -16,41 +15,12 @@ from typing import IO, Any
 
 import fsspec
 
+from steward.domain.artifacts import check_digest, check_relative_path
 from steward.domain.entities import ArtifactRef
-from steward.errors import InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from steward.errors import NotFound, PayloadTooLarge, Unavailable
 from steward.settings import Settings
 
 _CHUNK = 1024 * 1024
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-def check_digest(digest: str) -> str:
-    if not _DIGEST_RE.match(digest):
-        raise InvalidInput(
-            f"The artifact digest {digest!r} is not valid: expected 'sha256:' and 64 hex digits.",
-            field="digest",
-        )
-    return digest
-
-
-def check_relative_path(path: str, field: str = "path") -> str:
-    """Refuse names that would escape the artifact root: absolute paths, '..', backslashes."""
-    normalized = posixpath.normpath(path) if path else ""
-    if (
-        not path
-        or path.startswith(("/", "\\"))
-        or "\\" in path
-        or re.match(r"^[A-Za-z]:", path)
-        or normalized.startswith("..")
-        or "/../" in f"/{path}/"
-        or "\x00" in path
-    ):
-        raise InvalidInput(
-            f"The artifact path {path!r} is not allowed: use a relative path inside the run, "
-            "without '..' or a leading '/'.",
-            field=field,
-        )
-    return normalized
 
 
 class FsspecArtifactStore:
@@ -135,3 +105,6 @@ class FsspecArtifactStore:
         fs = self._fs_and_root[0]
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         return self._path(digest) if protocol in ("file", "local") else None
+
+
+__all__ = ["FsspecArtifactStore", "check_digest", "check_relative_path"]

@@ -88,9 +88,7 @@ def alias_entity(model_name: str, alias: str, version: int, row: Any) -> Alias:
     )
 
 
-def run_entity(
-    row: RunRow, metrics: dict[str, float], artifacts: list[RunArtifactRow]
-) -> Run:
+def run_entity(row: RunRow, metrics: dict[str, float], artifacts: list[RunArtifactRow]) -> Run:
     return Run(
         id=row.id,
         name=row.name,

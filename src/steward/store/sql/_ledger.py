@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from steward.domain.clock import utcnow
 from steward.domain.entities import Event, VerifyReport
 from steward.domain.ledger import GENESIS_HASH, event_hash
+from steward.store.base import EventFilter
 from steward.store.sql._convert import event_entity
-from steward.store.sql.tables import EventRow, utcnow
+from steward.store.sql.tables import EventRow
 
 # Any fixed 64-bit number; PostgreSQL advisory locks are keyed by it.
 _LEDGER_LOCK_KEY = 0x5354455741524431
@@ -26,17 +27,6 @@ class PendingEvent:
     subject_type: str
     subject_id: str
     payload: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    kind: str | None = None
-    subject_type: str | None = None
-    subject_id: str | None = None
-    actor: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    after_seq: int | None = None
 
 
 def append_events(session: Session, actor: str, pending: list[PendingEvent]) -> list[Event]:

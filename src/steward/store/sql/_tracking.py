@@ -38,7 +38,9 @@ def run_entities(session: Session, rows: Sequence[RunRow]) -> list[Run]:
     artifacts: dict[str, list[RunArtifactRow]] = defaultdict(list)
     for a in session.scalars(select(RunArtifactRow).where(RunArtifactRow.run_id.in_(ids))):
         artifacts[a.run_id].append(a)
-    return [run_entity(r, metrics[r.id], sorted(artifacts[r.id], key=lambda a: a.path)) for r in rows]
+    return [
+        run_entity(r, metrics[r.id], sorted(artifacts[r.id], key=lambda a: a.path)) for r in rows
+    ]
 
 
 def list_runs(
@@ -93,7 +95,7 @@ def insert_points(session: Session, run_id: str, points: Sequence[MetricPoint]) 
 
 def _upsert_latest(session: Session, run_id: str, points: list[MetricPoint]) -> None:
     dialect = session.get_bind().dialect.name
-    table = RunLatestMetricRow.__table__
+    table: Any = RunLatestMetricRow.__table__
     stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["run_id", "key"],

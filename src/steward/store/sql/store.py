@@ -30,9 +30,10 @@ from steward.domain.entities import (
 from steward.domain.search import Condition
 from steward.errors import NotFound, StewardError, Unavailable
 from steward.settings import Settings
+from steward.store.base import EventFilter
 from steward.store.sql import _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity
-from steward.store.sql._ledger import EventFilter, PendingEvent
+from steward.store.sql._ledger import PendingEvent
 from steward.store.sql.engine import build_engine
 from steward.store.sql.tables import ModelRow, ModelVersionRow, RunRow, TokenRow
 
@@ -49,7 +50,9 @@ class SqlReadSession:
         return None if row is None else _registry.model_entities(self.session, [row])[0]
 
     def get_model(self, name: str) -> Model:
-        return _registry.model_entities(self.session, [_registry.get_model_row(self.session, name)])[0]
+        return _registry.model_entities(
+            self.session, [_registry.get_model_row(self.session, name)]
+        )[0]
 
     def list_models(self, conditions: list[Condition], *, limit: int, offset: int) -> list[Model]:
         return _registry.list_models(self.session, conditions, limit=limit, offset=offset)
@@ -98,7 +101,9 @@ class SqlReadSession:
 
     # runs ----------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
-        return _tracking.run_entities(self.session, [_tracking.get_run_row(self.session, run_id)])[0]
+        return _tracking.run_entities(self.session, [_tracking.get_run_row(self.session, run_id)])[
+            0
+        ]
 
     def list_runs(
         self, conditions: list[Condition], *, project: str | None, limit: int, offset: int
@@ -151,9 +156,7 @@ class SqlWriteSession(SqlReadSession):
         row = _registry.insert_model(self.session, values, tags)
         return _registry.model_entities(self.session, [row])[0]
 
-    def update_model(
-        self, name: str, values: dict[str, Any], tags: dict[str, str] | None
-    ) -> Model:
+    def update_model(self, name: str, values: dict[str, Any], tags: dict[str, str] | None) -> Model:
         row = _registry.get_model_row(self.session, name)
         for key, value in values.items():
             setattr(row, key, value)
@@ -204,7 +207,9 @@ class SqlWriteSession(SqlReadSession):
             self.session, target.model_id, alias, target.id,
             {"updated_at": at, "updated_by": self.actor},
         )  # fmt: skip
-        alias_row = _registry.alias_of(self.session, _registry.get_model_row(self.session, name), alias)
+        alias_row = _registry.alias_of(
+            self.session, _registry.get_model_row(self.session, name), alias
+        )
         return alias_row, self._version_number(previous_id)  # type: ignore[return-value]
 
     def delete_alias(self, name: str, alias: str) -> int | None:
@@ -275,9 +280,12 @@ class SqlMetadataStore:
 
     @contextmanager
     def read(self) -> Iterator[SqlReadSession]:
-        with _translated(), Session(
-            self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
-        ) as session:
+        with (
+            _translated(),
+            Session(
+                self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
+            ) as session,
+        ):
             yield SqlReadSession(session)
 
     @contextmanager

@@ -195,7 +195,9 @@ class EventRow(Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_subject", "subject_type", "subject_id"),)
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     id: Mapped[str] = mapped_column(String(36), unique=True)
     occurred_at: Mapped[datetime] = mapped_column(index=True)
     actor: Mapped[str] = mapped_column(String(256), index=True)
@@ -218,7 +220,3 @@ class TokenRow(Base):
     created_by: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime | None]
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -1,0 +1,147 @@
+"""What the capabilities may rely on: protocols of the metadata and artifact stores.
+
+Services import this module only; concrete backends (``store.sql``, ``store.artifacts``) are
+chosen from settings in ``steward.wiring`` and passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any, Protocol
+
+from steward.domain.entities import (
+    Alias,
+    ArtifactRef,
+    Event,
+    MetricPoint,
+    Model,
+    ModelVersion,
+    Run,
+    Token,
+    VerifyReport,
+)
+from steward.domain.search import Condition
+from steward.errors import InvalidInput
+
+MAX_PAGE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    kind: str | None = None
+    subject_type: str | None = None
+    subject_id: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_seq: int | None = None
+
+
+class ReadSession(Protocol):
+    def find_model(self, name: str) -> Model | None: ...
+    def get_model(self, name: str) -> Model: ...
+    def list_models(
+        self, conditions: list[Condition], *, limit: int, offset: int
+    ) -> list[Model]: ...
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion: ...
+    def get_latest_version(self, name: str) -> ModelVersion: ...
+    def list_versions(
+        self, conditions: list[Condition], *, model: str | None, limit: int, offset: int
+    ) -> list[ModelVersion]: ...
+    def get_alias(self, name: str, alias: str) -> Alias | None: ...
+    def get_run(self, run_id: str) -> Run: ...
+    def list_runs(
+        self, conditions: list[Condition], *, project: str | None, limit: int, offset: int
+    ) -> list[Run]: ...
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]: ...
+    def list_events(
+        self, flt: EventFilter, *, limit: int, offset: int, newest_first: bool = False
+    ) -> list[Event]: ...
+    def verify_ledger(self) -> VerifyReport: ...
+    def find_token_by_hash(self, secret_hash: str) -> Token | None: ...
+    def list_tokens(self) -> list[Token]: ...
+
+
+class WriteSession(ReadSession, Protocol):
+    """Changes made through a write session commit with their ledger events, or not at all."""
+
+    def record(
+        self, kind: str, subject_type: str, subject_id: str, payload: dict[str, Any] | None = None
+    ) -> None: ...
+    def create_model(self, values: dict[str, Any], tags: dict[str, str]) -> Model: ...
+    def update_model(
+        self, name: str, values: dict[str, Any], tags: dict[str, str] | None
+    ) -> Model: ...
+    def create_version(
+        self, name: str, values: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]
+    ) -> ModelVersion: ...
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        values: dict[str, Any],
+        *,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ModelVersion: ...
+    def set_alias(
+        self, name: str, alias: str, version: int, at: datetime
+    ) -> tuple[Alias, int | None]: ...
+    def delete_alias(self, name: str, alias: str) -> int | None: ...
+    def create_run(self, values: dict[str, Any]) -> Run: ...
+    def update_run(self, run_id: str, values: dict[str, Any]) -> Run: ...
+    def log_points(self, run_id: str, points: Sequence[MetricPoint]) -> None: ...
+    def add_run_artifact(self, run_id: str, path: str, digest: str, size: int) -> None: ...
+    def create_token(self, values: dict[str, Any]) -> Token: ...
+    def revoke_token(self, token_id: str) -> Token: ...
+
+
+class MetadataStore(Protocol):
+    def read(self) -> AbstractContextManager[ReadSession]: ...
+    def write(self, actor: str) -> AbstractContextManager[WriteSession]: ...
+    def dispose(self) -> None: ...
+
+
+class ArtifactStore(Protocol):
+    max_bytes: int
+
+    def put_bytes(self, data: bytes) -> ArtifactRef: ...
+    def put_stream(self, stream: IO[bytes]) -> ArtifactRef: ...
+    def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef: ...
+    def exists(self, digest: str) -> bool: ...
+    def get_bytes(self, digest: str) -> bytes: ...
+    def open(self, digest: str) -> IO[bytes]: ...
+
+
+# Page tokens: an offset, base64-encoded so callers pass them back rather than build them.
+def decode_page_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset = int(base64.urlsafe_b64decode(token.encode()).decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        offset = -1
+    if offset < 0:
+        raise InvalidInput(
+            "The page_token is not one this server issued; pass next_page_token back unchanged.",
+            field="page_token",
+        )
+    return offset
+
+
+def encode_page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+def check_page_size(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(
+            f"The page size must be between 1 and {MAX_PAGE_SIZE}. Got {limit}.", field="limit"
+        )
+    return limit
