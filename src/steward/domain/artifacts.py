@@ -7,11 +7,11 @@ import re
 
 from steward.errors import InvalidInput
 
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def check_digest(digest: str) -> str:
-    if not _DIGEST_RE.match(digest):
+    if not _DIGEST_RE.fullmatch(digest):
         raise InvalidInput(
             f"The artifact digest {digest!r} is not valid: expected 'sha256:' and 64 hex digits.",
             field="digest",

@@ -37,12 +37,7 @@ def append_events(session: Session, actor: str, pending: list[PendingEvent]) -> 
     """
     if not pending:
         return []
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LEDGER_LOCK_KEY})
-    tip = session.execute(
-        select(EventRow.seq, EventRow.hash).order_by(EventRow.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (tip[0], tip[1]) if tip else (0, GENESIS_HASH)
+    seq, prev_hash = _locked_tip(session)
     occurred_at = utcnow()
     rows: list[dict[str, Any]] = []
     for item in pending:
@@ -62,6 +57,21 @@ def append_events(session: Session, actor: str, pending: list[PendingEvent]) -> 
         rows.append(values)
     session.execute(insert(EventRow), rows)
     return [Event(**row) for row in rows]
+
+
+def _locked_tip(session: Session) -> tuple[int, str]:
+    if session.get_bind().dialect.name == "postgresql":
+        # Two statements, not one: under READ COMMITTED a statement reads the snapshot taken
+        # when it starts, so a tip read in the statement that waited for the lock would miss
+        # the events of the writer that held it, and chain onto a stale tip.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LEDGER_LOCK_KEY})
+    # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
+    row = session.execute(
+        select(EventRow.seq, EventRow.hash).order_by(EventRow.seq.desc()).limit(1)
+    ).first()
+    if row is None or row[0] is None:
+        return 0, GENESIS_HASH
+    return int(row[0]), str(row[1])
 
 
 def _filtered(flt: EventFilter) -> Any:

@@ -13,9 +13,16 @@ from sqlalchemy.orm import Session
 from steward.domain.entities import MetricPoint, Run
 from steward.domain.search import Condition
 from steward.errors import InvalidInput, NotFound
+from steward.store.base import PointRow
 from steward.store.sql._convert import run_entity
 from steward.store.sql._filters import compare
-from steward.store.sql.tables import RunArtifactRow, RunLatestMetricRow, RunMetricRow, RunRow
+from steward.store.sql._segments import pack, unpack
+from steward.store.sql.tables import (
+    RunArtifactRow,
+    RunLatestMetricRow,
+    RunMetricSegmentRow,
+    RunRow,
+)
 
 
 def get_run_row(session: Session, run_id: str, *, lock: bool = False) -> RunRow:
@@ -73,27 +80,27 @@ def list_runs(
     return run_entities(session, list(session.scalars(query)))
 
 
-def insert_points(session: Session, run_id: str, points: Sequence[MetricPoint]) -> None:
-    """Append every point, then move each key's latest value if the batch is newer."""
+def insert_points(session: Session, run_id: str, points: Sequence[PointRow]) -> None:
+    """Append the batch as one packed segment per key, then move each key's latest value."""
     if not points:
         return
     session.execute(
-        insert(RunMetricRow),
+        insert(RunMetricSegmentRow),
         [
-            {"run_id": run_id, "key": p.key, "value": p.value, "step": p.step,
-             "timestamp": p.timestamp}
-            for p in points
+            {"run_id": run_id, "key": seg.key, "count": seg.count, "steps": seg.steps,
+             "values": seg.values, "timestamps": seg.timestamps}
+            for seg in pack(points)
         ],
     )  # fmt: skip
-    latest: dict[str, MetricPoint] = {}
+    latest: dict[str, PointRow] = {}
     for p in points:
-        seen = latest.get(p.key)
-        if seen is None or (p.step, p.timestamp) >= (seen.step, seen.timestamp):
-            latest[p.key] = p
+        seen = latest.get(p[0])
+        if seen is None or (p[2], p[3]) >= (seen[2], seen[3]):
+            latest[p[0]] = p
     _upsert_latest(session, run_id, list(latest.values()))
 
 
-def _upsert_latest(session: Session, run_id: str, points: list[MetricPoint]) -> None:
+def _upsert_latest(session: Session, run_id: str, points: list[PointRow]) -> None:
     dialect = session.get_bind().dialect.name
     table: Any = RunLatestMetricRow.__table__
     stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
@@ -106,23 +113,23 @@ def _upsert_latest(session: Session, run_id: str, points: list[MetricPoint]) -> 
     session.execute(
         stmt,
         [
-            {"run_id": run_id, "key": p.key, "value": p.value, "step": p.step,
-             "timestamp": p.timestamp}
-            for p in points
+            {"run_id": run_id, "key": key, "value": value, "step": step, "timestamp": moment}
+            for key, value, step, moment in points
         ],
     )  # fmt: skip
 
 
 def metric_history(session: Session, run_id: str, key: str) -> list[MetricPoint]:
     query = (
-        select(RunMetricRow)
-        .where(RunMetricRow.run_id == run_id, RunMetricRow.key == key)
-        .order_by(RunMetricRow.step, RunMetricRow.timestamp, RunMetricRow.id)
+        select(
+            RunMetricSegmentRow.steps, RunMetricSegmentRow.values, RunMetricSegmentRow.timestamps
+        )
+        .where(RunMetricSegmentRow.run_id == run_id, RunMetricSegmentRow.key == key)
+        .order_by(RunMetricSegmentRow.id)
     )
-    return [
-        MetricPoint(key=r.key, value=r.value, step=r.step, timestamp=r.timestamp)
-        for r in session.scalars(query)
-    ]
+    return unpack(
+        key, [(steps, values, stamps) for steps, values, stamps in session.execute(query)]
+    )
 
 
 def upsert_run_artifact(session: Session, run_id: str, path: str, digest: str, size: int) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -151,20 +152,26 @@ class RunRow(Base):
     created_by: Mapped[str] = mapped_column(String(256))
 
 
-class RunMetricRow(Base):
-    """Every logged point; many per key (a time series by step)."""
+class RunMetricSegmentRow(Base):
+    """The points of one key from one logged batch, packed as little-endian arrays.
 
-    __tablename__ = "run_metrics"
-    __table_args__ = (Index("ix_run_metrics_run_key_step", "run_id", "key", "step"),)
+    One row per (batch, key) instead of one per point: a batch of 1,000 points is one insert,
+    which is what lets logging keep up with a training loop (a row per point cost 8-14 ms per
+    1,000 on PostgreSQL, measured). History reads unpack and merge the segments.
+    """
+
+    __tablename__ = "run_metric_segments"
+    __table_args__ = (Index("ix_run_metric_segments_run_key", "run_id", "key"),)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(256))
-    value: Mapped[float] = mapped_column(Float)
-    step: Mapped[int] = mapped_column(BigInteger)
-    timestamp: Mapped[datetime]
+    count: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[bytes] = mapped_column(LargeBinary)  # int64
+    values: Mapped[bytes] = mapped_column(LargeBinary)  # float64
+    timestamps: Mapped[bytes] = mapped_column(LargeBinary)  # int64 microseconds since epoch
 
 
 class RunLatestMetricRow(Base):

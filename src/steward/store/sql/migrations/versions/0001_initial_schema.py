@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 07:41:48.313937
+Create Date: 2026-11-27 07:53:24.224691
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_run_latest_metrics_key_value", ["key", "value"], unique=False)
 
     op.create_table(
-        "run_metrics",
+        "run_metric_segments",
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -178,18 +178,20 @@ def upgrade() -> None:
         ),
         sa.Column("run_id", sa.String(length=36), nullable=False),
         sa.Column("key", sa.String(length=256), nullable=False),
-        sa.Column("value", sa.Float(), nullable=False),
-        sa.Column("step", sa.BigInteger(), nullable=False),
-        sa.Column("timestamp", steward.store.sql.tables.UTCDateTime(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("steps", sa.LargeBinary(), nullable=False),
+        sa.Column("values", sa.LargeBinary(), nullable=False),
+        sa.Column("timestamps", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["run_id"], ["runs.id"], name=op.f("fk_run_metrics_run_id_runs"), ondelete="CASCADE"
+            ["run_id"],
+            ["runs.id"],
+            name=op.f("fk_run_metric_segments_run_id_runs"),
+            ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_run_metrics")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_run_metric_segments")),
     )
-    with op.batch_alter_table("run_metrics", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_run_metrics_run_key_step", ["run_id", "key", "step"], unique=False
-        )
+    with op.batch_alter_table("run_metric_segments", schema=None) as batch_op:
+        batch_op.create_index("ix_run_metric_segments_run_key", ["run_id", "key"], unique=False)
 
     op.create_table(
         "aliases",
@@ -249,10 +251,10 @@ def downgrade() -> None:
 
     op.drop_table("version_metrics")
     op.drop_table("aliases")
-    with op.batch_alter_table("run_metrics", schema=None) as batch_op:
-        batch_op.drop_index("ix_run_metrics_run_key_step")
+    with op.batch_alter_table("run_metric_segments", schema=None) as batch_op:
+        batch_op.drop_index("ix_run_metric_segments_run_key")
 
-    op.drop_table("run_metrics")
+    op.drop_table("run_metric_segments")
     with op.batch_alter_table("run_latest_metrics", schema=None) as batch_op:
         batch_op.drop_index("ix_run_latest_metrics_key_value")
 
