@@ -6,8 +6,7 @@ imported on first use, so numpy, SQLAlchemy and the server load only when someth
 
 from __future__ import annotations
 
-
-__version__ = "0.1.0"
+from steward._version import __version__
 
 _LAZY = {
     "Client": "steward.client",

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from steward import __version__
+from steward._version import __version__
 from steward.api.auth import TokenCache
 from steward.api.errors import install_error_handlers
 from steward.api.routes import artifacts, audit, registry, runs, tokens
