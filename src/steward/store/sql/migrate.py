@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -9,6 +11,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from steward.errors import Unavailable
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -27,7 +32,7 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
+    with _reachable(engine), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -41,9 +46,20 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def _run(engine: Engine, action: object) -> None:
     config = alembic_config()
-    with engine.begin() as connection:
+    with _reachable(engine), engine.begin() as connection:
         config.attributes["connection"] = connection
         action(config)  # type: ignore[operator]
+
+
+@contextmanager
+def _reachable(engine: Engine) -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        raise Unavailable(
+            f"Cannot reach the metadata database {engine.url.render_as_string()}: {exc.orig}. "
+            "Check STEWARD_DATABASE_URL and that the database is running."
+        ) from exc
 
 
 def ensure_current(engine: Engine) -> None:

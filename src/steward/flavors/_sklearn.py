@@ -1,0 +1,127 @@
+"""scikit-learn models stored as skops files, loaded without running untrusted code."""
+
+from __future__ import annotations
+
+import zipfile
+from typing import Any
+
+import numpy as np
+import skops.io as sio
+from sklearn.base import BaseEstimator, is_classifier
+
+from steward.domain.signature import Signature
+from steward.errors import InvalidInput, PermissionDenied
+from steward.flavors._inputs import to_frame
+from steward.flavors._signature import infer_signature
+
+# Types from these packages are data and estimators, not code an attacker chooses.
+ALLOWED_MODULES = frozenset({"sklearn", "numpy", "scipy", "builtins", "collections"})
+
+# Callables inside allowed modules that could still reach the file system or run code if an
+# estimator (say a FunctionTransformer) referenced them; refused even though their module passes.
+DENIED_TYPES = frozenset(
+    {
+        "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__",
+        "builtins.open", "builtins.getattr", "builtins.setattr", "builtins.delattr",
+        "builtins.globals", "builtins.locals", "builtins.vars", "builtins.input",
+        "builtins.breakpoint", "builtins.exit", "builtins.quit", "builtins.help",
+        "numpy.load", "numpy.save", "numpy.savez", "numpy.savetxt", "numpy.fromfile",
+        "numpy.memmap", "numpy.loadtxt", "numpy.genfromtxt",
+    }
+)  # fmt: skip
+
+
+def is_estimator(model: object) -> bool:
+    return isinstance(model, BaseEstimator)
+
+
+def dump(model: object) -> bytes:
+    content: bytes = sio.dumps(model)
+    return content
+
+
+def check(content: bytes) -> str | None:
+    """Why ``content`` is not a readable skops file, or None when it is."""
+    try:
+        sio.get_untrusted_types(data=content)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def _is_allowed(type_name: str) -> bool:
+    return type_name.split(".", 1)[0] in ALLOWED_MODULES and type_name not in DENIED_TYPES
+
+
+def accepted_types(content: bytes, name: str) -> list[str]:
+    """The file's non-default types, all of them allowlisted; PermissionDenied otherwise."""
+    untrusted = sio.get_untrusted_types(data=content)
+    refused = sorted(t for t in untrusted if not _is_allowed(t))
+    if refused:
+        allowed = ", ".join(sorted(ALLOWED_MODULES))
+        raise PermissionDenied(
+            f"The skops file '{name}' contains types outside the allowlist ({allowed}): "
+            f"{', '.join(refused)}. Steward does not load them because loading could run "
+            "their code. Rebuild the model from standard scikit-learn components, or "
+            "register it with flavor='python' and trusted=True.",
+            details={"types": refused},
+        )
+    return list(untrusted)
+
+
+def load(content: bytes, name: str) -> Any:
+    trusted = accepted_types(content, name)
+    try:
+        return sio.loads(content, trusted=trusted)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
+        raise InvalidInput(
+            f"The file '{name}' is not a valid skops file: {exc}. Register the model again.",
+            field="artifact",
+        ) from exc
+
+
+def feature_names(model: object) -> list[str] | None:
+    names = getattr(model, "feature_names_in_", None)
+    return [str(n) for n in names] if names is not None else None
+
+
+def n_features(model: object, sample: object | None) -> int | None:
+    count = getattr(model, "n_features_in_", None)
+    if count is not None:
+        return int(count)
+    if sample is not None:
+        return int(to_frame(sample).shape[1])
+    return None
+
+
+class SklearnPredictor:
+    """Feeds an estimator a DataFrame when it was fitted on named columns, else an array."""
+
+    def __init__(self, model: Any, signature: Signature | None) -> None:
+        self._model = model
+        self._names = feature_names(model)
+        self._specs = signature.inputs if signature and signature.inputs else None
+        if self._specs is not None:
+            self._columns: list[str] | None = [c.name for c in self._specs]
+        else:
+            self._columns = self._names
+
+    @property
+    def has_proba(self) -> bool:
+        return is_classifier(self._model) and hasattr(self._model, "predict_proba")
+
+    def _input(self, data: object) -> Any:
+        frame = to_frame(data, self._columns, self._specs)
+        if self._names is not None:
+            return frame
+        return frame.to_numpy()  # fitted without names: a frame would trigger a warning
+
+    def predict(self, data: object) -> np.ndarray[Any, Any]:
+        return np.asarray(self._model.predict(self._input(data)))
+
+    def predict_proba(self, data: object) -> np.ndarray[Any, Any]:
+        return np.asarray(self._model.predict_proba(self._input(data)))
+
+
+def signature_for(model: object, sample: object) -> Signature:
+    return infer_signature(sample, feature_names(model), lambda sig: SklearnPredictor(model, sig))

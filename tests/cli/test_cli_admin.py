@@ -1,0 +1,85 @@
+"""server, db upgrade and import mlflow (the server itself is not started: uvicorn is stubbed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.cli.conftest import Invoke
+
+
+def test_db_upgrade_then_up_to_date(invoke: Invoke, home: Path) -> None:
+    first = invoke("db", "upgrade")
+    assert first.exit_code == 0, first.output
+    assert "Upgraded the database from empty" in first.stdout
+    assert (home / "steward.db").exists()
+    again = invoke("db", "upgrade")
+    assert again.exit_code == 0
+    assert "up to date" in again.stdout
+
+
+def test_server_runs_create_app_in_one_process(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def fake_run(app: Any, **kwargs: Any) -> None:
+        calls.append({"app": app, **kwargs})
+
+    monkeypatch.setattr("uvicorn.run", fake_run)
+    result = invoke("server", "--host", "0.0.0.0", "--port", "6060")
+    assert result.exit_code == 0, result.output
+    assert "http://0.0.0.0:6060" in result.stdout
+    (call,) = calls
+    assert (call["host"], call["port"]) == ("0.0.0.0", 6060)
+    assert "workers" not in call
+    assert any(getattr(r, "path", None) == "/health" for r in call["app"].routes)
+
+
+def test_server_bad_port_exits_2(invoke: Invoke) -> None:
+    assert invoke("server", "--port", "70000").exit_code == 2
+
+
+def test_import_mlflow_without_the_extra_exits_2(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        "importlib.util.find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a)
+    )
+    result = invoke("import", "mlflow", "--tracking-uri", "sqlite:///mlflow.db")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: the MLflow importer needs the mlflow extra: pip install 'ml-steward[mlflow]'"
+    )
+
+
+def test_import_mlflow_calls_the_importer(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mlflow")
+    from steward.importers.mlflow import ImportReport
+
+    seen: dict[str, Any] = {}
+
+    def fake_import(client: Any, **kwargs: Any) -> ImportReport:
+        seen.update(kwargs)
+        kwargs["progress"]("models:/churn/1", 1, 1)
+        return ImportReport(models=1, versions=1, warnings=["no artifacts for run r1"])
+
+    monkeypatch.setattr("steward.importers.mlflow.import_from_mlflow", fake_import)
+    result = invoke(
+        "import", "mlflow", "--tracking-uri", "http://mlflow:5000", "--model", "churn", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["versions"] == 1
+    assert seen["tracking_uri"] == "http://mlflow:5000"
+    assert seen["models"] == ["churn"]
+    assert seen["registry_uri"] is None
+    table = invoke("import", "mlflow", "--tracking-uri", "http://mlflow:5000")
+    assert table.exit_code == 0, table.output
+    assert "Import report" in table.stdout
+    assert "no artifacts for run r1" in table.stderr
+    assert seen["models"] is None

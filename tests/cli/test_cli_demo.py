@@ -1,0 +1,67 @@
+"""``steward demo --no-serve``: the whole scenario, end to end (the slowest CLI test)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.cli.conftest import Invoke
+from typer.testing import CliRunner
+
+from steward.cli.main import app
+
+
+def test_demo_no_serve_end_to_end(invoke: Invoke, tmp_path: Path) -> None:
+    demo_home = tmp_path / "demo"
+    started = time.perf_counter()
+    result = invoke("demo", "--no-serve", "--home", str(demo_home))
+    elapsed = time.perf_counter() - started
+    assert result.exit_code == 0, result.output
+    assert elapsed < 60
+    assert "Ledger: ✓ intact" in result.stdout
+    assert "search_versions('metrics.auc > 0.9')" in result.stdout
+
+    def run(*args: str) -> Any:
+        done = CliRunner().invoke(app, ["--home", str(demo_home), *args])
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout)
+
+    models = {m["name"]: m for m in run("models", "--json")}
+    assert set(models) == {"breast-cancer", "diabetes-progression", "iris-species"}
+    assert models["breast-cancer"]["aliases"] == {"champion": 1, "challenger": 2}
+    assert models["breast-cancer"]["card"]["intended_use"]
+    hits = run("versions", "--all", "--filter", "metrics.auc > 0.9", "--json")
+    assert {v["model_name"] for v in hits} == {"breast-cancer"}
+    iris = run("show", "models:/iris-species@champion", "--json")
+    assert set(iris["files"]) == {"model.skops", "model.onnx"}
+    runs = run("runs", "--project", "steward-demo", "--json")
+    assert len(runs) == 4
+    assert run("audit", "verify", "--json")["ok"] is True
+
+
+def test_demo_settings_are_embedded_and_fresh(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from steward.demo import demo_settings
+    from steward.settings import Settings
+
+    base = Settings(url="http://remote:5050", token=SecretStr("t"), home=tmp_path / "a")
+    base = base.model_copy(
+        update={"database": base.database.model_copy(update={"url": SecretStr("sqlite:///x.db")})}
+    )
+    fresh = demo_settings(base, tmp_path / "demo", fresh=True)
+    assert (fresh.url, fresh.token, fresh.home) == (None, None, tmp_path / "demo")
+    assert fresh.database_url == f"sqlite:///{tmp_path / 'demo' / 'steward.db'}"
+    kept = demo_settings(base, None, fresh=False)
+    assert kept.home == tmp_path / "a"
+    assert kept.database_url == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize("flag", ["--no-serve"])
+def test_demo_help(invoke: Invoke, flag: str) -> None:
+    result = invoke("demo", "--help")
+    assert result.exit_code == 0
+    assert flag in result.output
