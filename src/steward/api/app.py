@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from steward._version import __version__
 from steward.api.auth import TokenCache
+from steward.api.deps import refuse_nul
 from steward.api.errors import install_error_handlers
 from steward.api.routes import artifacts, audit, registry, runs, tokens
 from steward.settings import Settings
@@ -31,6 +32,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         version=__version__,
         description="The control plane for production machine learning.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.services = built
     app.state.token_cache = TokenCache(built.tokens)

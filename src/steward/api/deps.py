@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from steward.api.auth import Principal, requires
 from steward.domain.enums import Role
+from steward.errors import InvalidInput
 from steward.wiring import Services
 
 
@@ -20,3 +21,15 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 Viewer = Annotated[Principal, Depends(requires(Role.VIEWER, "Reading"))]
 Developer = Annotated[Principal, Depends(requires(Role.DEVELOPER, "Writing to the registry"))]
 Admin = Annotated[Principal, Depends(requires(Role.ADMIN, "Managing tokens"))]
+
+
+def refuse_nul(request: Request) -> None:
+    """Refuse NUL characters in path and query parameters, as the schemas do in bodies.
+
+    PostgreSQL text cannot hold NUL, so a lookup by such a name would fail in the driver (a
+    500) instead of answering "invalid input" or "not found".
+    """
+    params = [*request.path_params.items(), *request.query_params.multi_items()]
+    for name, value in params:
+        if "\x00" in value:
+            raise InvalidInput(f"The {name!r} must not contain NUL (\\x00) characters.", field=name)

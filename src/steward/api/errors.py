@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,16 +40,33 @@ async def _steward_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    problems = [
-        {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
-        for e in errors
-    ]
-    first = problems[0] if problems else {"field": "", "message": "invalid request"}
-    message = f"The field '{first['field']}' is invalid: {first['message']}."
+    problems = [{"field": _field(e), "message": e["msg"]} for e in errors]
+    first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+    if errors and errors[0].get("type") == "json_invalid":
+        message = "The request body is not valid JSON."
+    else:
+        message = f"The field '{first['field']}' is invalid: {first['message']}."
     if len(problems) > 1:
         message += f" ({len(problems) - 1} more problem(s) in the request.)"
     details: dict[str, object] = {"field": first["field"], "problems": problems}
     return envelope(422, "invalid_input", message, details)
+
+
+def _field(error: Any) -> str:
+    """The field as the caller names it: without FastAPI's "body"/"query"/"path" location.
+
+    ``limit`` rather than ``query.limit``, so a parameter has the same name whether the API's
+    validation or a service refused it; a body that is not JSON or not an object is ``body``.
+    """
+    loc = list(error["loc"])
+    if loc and loc[0] in _LOCATIONS:
+        loc = loc[1:]
+    if error.get("type") == "json_invalid" or not loc:
+        return "body"
+    return ".".join(str(part) for part in loc)
+
+
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -159,7 +159,7 @@ class HttpBackend:
 
     def log_artifact(self, run_id: str, path: str, data: bytes) -> Run:
         return self._entity(
-            Run, "PUT", f"/runs/{_q(run_id)}/artifacts/{quote(path)}", content=data,
+            Run, "PUT", f"/runs/{_q(run_id)}/artifacts/{_q_path(path)}", content=data,
             headers={"content-type": "application/octet-stream"},
         )  # fmt: skip
 
@@ -207,6 +207,13 @@ _TOKENS = TypeAdapter(list[Token])
 
 def _q(segment: str) -> str:
     return quote(segment, safe="")
+
+
+def _q_path(path: str) -> str:
+    # Every character escaped, dots included: an HTTP client resolves literal "." and ".."
+    # segments before sending, so "../x" would reach another route instead of being refused
+    # by the server's path check. The server decodes the escapes back to the path as given.
+    return quote(path, safe="").replace(".", "%2E")
 
 
 def _params(**values: Any) -> dict[str, Any]:

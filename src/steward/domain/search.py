@@ -86,11 +86,26 @@ def _split_on_and(text: str) -> list[str]:
     return parts
 
 
+# Whole-number fields are 32-bit columns; a larger literal could only overflow the driver.
+_MAX_INT = 2**31 - 1
+
+
+def _unquote(raw: str) -> str:
+    try:
+        return bytes(raw[1:-1], "utf-8").decode("unicode_escape")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"The quoted value {raw} has a broken escape sequence ({exc.reason}); "
+            "escape a backslash as \\\\.",
+            field="filter",
+        ) from None
+
+
 def _condition(match: re.Match[str], fields: dict[str, type]) -> Condition:
     key, op, raw = match["key"], match["op"].lower(), match["value"]
     value: str | float | int
     quoted = raw[0] in "'\""
-    value = bytes(raw[1:-1], "utf-8").decode("unicode_escape") if quoted else float(raw)
+    value = _unquote(raw) if quoted else float(raw)
     if "." in key:
         scope, sub = key.split(".", 1)
         scope = scope.lower()
@@ -117,9 +132,10 @@ def _condition(match: re.Match[str], fields: dict[str, type]) -> Condition:
             field="filter",
         )
     if fields[name] is int:
-        if quoted or not float(value).is_integer():
+        if quoted or not float(value).is_integer() or abs(float(value)) > _MAX_INT:
             raise InvalidInput(
-                f"The field {key!r} takes a whole number. Got {raw}.", field="filter"
+                f"The field {key!r} takes a whole number up to {_MAX_INT}. Got {raw}.",
+                field="filter",
             )
         value = int(float(value))
     elif not quoted:

@@ -14,7 +14,13 @@ from steward.domain.uri import ModelRef, check_alias, parse_model_uri
 from steward.errors import InvalidInput, NotFound
 from steward.flavors import validate_artifact
 from steward.registry.card import render_card
-from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.schemas.registry import (
+    ModelCreate,
+    ModelUpdate,
+    VersionCreate,
+    VersionUpdate,
+    check_version_number,
+)
 from steward.store.base import (
     ArtifactStore,
     MetadataStore,
@@ -144,6 +150,7 @@ class RegistryService:
     def update_version(
         self, actor: str, name: str, version: int, body: VersionUpdate
     ) -> ModelVersion:
+        check_version_number(version)
         values = body.model_dump(exclude_unset=True, exclude={"tags", "metrics"})
         with self.store.write(actor) as tx:
             updated = tx.update_version(name, version, values, metrics=body.metrics, tags=body.tags)
@@ -178,6 +185,7 @@ class RegistryService:
     # aliases ------------------------------------------------------------------------------
     def set_alias(self, actor: str, name: str, alias: str, version: int) -> Alias:
         check_alias(alias)
+        check_version_number(version)
         with self.store.write(actor) as tx:
             moved, previous = tx.set_alias(name, alias, version, utcnow())
             tx.record(
@@ -212,7 +220,7 @@ def resolve(rx: ReadSession, ref: ModelRef) -> ModelVersion:
         return rx.get_version_by_alias(ref.name, ref.alias)
     if ref.version is None:
         return rx.get_latest_version(ref.name)
-    return rx.get_version(ref.name, ref.version)
+    return rx.get_version(ref.name, check_version_number(ref.version))
 
 
 def _page(items: list[Any], limit: int, offset: int) -> Page[Any]:

@@ -4,11 +4,40 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from steward.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class RequestBody(BaseModel):
+    """Base of every request body: unknown fields are refused, and so is text with NUL.
+
+    PostgreSQL text cannot hold a NUL character: without this check such a value passes
+    validation and fails in the database, a 500 instead of a 422 naming the field.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if _has_nul(value):
+            raise ValueError("text must not contain NUL (\\x00) characters")
+        return value
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, BaseModel):
+        return _has_nul(value.model_dump())
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def parse(schema: type[M], data: Any) -> M:

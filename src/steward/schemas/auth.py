@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from steward.domain.entities import Token
 from steward.domain.enums import Role
+from steward.schemas import RequestBody
 
 
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenCreate(RequestBody):
     name: str = Field(min_length=1, max_length=256)
     role: Role
-    expires_in_days: float | None = Field(default=None, gt=0)
+    expires_in_days: float | None = Field(default=None, gt=0, le=36_500)  # 100 years
 
 
 class TokenCreated(BaseModel):

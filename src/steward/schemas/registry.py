@@ -5,17 +5,30 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
+from pydantic import Field, StrictFloat, field_validator
 
 from steward.domain.entities import CARD_SECTIONS, ArtifactRef, Lineage
 from steward.domain.enums import Flavor, VersionStatus
 from steward.domain.signature import Signature
 from steward.domain.uri import check_alias, check_model_name
+from steward.errors import InvalidInput
+from steward.schemas import RequestBody
 
 Tags = dict[
     Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=5000)]
 ]
 MetricValue = StrictFloat  # strict: ints pass, strings and booleans do not
+MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integer columns
+
+
+def check_version_number(version: int, field: str = "version") -> int:
+    """Refuse version numbers no store can hold (a 500 from the driver otherwise)."""
+    if not 1 <= version <= MAX_VERSION:
+        raise InvalidInput(
+            f"The version must be a whole number between 1 and {MAX_VERSION}. Got {version}.",
+            field=field,
+        )
+    return version
 
 
 def check_metrics(value: dict[str, float]) -> dict[str, float]:
@@ -27,8 +40,8 @@ def check_metrics(value: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in value.items()}
 
 
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Request(RequestBody):
+    pass
 
 
 class ModelCreate(Request):
@@ -60,6 +73,15 @@ class ModelUpdate(Request):
     description: str | None = None
     tags: Tags | None = None
     card: dict[str, str] | None = None
+
+    @field_validator("owner", "risk_tier", "tags", "card", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only on fields the caller sent: leaving one out keeps it, but these cannot be
+        # cleared (a model always has an owner and a tier; send {} to clear tags).
+        if value is None:
+            raise ValueError("this field cannot be null; leave it out to keep its value")
+        return value
 
     @field_validator("card")
     @classmethod
@@ -118,7 +140,7 @@ class VersionUpdate(Request):
 
 
 class AliasSet(Request):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 def alias_name(value: str) -> str:
@@ -126,6 +148,7 @@ def alias_name(value: str) -> str:
 
 
 __all__ = [
+    "MAX_VERSION",
     "AliasSet",
     "ModelCreate",
     "ModelUpdate",

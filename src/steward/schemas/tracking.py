@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, field_validator
+from pydantic import AwareDatetime, Field, StrictFloat, field_validator
 
 from steward.domain.enums import RunStatus
+from steward.schemas import RequestBody
 from steward.schemas.registry import Tags, check_metrics
 
 MAX_BATCH_POINTS = 100_000
+MAX_STEP = 2**63 - 1  # steps are 64-bit integer columns
 
 
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Request(RequestBody):
+    pass
 
 
 class RunCreate(Request):
@@ -37,7 +39,7 @@ class RunEnd(Request):
 class MetricIn(Request):
     key: str = Field(min_length=1, max_length=256)
     value: StrictFloat
-    step: int = Field(default=0, ge=0)
+    step: int = Field(default=0, ge=0, le=MAX_STEP)
     timestamp: AwareDatetime | None = None
 
     @field_validator("value")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
 from steward.api.deps import Developer, ServicesDep, Viewer
@@ -12,6 +12,7 @@ from steward.domain.entities import Alias, Model, ModelVersion, Page
 from steward.domain.uri import ModelRef, check_model_name
 from steward.errors import InvalidInput
 from steward.schemas.registry import (
+    MAX_VERSION,
     AliasSet,
     ModelCreate,
     ModelUpdate,
@@ -72,7 +73,11 @@ def get_version(name: str, version: str, services: ServicesDep, _: Viewer) -> Mo
 
 @router.patch("/models/{name}/versions/{version}", response_model=ModelVersion)
 def update_version(
-    name: str, version: int, body: VersionUpdate, services: ServicesDep, who: Developer
+    name: str,
+    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    body: VersionUpdate,
+    services: ServicesDep,
+    who: Developer,
 ) -> ModelVersion:
     return services.registry.update_version(who.name, name, version, body)
 

@@ -1,0 +1,121 @@
+"""Runs through the SDK: batched metrics, immutable params, artifacts; embedded and over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from steward.client import Client, start_run
+from steward.domain.enums import RunStatus
+from steward.errors import Conflict, InvalidInput, NotFound
+
+
+def test_start_run_flushes_5000_points_in_batches(client: Client) -> None:
+    with start_run(
+        "long", project="p1", params={"lr": 0.01}, flush_every=1000, flush_seconds=3600,
+        client=client,
+    ) as run:  # fmt: skip
+        for step in range(5000):
+            run.log_metric("loss", 1.0 / (step + 1), step=step)
+        assert len(run._buffer) == 0  # the 5000th point filled the fifth batch
+    assert run.run.status is RunStatus.FINISHED
+
+    batches = client.list_events(kind="run.logged", subject_id=run.id).items
+    assert [e.payload["points"] for e in batches] == [1000] * 5
+
+    history = client.metric_history(run.id, "loss")
+    assert [p.step for p in history] == list(range(5000))
+    assert [p.value for p in history] == [1.0 / (s + 1) for s in range(5000)]
+    assert all(a.timestamp <= b.timestamp for a, b in itertools.pairwise(history))
+
+    stored = client.get_run(run.id)
+    assert stored.params == {"lr": "0.01"}
+    assert stored.metrics == {"loss": pytest.approx(1 / 5000)}
+    assert stored.ended_at is not None
+    assert client.metric_history(run.id, "never-logged") == []
+
+
+def test_failed_block_marks_the_run_failed_and_keeps_its_points(client: Client) -> None:
+    started: list[str] = []
+
+    def train() -> None:
+        with start_run("boom", client=client) as run:
+            started.append(run.id)
+            run.log_metrics({"loss": 0.5, "acc": 0.7}, step=1)
+            raise RuntimeError("training crashed")
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        train()
+    stored = client.get_run(started[0])
+    assert stored.status is RunStatus.FAILED
+    assert stored.metrics == {"loss": 0.5, "acc": 0.7}
+
+
+def test_params_are_immutable_once_logged(client: Client) -> None:
+    run = client.create_run("p", params={"lr": 0.1})
+    client.log_params(run.id, {"lr": 0.1, "depth": 4})  # same value again is fine
+    assert client.get_run(run.id).params == {"lr": "0.1", "depth": "4"}
+    with pytest.raises(Conflict) as info:
+        client.log_params(run.id, {"lr": 0.2})
+    assert info.value.details["field"] == "params.lr"
+    with start_run("q", client=client) as active:
+        active.log_params({"seed": 1})
+        with pytest.raises(Conflict):
+            active.log_params({"seed": 2})
+    assert client.get_run(run.id).params["lr"] == "0.1"
+
+
+def test_run_artifacts_and_path_escapes(client: Client) -> None:
+    run = client.create_run("art")
+    stored = client.log_artifact(run.id, "plots/roc.txt", b"roc data")
+    assert [(a.path, a.size) for a in stored.artifacts] == [("plots/roc.txt", 8)]
+    digest = stored.artifacts[0].digest
+    assert client.download_artifact(digest) == b"roc data"
+
+    for bad in ("../x", "a/../../x", "/etc/passwd", "..", "a\\b", "C:/x"):
+        with pytest.raises(InvalidInput) as info:
+            client.log_artifact(run.id, bad, b"nope")
+        assert info.value.field == "path", bad
+    assert [a.path for a in client.get_run(run.id).artifacts] == ["plots/roc.txt"]
+    with pytest.raises(NotFound):
+        client.log_artifact("no-such-run", "x.txt", b"nope")
+
+
+def test_runs_not_found_and_invalid(client: Client) -> None:
+    with pytest.raises(NotFound) as info:
+        client.get_run("no-such-run")
+    assert isinstance(info.value, LookupError)
+    with pytest.raises(NotFound):
+        client.log_metrics("no-such-run", {"loss": 1.0})
+    with pytest.raises(NotFound):
+        client.end_run("no-such-run")
+    with pytest.raises(NotFound):
+        client.metric_history("no-such-run", "loss")
+    run = client.create_run("x")
+    with pytest.raises(InvalidInput) as value:
+        client.log_batch(run.id, [{"key": "loss", "value": "low"}])
+    assert value.value.field == "metrics.0.value"
+    with pytest.raises(InvalidInput) as step:
+        client.log_batch(run.id, [{"key": "loss", "value": 1.0, "step": -1}])
+    assert step.value.field == "metrics.0.step"
+    with pytest.raises(InvalidInput) as status:
+        client.end_run(run.id, "exploded")
+    assert status.value.field == "status"
+
+
+def test_list_runs_by_project_filter_and_pages(client: Client) -> None:
+    for i in range(5):
+        run = client.create_run(f"r{i}", project="a" if i < 3 else "b")
+        client.log_metrics(run.id, {"loss": i / 10})
+    assert {r.name for r in client.list_runs(project="b").items} == {"r3", "r4"}
+    assert {r.name for r in client.list_runs("metrics.loss < 0.15").items} == {"r0", "r1"}
+    first = client.list_runs(limit=2)
+    second = client.list_runs(limit=2, page_token=first.next_page_token)
+    third = client.list_runs(limit=2, page_token=second.next_page_token)
+    names = [r.name for page in (first, second, third) for r in page.items]
+    assert sorted(names) == [f"r{i}" for i in range(5)]
+    assert third.next_page_token is None
+    with pytest.raises(InvalidInput) as info:
+        client.list_runs("tags.x = 'y'")
+    assert info.value.field == "filter"
