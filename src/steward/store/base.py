@@ -29,6 +29,8 @@ from steward.domain.search import Condition
 from steward.errors import InvalidInput
 
 MAX_PAGE_SIZE = 10_000
+_MAX_OFFSET = 2**31 - 1
+_MAX_OFFSET = 2**62  # offset + page size + 1 must still fit a signed 64-bit LIMIT/OFFSET
 
 # One metric point as the write path carries it: (key, value, step, timestamp).
 PointRow = tuple[str, float, int, datetime]
@@ -130,7 +132,7 @@ def decode_page_token(token: str | None) -> int:
         offset = int(base64.urlsafe_b64decode(token.encode()).decode())
     except (binascii.Error, ValueError, UnicodeDecodeError):
         offset = -1
-    if offset < 0:
+    if not 0 <= offset <= _MAX_OFFSET:  # a huge offset would overflow the driver's integers
         raise InvalidInput(
             "The page_token is not one this server issued; pass next_page_token back unchanged.",
             field="page_token",

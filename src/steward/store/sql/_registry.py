@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -210,17 +211,32 @@ def upsert_alias(
     session: Session, model_id: str, alias: str, version_id: str, values: dict[str, Any]
 ) -> str | None:
     """Point ``alias`` at ``version_id``; return the version id it pointed at before."""
-    row = session.get(AliasRow, (model_id, alias), with_for_update=True)
-    if row is None:
-        session.add(AliasRow(model_id=model_id, alias=alias, version_id=version_id, **values))
-        session.flush()
-        return None
+    insert_alias: Any = (postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert)(
+        AliasRow
+    )
+    insert_alias = (
+        insert_alias.values(model_id=model_id, alias=alias, version_id=version_id, **values)
+        .on_conflict_do_nothing()
+        .returning(AliasRow.alias)
+    )
+    while True:
+        row = session.get(AliasRow, (model_id, alias), with_for_update=True, populate_existing=True)
+        if row is not None:
+            break
+        # No alias yet. Two writers may both get here: the second one's insert waits for the
+        # first one's commit and does nothing, and its next pass locks and moves that row.
+        if session.execute(insert_alias).first() is not None:  # inserted: nothing before
+            return None
     previous = row.version_id
     row.version_id = version_id
     row.updated_at = values["updated_at"]
     row.updated_by = values["updated_by"]
     session.flush()
     return previous
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 def delete_alias(session: Session, model_id: str, alias: str) -> str | None:

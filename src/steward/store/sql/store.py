@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from steward.domain.entities import (
@@ -28,7 +28,7 @@ from steward.domain.entities import (
     VerifyReport,
 )
 from steward.domain.search import Condition
-from steward.errors import NotFound, StewardError, Unavailable
+from steward.errors import InvalidInput, NotFound, StewardError, Unavailable
 from steward.settings import Settings
 from steward.store.base import EventFilter, PointRow
 from steward.store.sql import _ledger, _registry, _tracking
@@ -319,6 +319,10 @@ def _translated() -> Iterator[None]:
             f"The metadata database is unavailable: {exc.orig}. Check STEWARD_DATABASE_URL "
             "and that the database is running.",
         ) from exc
+    except DataError as exc:
+        # A value the database cannot store (PostgreSQL refuses NUL characters in text, or a
+        # number out of its column's range): the caller's input, not a server fault.
+        raise InvalidInput(f"The database refused a value: {exc.orig}".strip()) from exc
     except DBAPIError as exc:
         raise StewardError(f"The metadata database refused the change: {exc.orig}") from exc
 
