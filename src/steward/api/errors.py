@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from steward.errors import StewardError
+from steward.schemas import readable
 
 log = logging.getLogger("steward.api")
 
@@ -40,7 +41,7 @@ async def _steward_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    problems = [{"field": _field(e), "message": e["msg"]} for e in errors]
+    problems = [{"field": _field(e), "message": readable(e)} for e in errors]
     first = problems[0] if problems else {"field": "body", "message": "invalid request"}
     if errors and errors[0].get("type") == "json_invalid":
         message = "The request body is not valid JSON."

@@ -72,16 +72,22 @@ class HttpBackend:
             raise error_from_response(response)
         return response
 
-    def _json(self, method: str, path: str, body: BaseModel | None = None, **kw: Any) -> Any:
+    def _call(
+        self, method: str, path: str, body: BaseModel | None = None, **kw: Any
+    ) -> httpx.Response:
         if body is not None:
             kw["content"] = body.model_dump_json(exclude_unset=True)
             kw["headers"] = _JSON
-        return self._send(method, path, **kw).json()
+        return self._send(method, path, **kw)
+
+    def _json(self, method: str, path: str, body: BaseModel | None = None, **kw: Any) -> Any:
+        return self._call(method, path, body, **kw).json()
 
     def _entity(
         self, cls: type[E], method: str, path: str, body: BaseModel | None = None, **kw: Any
     ) -> E:
-        return cls.model_validate(self._json(method, path, body, **kw))
+        # Parsed and validated in one pass by pydantic-core, straight from the bytes.
+        return cls.model_validate_json(self._call(method, path, body, **kw).content)
 
     def whoami(self) -> tuple[str, str]:
         data = self._json("GET", "/whoami")

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from steward.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
+
+# Text refused in pydantic-core when it holds NUL, for fields on hot paths.
+NoNulText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 
 
 class RequestBody(BaseModel):
@@ -19,10 +29,15 @@ class RequestBody(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    # Fields whose items check themselves in pydantic-core (see NoNulText): walking a batch of
+    # thousands of points again in Python cost 6 ms per 1,000 (measured on log_batch).
+    bulk_fields: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_nul(cls, value: object) -> object:
+    def _no_nul(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name in cls.bulk_fields:
+            return value
         if _has_nul(value):
             raise ValueError("text must not contain NUL (\\x00) characters")
         return value
@@ -40,6 +55,13 @@ def _has_nul(value: object) -> bool:
     return False
 
 
+def readable(error: Any) -> str:
+    """pydantic's message, except where it would quote a regex at the user."""
+    if error.get("type") == "string_pattern_mismatch" and "x00" in str(error.get("ctx", "")):
+        return "text must not contain NUL (\\x00) characters"
+    return str(error["msg"])
+
+
 def parse(schema: type[M], data: Any) -> M:
     """Validate ``data`` as ``schema``; a failure becomes InvalidInput naming the first field."""
     try:
@@ -52,8 +74,10 @@ def invalid_input_from(exc: ValidationError) -> InvalidInput:
     errors = exc.errors(include_url=False)
     first = errors[0]
     field = ".".join(str(part) for part in first["loc"]) or None
-    message = f"The field '{field}' is invalid: {first['msg']}." if field else first["msg"]
+    message = f"The field '{field}' is invalid: {readable(first)}." if field else readable(first)
     if len(errors) > 1:
         message += f" ({len(errors) - 1} more problem(s) in the request.)"
-    problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in errors]
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": readable(e)} for e in errors
+    ]
     return InvalidInput(message, field=field, details={"problems": problems})

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from steward.api.deps import ServicesDep, Viewer
+from steward.api.render import json_response
 from steward.domain.entities import Event, Page, VerifyReport
 
 router = APIRouter(tags=["audit"])
@@ -27,14 +28,14 @@ def list_events(
     newest_first: bool = False,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     page_token: str | None = None,
-) -> Page[Event]:
-    return services.audit.list_events(
+) -> Response:
+    return json_response(services.audit.list_events(
         kind=kind, subject_type=subject_type, subject_id=subject_id, actor=actor,
         since=since, until=until, after_seq=after_seq, newest_first=newest_first,
         limit=limit, page_token=page_token,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 @router.get("/audit/verify", response_model=VerifyReport)
-def verify(services: ServicesDep, _: Viewer) -> VerifyReport:
-    return services.audit.verify()
+def verify(services: ServicesDep, _: Viewer) -> Response:
+    return json_response(services.audit.verify())

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
 from steward.api.deps import Developer, ServicesDep, Viewer
+from steward.api.render import json_response
 from steward.domain.entities import Alias, Model, ModelVersion, Page
 from steward.domain.uri import ModelRef, check_model_name
 from steward.errors import InvalidInput
@@ -30,31 +31,33 @@ Limit = Annotated[int, Query(ge=1, le=10_000)]
 def list_models(
     services: ServicesDep, _: Viewer, filter: Filter = None, limit: Limit = 100,
     page_token: str | None = None,
-) -> Page[Model]:  # fmt: skip
-    return services.registry.list_models(filter, limit=limit, page_token=page_token)
+) -> Response:  # fmt: skip
+    return json_response(services.registry.list_models(filter, limit=limit, page_token=page_token))
 
 
 @router.post("/models", response_model=Model, status_code=status.HTTP_201_CREATED)
-def create_model(body: ModelCreate, services: ServicesDep, who: Developer) -> Model:
-    return services.registry.create_model(who.name, body)
+def create_model(body: ModelCreate, services: ServicesDep, who: Developer) -> Response:
+    return json_response(services.registry.create_model(who.name, body), status_code=201)
 
 
 @router.get("/models/{name}", response_model=Model)
-def get_model(name: str, services: ServicesDep, _: Viewer) -> Model:
-    return services.registry.get_model(name)
+def get_model(name: str, services: ServicesDep, _: Viewer) -> Response:
+    return json_response(services.registry.get_model(name))
 
 
 @router.patch("/models/{name}", response_model=Model)
-def update_model(name: str, body: ModelUpdate, services: ServicesDep, who: Developer) -> Model:
-    return services.registry.update_model(who.name, name, body)
+def update_model(name: str, body: ModelUpdate, services: ServicesDep, who: Developer) -> Response:
+    return json_response(services.registry.update_model(who.name, name, body))
 
 
 @router.get("/versions", response_model=Page[ModelVersion])
 def list_versions(
     services: ServicesDep, _: Viewer, filter: Filter = None, model: str | None = None,
     limit: Limit = 100, page_token: str | None = None,
-) -> Page[ModelVersion]:  # fmt: skip
-    return services.registry.list_versions(filter, model=model, limit=limit, page_token=page_token)
+) -> Response:  # fmt: skip
+    return json_response(
+        services.registry.list_versions(filter, model=model, limit=limit, page_token=page_token)
+    )
 
 
 @router.post(
@@ -62,13 +65,13 @@ def list_versions(
 )
 def create_version(
     name: str, body: VersionCreate, services: ServicesDep, who: Developer
-) -> ModelVersion:
-    return services.registry.create_version(who.name, name, body)
+) -> Response:
+    return json_response(services.registry.create_version(who.name, name, body), status_code=201)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelVersion)
-def get_version(name: str, version: str, services: ServicesDep, _: Viewer) -> ModelVersion:
-    return services.registry.get_version(_ref(name, version))
+def get_version(name: str, version: str, services: ServicesDep, _: Viewer) -> Response:
+    return json_response(services.registry.get_version(_ref(name, version)))
 
 
 @router.patch("/models/{name}/versions/{version}", response_model=ModelVersion)
@@ -78,8 +81,8 @@ def update_version(
     body: VersionUpdate,
     services: ServicesDep,
     who: Developer,
-) -> ModelVersion:
-    return services.registry.update_version(who.name, name, version, body)
+) -> Response:
+    return json_response(services.registry.update_version(who.name, name, version, body))
 
 
 @router.get("/resolve", response_model=ModelVersion)
@@ -87,15 +90,15 @@ def resolve_uri(
     uri: Annotated[str, Query(description="models:/NAME/VERSION or models:/NAME@ALIAS")],
     services: ServicesDep,
     _: Viewer,
-) -> ModelVersion:
-    return services.registry.get_version(uri)
+) -> Response:
+    return json_response(services.registry.get_version(uri))
 
 
 @router.put("/models/{name}/aliases/{alias}", response_model=Alias)
 def set_alias(
     name: str, alias: str, body: AliasSet, services: ServicesDep, who: Developer
-) -> Alias:
-    return services.registry.set_alias(who.name, name, alias, body.version)
+) -> Response:
+    return json_response(services.registry.set_alias(who.name, name, alias, body.version))
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)

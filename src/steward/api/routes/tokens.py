@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
 from steward.api.deps import Admin, ServicesDep, Viewer
+from steward.api.render import json_response
 from steward.domain.entities import Token
 from steward.domain.enums import Role
 from steward.schemas.auth import TokenCreate, TokenCreated
@@ -19,13 +20,13 @@ class WhoAmI(BaseModel):
 
 
 @router.get("/whoami", response_model=WhoAmI)
-def whoami(who: Viewer) -> WhoAmI:
-    return WhoAmI(name=who.name, role=who.role)
+def whoami(who: Viewer) -> Response:
+    return json_response(WhoAmI(name=who.name, role=who.role))
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
-def create_token(body: TokenCreate, services: ServicesDep, who: Admin) -> TokenCreated:
-    return services.tokens.create_token(who.name, body)
+def create_token(body: TokenCreate, services: ServicesDep, who: Admin) -> Response:
+    return json_response(services.tokens.create_token(who.name, body), status_code=201)
 
 
 @router.get("/tokens", response_model=list[Token])
@@ -34,5 +35,5 @@ def list_tokens(services: ServicesDep, _: Admin) -> list[Token]:
 
 
 @router.delete("/tokens/{token_id}", response_model=Token)
-def revoke_token(token_id: str, services: ServicesDep, who: Admin) -> Token:
-    return services.tokens.revoke_token(who.name, token_id)
+def revoke_token(token_id: str, services: ServicesDep, who: Admin) -> Response:
+    return json_response(services.tokens.revoke_token(who.name, token_id))
