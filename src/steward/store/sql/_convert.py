@@ -47,7 +47,7 @@ def model_entity(row: ModelRow, tags: dict[str, str], aliases: dict[str, int]) -
 
 
 def version_entity(
-    row: ModelVersionRow,
+    row: ModelVersionRow | Any,  # or any object with its attributes (a just-written row)
     *,
     model_name: str,
     metrics: dict[str, float],

@@ -33,11 +33,15 @@ def find_model_row(session: Session, name: str) -> ModelRow | None:
 def get_model_row(session: Session, name: str) -> ModelRow:
     row = find_model_row(session, name)
     if row is None:
-        raise NotFound(
-            f"No model named {name!r}. List models with `steward models`.",
-            details={"field": "name", "name": name},
-        )
+        raise missing_model(name)
     return row
+
+
+def missing_model(name: str) -> NotFound:
+    return NotFound(
+        f"No model named {name!r}. List models with `steward models`.",
+        details={"field": "name", "name": name},
+    )
 
 
 def insert_model(session: Session, values: dict[str, Any], tags: dict[str, str]) -> ModelRow:
@@ -97,27 +101,56 @@ def list_models(
     return model_entities(session, list(session.scalars(query)))
 
 
-def next_version_number(session: Session, model_id: str) -> int:
-    # An UPDATE ... RETURNING takes the row lock, so concurrent registrations of one model get
-    # distinct numbers on PostgreSQL too.
-    result = session.execute(
-        update(ModelRow)
-        .where(ModelRow.id == model_id)
-        .values(latest_version=ModelRow.latest_version + 1)
-        .returning(ModelRow.latest_version)
-    )
-    return int(result.scalar_one())
+# Core tables (typed loosely: SQLAlchemy types __table__ as a FromClause).
+_MODELS: Any = ModelRow.__table__
+_VERSIONS: Any = ModelVersionRow.__table__
+_VERSION_METRICS: Any = VersionMetricRow.__table__
+_VERSION_TAGS: Any = VersionTagRow.__table__
+
+
+def claim_version_number(session: Session, name: str) -> tuple[str, int]:
+    """The model's id and its next version number, in one statement.
+
+    The UPDATE ... RETURNING takes the model's row lock, so concurrent registrations of one
+    model get distinct numbers on PostgreSQL too.
+    """
+    row = session.execute(
+        update(_MODELS)
+        .where(_MODELS.c.name == name)
+        .values(latest_version=_MODELS.c.latest_version + 1)
+        .returning(_MODELS.c.id, _MODELS.c.latest_version)
+    ).first()
+    if row is None:
+        raise missing_model(name)
+    return str(row[0]), int(row[1])
 
 
 def insert_version(
     session: Session, values: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]
-) -> ModelVersionRow:
-    row = ModelVersionRow(**values)
-    session.add(row)
-    session.flush()
-    upsert_version_metrics(session, row.id, metrics)
-    replace_version_tags(session, row.id, tags)
-    return row
+) -> None:
+    """Insert a new version with Core statements: no ORM unit of work on the write path."""
+    session.execute(insert(_VERSIONS), [values])
+    version_id = values["id"]
+    if metrics:
+        session.execute(
+            insert(_VERSION_METRICS),
+            [{"version_id": version_id, "key": k, "value": v} for k, v in metrics.items()],
+        )
+    if tags:
+        session.execute(
+            insert(_VERSION_TAGS),
+            [{"version_id": version_id, "key": k, "value": v} for k, v in tags.items()],
+        )
+
+
+def find_version_ids(session: Session, name: str, version: int) -> tuple[str, str] | None:
+    """(model id, version id) of ``name`` v``version`` in one query, or None."""
+    row = session.execute(
+        select(ModelRow.id, ModelVersionRow.id)
+        .join(ModelVersionRow, ModelVersionRow.model_id == ModelRow.id)
+        .where(ModelRow.name == name, ModelVersionRow.version == version)
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def upsert_version_metrics(session: Session, version_id: str, metrics: dict[str, float]) -> None:

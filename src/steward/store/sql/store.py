@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -32,7 +33,7 @@ from steward.errors import InvalidInput, NotFound, StewardError, Unavailable
 from steward.settings import Settings
 from steward.store.base import EventFilter, PointRow
 from steward.store.sql import _ledger, _registry, _tracking
-from steward.store.sql._convert import token_entity
+from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._ledger import PendingEvent
 from steward.store.sql.engine import build_engine
 from steward.store.sql.tables import ModelRow, ModelVersionRow, RunRow, TokenRow
@@ -168,12 +169,13 @@ class SqlWriteSession(SqlReadSession):
     def create_version(
         self, name: str, values: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]
     ) -> ModelVersion:
-        model = _registry.get_model_row(self.session, name)
-        number = _registry.next_version_number(self.session, model.id)
-        row = _registry.insert_version(
-            self.session, {**values, "model_id": model.id, "version": number}, metrics, tags
+        model_id, number = _registry.claim_version_number(self.session, name)
+        row = {**values, "model_id": model_id, "version": number}
+        _registry.insert_version(self.session, row, metrics, tags)
+        # Built from what was written rather than read back: a new version has no aliases yet.
+        return version_entity(
+            SimpleNamespace(**row), model_name=name, metrics=metrics, tags=tags, aliases=[]
         )
-        return _registry.version_entities(self.session, [row])[0]
 
     def update_version(
         self,
@@ -202,15 +204,19 @@ class SqlWriteSession(SqlReadSession):
         self, name: str, alias: str, version: int, at: datetime
     ) -> tuple[Alias, int | None]:
         """Move ``alias`` to ``version``; return it and the version it pointed at before."""
-        target = self.get_version(name, version)
+        ids = _registry.find_version_ids(self.session, name, version)
+        if ids is None:
+            self.get_version(name, version)  # raises the NotFound naming what is missing
+            raise AssertionError("unreachable")
+        model_id, version_id = ids
         previous_id = _registry.upsert_alias(
-            self.session, target.model_id, alias, target.id,
+            self.session, model_id, alias, version_id,
             {"updated_at": at, "updated_by": self.actor},
         )  # fmt: skip
-        alias_row = _registry.alias_of(
-            self.session, _registry.get_model_row(self.session, name), alias
+        moved = Alias(
+            model_name=name, alias=alias, version=version, updated_at=at, updated_by=self.actor
         )
-        return alias_row, self._version_number(previous_id)  # type: ignore[return-value]
+        return moved, self._version_number(previous_id)
 
     def delete_alias(self, name: str, alias: str) -> int | None:
         model = _registry.get_model_row(self.session, name)
