@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from steward.domain.entities import (
     Alias,
-    ArtifactRef,
     Event,
-    Lineage,
     Model,
     ModelVersion,
     Run,
     RunArtifact,
     Token,
 )
-from steward.domain.enums import Flavor, Role, RunStatus, VersionStatus
-from steward.domain.signature import Signature
+from steward.domain.enums import Role, RunStatus
 from steward.store.sql.tables import (
     EventRow,
     ModelRow,
@@ -25,6 +24,8 @@ from steward.store.sql.tables import (
     RunRow,
     TokenRow,
 )
+
+_VERSION = TypeAdapter(ModelVersion)
 
 
 def model_entity(row: ModelRow, tags: dict[str, str], aliases: dict[str, int]) -> Model:
@@ -54,27 +55,30 @@ def version_entity(
     tags: dict[str, str],
     aliases: list[str],
 ) -> ModelVersion:
-    sample: dict[str, Any] | None = row.reference_sample
-    return ModelVersion(
-        id=row.id,
-        model_id=row.model_id,
-        model_name=model_name,
-        version=row.version,
-        flavor=Flavor(row.flavor),
-        files={name: ArtifactRef(**ref) for name, ref in row.files.items()},
-        primary_file=row.primary_file,
-        signature=Signature.model_validate(row.signature) if row.signature else None,
-        metrics=metrics,
-        params=dict(row.params),
-        tags=tags,
-        lineage=Lineage.model_validate(row.lineage),
-        reference_sample=ArtifactRef(**sample) if sample else None,
-        description=row.description,
-        status=VersionStatus(row.status),
-        trusted=row.trusted,
-        aliases=sorted(aliases),
-        created_at=row.created_at,
-        created_by=row.created_by,
+    # One validation of the whole tree in pydantic-core, not one per nested model: a page of
+    # 100 versions is built in a fraction of the time (measured).
+    return _VERSION.validate_python(
+        {
+            "id": row.id,
+            "model_id": row.model_id,
+            "model_name": model_name,
+            "version": row.version,
+            "flavor": row.flavor,
+            "files": row.files,
+            "primary_file": row.primary_file,
+            "signature": row.signature or None,
+            "metrics": metrics,
+            "params": row.params,
+            "tags": tags,
+            "lineage": row.lineage,
+            "reference_sample": row.reference_sample or None,
+            "description": row.description,
+            "status": row.status,
+            "trusted": row.trusted,
+            "aliases": sorted(aliases),
+            "created_at": row.created_at,
+            "created_by": row.created_by,
+        }
     )
 
 

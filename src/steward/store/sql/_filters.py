@@ -67,18 +67,18 @@ def model_condition(cond: Condition) -> ColumnElement[bool]:
 
 def version_condition(cond: Condition) -> ColumnElement[bool]:
     """A condition on a version query already joined to its model."""
+    # IN (subquery) rather than a correlated EXISTS: the planner then starts from the
+    # (key, value) index and visits only matching versions, instead of testing every version.
     if cond.scope == "metrics":
-        return exists(
+        return ModelVersionRow.id.in_(
             select(VersionMetricRow.version_id).where(
-                VersionMetricRow.version_id == ModelVersionRow.id,
                 VersionMetricRow.key == cond.key,
                 compare(VersionMetricRow.value, cond.op, cond.value),
             )
         )
     if cond.scope == "tags":
-        return exists(
+        return ModelVersionRow.id.in_(
             select(VersionTagRow.version_id).where(
-                VersionTagRow.version_id == ModelVersionRow.id,
                 VersionTagRow.key == cond.key,
                 compare(VersionTagRow.value, cond.op, cond.value),
             )

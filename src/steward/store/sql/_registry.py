@@ -188,30 +188,26 @@ def find_alias_row(session: Session, model_id: str, alias: str) -> AliasRow | No
     return session.get(AliasRow, (model_id, alias))
 
 
-def version_entities(session: Session, rows: Sequence[ModelVersionRow]) -> list[ModelVersion]:
+def version_entities(session: Session, rows: Sequence[Any]) -> list[ModelVersion]:
+    """Entities for ORM rows or Core rows of ``model_versions``; names and aliases are fetched
+    in one query each, metrics and tags are on the row."""
     ids = [r.id for r in rows]
     if not ids:
         return []
-    name_query = select(ModelRow.id, ModelRow.name).where(
-        ModelRow.id.in_({r.model_id for r in rows})
-    )
-    names = {model_id: name for model_id, name in session.execute(name_query)}
-    metrics: dict[str, dict[str, float]] = defaultdict(dict)
-    for m in session.scalars(select(VersionMetricRow).where(VersionMetricRow.version_id.in_(ids))):
-        metrics[m.version_id][m.key] = m.value
-    tags: dict[str, dict[str, str]] = defaultdict(dict)
-    for t in session.scalars(select(VersionTagRow).where(VersionTagRow.version_id.in_(ids))):
-        tags[t.version_id][t.key] = t.value
+    if hasattr(rows[0], "model_name"):  # list_versions joins the name in
+        names = {r.model_id: r.model_name for r in rows}
+    else:
+        name_query = select(ModelRow.id, ModelRow.name).where(
+            ModelRow.id.in_({r.model_id for r in rows})
+        )
+        names = {model_id: name for model_id, name in session.execute(name_query)}
     aliases: dict[str, list[str]] = defaultdict(list)
-    for a in session.scalars(select(AliasRow).where(AliasRow.version_id.in_(ids))):
-        aliases[a.version_id].append(a.alias)
+    alias_query = select(AliasRow.version_id, AliasRow.alias).where(AliasRow.version_id.in_(ids))
+    for version_id, alias in session.execute(alias_query):
+        aliases[version_id].append(alias)
     return [
         version_entity(
-            r,
-            model_name=names[r.model_id],
-            metrics=metrics[r.id],
-            tags=tags[r.id],
-            aliases=aliases[r.id],
+            r, model_name=names[r.model_id], metrics=r.metrics, tags=r.tags, aliases=aliases[r.id]
         )
         for r in rows
     ]
@@ -225,13 +221,15 @@ def list_versions(
     limit: int,
     offset: int,
 ) -> list[ModelVersion]:
-    query = select(ModelVersionRow).join(ModelRow, ModelRow.id == ModelVersionRow.model_id)
+    query = select(_VERSIONS, ModelRow.name.label("model_name")).join(
+        ModelRow, ModelRow.id == ModelVersionRow.model_id
+    )
     if model_id is not None:
         query = query.where(ModelVersionRow.model_id == model_id)
     for cond in conditions:
         query = query.where(version_condition(cond))
     query = query.order_by(ModelRow.name, ModelVersionRow.version.desc())
-    rows = list(session.scalars(query.limit(limit).offset(offset)))
+    rows = list(session.execute(query.limit(limit).offset(offset)))
     return version_entities(session, rows)
 
 

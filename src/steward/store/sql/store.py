@@ -170,7 +170,7 @@ class SqlWriteSession(SqlReadSession):
         self, name: str, values: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]
     ) -> ModelVersion:
         model_id, number = _registry.claim_version_number(self.session, name)
-        row = {**values, "model_id": model_id, "version": number}
+        row = {**values, "model_id": model_id, "version": number, "metrics": metrics, "tags": tags}
         _registry.insert_version(self.session, row, metrics, tags)
         # Built from what was written rather than read back: a new version has no aliases yet.
         return version_entity(
@@ -195,8 +195,10 @@ class SqlWriteSession(SqlReadSession):
             setattr(row, key, value)
         if metrics:
             _registry.upsert_version_metrics(self.session, row.id, metrics)
+            row.metrics = {**row.metrics, **metrics}
         if tags is not None:
             _registry.replace_version_tags(self.session, row.id, tags)
+            row.tags = dict(tags)
         self.session.flush()
         return _registry.version_entities(self.session, [row])[0]
 

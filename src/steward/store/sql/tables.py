@@ -93,6 +93,10 @@ class ModelVersionRow(Base):
     primary_file: Mapped[str] = mapped_column(String(256))
     signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Copies of version_metrics / version_tags (which serve the filters), kept in the same
+    # transaction, so reading a page of versions needs no per-version lookups.
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON)
     lineage: Mapped[dict[str, Any]] = mapped_column(JSON)
     reference_sample: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     description: Mapped[str | None] = mapped_column(Text)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 07:53:24.224691
+Create Date: 2026-11-27 08:42:31.247937
 """
 
 from __future__ import annotations
@@ -118,6 +118,8 @@ def upgrade() -> None:
         sa.Column("primary_file", sa.String(length=256), nullable=False),
         sa.Column("signature", sa.JSON(), nullable=True),
         sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("metrics", sa.JSON(), nullable=False),
+        sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("lineage", sa.JSON(), nullable=False),
         sa.Column("reference_sample", sa.JSON(), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
