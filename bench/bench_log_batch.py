@@ -1,0 +1,89 @@
+"""Benchmark 2: metric logging through the server, batches of 1,000 points, points per second.
+
+Steward: one uvicorn process (`steward server`), SDK ``Client(url, token).log_batch``.
+MLflow: ``mlflow server --workers N``, ``MlflowClient.log_batch`` with 1,000 ``Metric`` objects.
+All servers run at once on the same kind of store; batches are interleaved (one Steward batch,
+then one per MLflow server) so the noise of a shared machine falls on every side alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from _servers import (
+    Context,
+    Row,
+    databases,
+    mlflow_init_db,
+    mlflow_server,
+    quiet_mlflow_logging,
+    steward_admin_token,
+    steward_server,
+    timed,
+)
+
+BATCH = 1000
+
+
+def _steward_points(step0: int) -> list[dict[str, Any]]:
+    return [{"key": "loss", "value": 1.0 / (i + 1), "step": step0 + i} for i in range(BATCH)]
+
+
+def _mlflow_points(step0: int) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric("loss", 1.0 / (i + 1), now, step0 + i) for i in range(BATCH)]
+
+
+def run_backend(ctx: Context, backend: str) -> list[Row]:
+    from mlflow import MlflowClient
+
+    from steward.client import Client
+
+    quiet_mlflow_logging()
+    n = 5 if ctx.quick else 15
+    home = ctx.scratch(f"logbatch-{backend}")
+    with contextlib.ExitStack() as stack:
+        urls = stack.enter_context(databases(ctx, backend, home, ["steward", "mlflow"]))
+        token = steward_admin_token(home, urls["steward"])
+        st_server = stack.enter_context(steward_server(ctx, home, urls["steward"]))
+        steward = stack.enter_context(Client(url=st_server.url, token=token))
+        run_id = steward.create_run("bench-log-batch").id
+        mlflow_init_db(urls["mlflow"], home / "mlartifacts")
+        ml: dict[int, tuple[Any, str]] = {}
+        for workers in ctx.mlflow_workers:
+            server = stack.enter_context(
+                mlflow_server(ctx, urls["mlflow"], home / "mlartifacts", workers)
+            )
+            client = MlflowClient(tracking_uri=server.url)
+            exp = client.create_experiment(f"bench-log-batch-w{workers}")
+            ml[workers] = (client, client.create_run(exp).info.run_id)
+        samples: dict[str, list[float]] = {"steward": [], **{f"w{w}": [] for w in ml}}
+        for i in range(n + 1):  # the first round warms connections and caches; dropped
+            s_pts, m_pts = _steward_points(i * BATCH), _mlflow_points(i * BATCH)
+            secs = timed(lambda p=s_pts: steward.log_batch(run_id, p))
+            if i:
+                samples["steward"].append(BATCH / secs)
+            for workers, (client, mrun) in ml.items():
+                secs = timed(lambda c=client, r=mrun, p=m_pts: c.log_batch(r, metrics=p))
+                if i:
+                    samples[f"w{workers}"].append(BATCH / secs)
+            ctx.log(f"  log_batch[{backend}] round {i}/{n}")
+        logged = len(steward.metric_history(run_id, "loss"))
+        if logged != (n + 1) * BATCH:
+            raise AssertionError(f"Steward stored {logged} points, expected {(n + 1) * BATCH}")
+    return [
+        Row("log_batch", f"log_batch 1,000 points, {backend}", "points/s", True,
+            samples["steward"], samples[f"w{w}"], f"mlflow server --workers {w}", goal=20.0)
+        for w in ml
+    ]  # fmt: skip
+
+
+def run(ctx: Context) -> list[Row]:
+    rows: list[Row] = []
+    for backend in ctx.backends:
+        rows += run_backend(ctx, backend)
+    return rows

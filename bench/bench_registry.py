@@ -1,0 +1,102 @@
+"""Benchmark 3: register a version and move an alias through the server, median latency.
+
+Steward: ``create_version`` of a file uploaded once beforehand (metadata only: the server still
+checks the file exists and reads it to validate the flavor), then ``set_alias``.
+MLflow: ``create_model_version(name, source=<run artifact URI>, run_id=...)``, then
+``set_registered_model_alias``. Calls are interleaved across the servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import uuid
+from typing import Any
+
+from _servers import (
+    Context,
+    Row,
+    databases,
+    mlflow_init_db,
+    mlflow_server,
+    quiet_mlflow_logging,
+    steward_admin_token,
+    steward_server,
+    timed,
+)
+
+
+def run_backend(ctx: Context, backend: str) -> list[Row]:
+    from mlflow import MlflowClient
+
+    from steward.client import Client
+
+    quiet_mlflow_logging()
+    n = 10 if ctx.quick else 60
+    warm = 3
+    home = ctx.scratch(f"registry-{backend}")
+    name = f"bench-registry-{uuid.uuid4().hex[:6]}"
+    with contextlib.ExitStack() as stack:
+        urls = stack.enter_context(databases(ctx, backend, home, ["steward", "mlflow"]))
+        token = steward_admin_token(home, urls["steward"])
+        st_server = stack.enter_context(steward_server(ctx, home, urls["steward"]))
+        steward = stack.enter_context(Client(url=st_server.url, token=token))
+        steward.create_model(name)
+        ref = steward.upload_artifact(pickle.dumps({"w": 1}))
+        mlflow_init_db(urls["mlflow"], home / "mlartifacts")
+        ml: dict[int, tuple[Any, str, str, str]] = {}
+        for workers in ctx.mlflow_workers:
+            server = stack.enter_context(
+                mlflow_server(ctx, urls["mlflow"], home / "mlartifacts", workers)
+            )
+            client = MlflowClient(tracking_uri=server.url)
+            model = f"{name}-w{workers}"
+            client.create_registered_model(model)
+            run = client.create_run(client.create_experiment(model)).info
+            ml[workers] = (client, model, run.run_id, f"{run.artifact_uri}/model")
+
+        def st_create() -> None:
+            steward.create_version(
+                name, flavor="python", files={"model.pkl": ref}, metrics={"auc": 0.9},
+                trusted=True,
+            )  # fmt: skip
+
+        create: dict[str, list[float]] = {"steward": [], **{f"w{w}": [] for w in ml}}
+        for i in range(warm + n):
+            secs = timed(st_create)
+            if i >= warm:
+                create["steward"].append(secs * 1000)
+            for w, (client, model, run_id, source) in ml.items():
+                secs = timed(lambda c=client, m=model, s=source, r=run_id: c.create_model_version(
+                    m, s, run_id=r, await_creation_for=0))  # fmt: skip
+                if i >= warm:
+                    create[f"w{w}"].append(secs * 1000)
+        ctx.log(f"  create_version[{backend}] done ({n} samples)")
+
+        alias: dict[str, list[float]] = {"steward": [], **{f"w{w}": [] for w in ml}}
+        for i in range(warm + n):
+            version = 1 + i % (warm + n)
+            secs = timed(lambda v=version: steward.set_alias(name, "champion", v))
+            if i >= warm:
+                alias["steward"].append(secs * 1000)
+            for w, (client, model, _, _) in ml.items():
+                secs = timed(lambda c=client, m=model, v=version: c.set_registered_model_alias(
+                    m, "champion", str(v)))  # fmt: skip
+                if i >= warm:
+                    alias[f"w{w}"].append(secs * 1000)
+        ctx.log(f"  set_alias[{backend}] done ({n} samples)")
+    rows: list[Row] = []
+    for w in ml:
+        setting = f"mlflow server --workers {w}"
+        rows.append(Row("registry", f"create version (metadata only), {backend}", "ms", False,
+                        create["steward"], create[f"w{w}"], setting, goal=10.0))  # fmt: skip
+        rows.append(Row("registry", f"set alias, {backend}", "ms", False,
+                        alias["steward"], alias[f"w{w}"], setting, goal=10.0))  # fmt: skip
+    return rows
+
+
+def run(ctx: Context) -> list[Row]:
+    rows: list[Row] = []
+    for backend in ctx.backends:
+        rows += run_backend(ctx, backend)
+    return rows
