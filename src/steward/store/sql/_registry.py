@@ -213,6 +213,16 @@ def version_entities(session: Session, rows: Sequence[Any]) -> list[ModelVersion
     ]
 
 
+def versions_where(session: Session, *conditions: Any) -> list[ModelVersion]:
+    """Versions (joined with their model's name) matching SQL ``conditions``, in one query."""
+    query = (
+        select(_VERSIONS, ModelRow.name.label("model_name"))
+        .join(ModelRow, ModelRow.id == ModelVersionRow.model_id)
+        .where(*conditions)
+    )
+    return version_entities(session, list(session.execute(query)))
+
+
 def list_versions(
     session: Session,
     conditions: list[Condition],

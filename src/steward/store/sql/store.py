@@ -36,7 +36,7 @@ from steward.store.sql import _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._ledger import PendingEvent
 from steward.store.sql.engine import build_engine
-from steward.store.sql.tables import ModelRow, ModelVersionRow, RunRow, TokenRow
+from steward.store.sql.tables import AliasRow, ModelRow, ModelVersionRow, RunRow, TokenRow
 
 
 class SqlReadSession:
@@ -60,28 +60,38 @@ class SqlReadSession:
 
     # versions ----------------------------------------------------------------------------
     def get_version(self, name: str, version: int) -> ModelVersion:
+        # The hit is one joined query; only a miss pays for working out what is missing.
+        found = _registry.versions_where(
+            self.session, ModelRow.name == name, ModelVersionRow.version == version
+        )
+        if found:
+            return found[0]
         model = _registry.get_model_row(self.session, name)
-        row = _registry.find_version_row(self.session, model.id, version)
-        if row is None:
-            raise NotFound(
-                f"Model {name!r} has no version {version}; it has versions 1 to "
-                f"{model.latest_version}." if model.latest_version else
-                f"Model {name!r} has no versions yet.",
-                details={"field": "version", "name": name, "version": version},
-            )  # fmt: skip
-        return _registry.version_entities(self.session, [row])[0]
+        raise NotFound(
+            f"Model {name!r} has no version {version}; it has versions 1 to "
+            f"{model.latest_version}." if model.latest_version else
+            f"Model {name!r} has no versions yet.",
+            details={"field": "version", "name": name, "version": version},
+        )  # fmt: skip
 
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        model = _registry.get_model_row(self.session, name)
-        row = _registry.find_alias_row(self.session, model.id, alias)
-        if row is None:
-            raise NotFound(
-                f"Model {name!r} has no alias {alias!r}. Set it with "
-                f"`steward alias set {name} {alias} VERSION`.",
-                details={"field": "alias", "name": name, "alias": alias},
-            )
-        version = self.session.get(ModelVersionRow, row.version_id)
-        return _registry.version_entities(self.session, [version] if version else [])[0]
+        found = _registry.versions_where(
+            self.session,
+            ModelRow.name == name,
+            ModelVersionRow.id.in_(
+                select(AliasRow.version_id).where(
+                    AliasRow.model_id == ModelRow.id, AliasRow.alias == alias
+                )
+            ),
+        )
+        if found:
+            return found[0]
+        _registry.get_model_row(self.session, name)
+        raise NotFound(
+            f"Model {name!r} has no alias {alias!r}. Set it with "
+            f"`steward alias set {name} {alias} VERSION`.",
+            details={"field": "alias", "name": name, "alias": alias},
+        )
 
     def get_latest_version(self, name: str) -> ModelVersion:
         model = _registry.get_model_row(self.session, name)
