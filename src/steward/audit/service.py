@@ -6,6 +6,7 @@ from datetime import datetime
 
 from steward.domain.entities import Event, Page, VerifyReport
 from steward.errors import InvalidInput
+from steward.schemas.audit import MAX_SEQ
 from steward.store.base import (
     EventFilter,
     MetadataStore,
@@ -13,8 +14,6 @@ from steward.store.base import (
     decode_page_token,
     encode_page_token,
 )
-
-_MAX_SEQ = 2**63 - 1  # event numbers are 64-bit integer columns
 
 
 class AuditService:
@@ -35,9 +34,9 @@ class AuditService:
         limit: int = 100,
         page_token: str | None = None,
     ) -> Page[Event]:
-        if after_seq is not None and not 0 <= after_seq <= _MAX_SEQ:
+        if after_seq is not None and not 0 <= after_seq <= MAX_SEQ:
             raise InvalidInput(
-                f"after_seq must be a whole number between 0 and {_MAX_SEQ}. Got {after_seq}.",
+                f"after_seq must be a whole number between 0 and {MAX_SEQ}. Got {after_seq}.",
                 field="after_seq",
             )
         flt = EventFilter(kind, subject_type, subject_id, actor, since, until, after_seq)

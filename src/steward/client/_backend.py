@@ -6,8 +6,7 @@ SDK against each (tests/client), which is what keeps them in step.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from steward.domain.entities import (
     Alias,
@@ -21,13 +20,10 @@ from steward.domain.entities import (
     Token,
     VerifyReport,
 )
+from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
-
-
-class EventQuery(Protocol):
-    def __call__(self, **filters: Any) -> Page[Event]: ...
 
 
 class Backend(Protocol):
@@ -67,20 +63,7 @@ class Backend(Protocol):
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]: ...
     def log_artifact(self, run_id: str, path: str, data: bytes) -> Run: ...
 
-    def list_events(
-        self,
-        *,
-        kind: str | None,
-        subject_type: str | None,
-        subject_id: str | None,
-        actor: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        after_seq: int | None,
-        newest_first: bool,
-        limit: int,
-        page_token: str | None,
-    ) -> Page[Event]: ...
+    def list_events(self, query: EventQuery) -> Page[Event]: ...
     def verify_ledger(self) -> VerifyReport: ...
 
     def create_token(self, body: TokenCreate) -> TokenCreated: ...

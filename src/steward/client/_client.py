@@ -23,6 +23,7 @@ from steward.domain.entities import (
 from steward.domain.enums import Flavor, Role, RunStatus
 from steward.domain.signature import Signature
 from steward.schemas import parse
+from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
@@ -272,11 +273,12 @@ class Client:
         limit: int = 100,
         page_token: str | None = None,
     ) -> Page[Event]:
-        return self._backend.list_events(
-            kind=kind, subject_type=subject_type, subject_id=subject_id, actor=actor,
-            since=since, until=until, after_seq=after_seq, newest_first=newest_first,
-            limit=limit, page_token=page_token,
-        )  # fmt: skip
+        query = parse(EventQuery, {
+            "kind": kind, "subject_type": subject_type, "subject_id": subject_id,
+            "actor": actor, "since": since, "until": until, "after_seq": after_seq,
+            "newest_first": newest_first, "limit": limit, "page_token": page_token,
+        })  # fmt: skip
+        return self._backend.list_events(query)
 
     def verify_ledger(self) -> VerifyReport:
         return self._backend.verify_ledger()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
@@ -22,6 +21,7 @@ from steward.domain.entities import (
     VerifyReport,
 )
 from steward.errors import InvalidInput, StewardError, Unavailable, error_class_for
+from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
@@ -169,26 +169,8 @@ class HttpBackend:
             headers={"content-type": "application/octet-stream"},
         )  # fmt: skip
 
-    def list_events(
-        self,
-        *,
-        kind: str | None,
-        subject_type: str | None,
-        subject_id: str | None,
-        actor: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        after_seq: int | None,
-        newest_first: bool,
-        limit: int,
-        page_token: str | None,
-    ) -> Page[Event]:
-        params = _params(
-            kind=kind, subject_type=subject_type, subject_id=subject_id, actor=actor,
-            since=since.isoformat() if since else None, until=until.isoformat() if until else None,
-            after_seq=after_seq, newest_first=str(newest_first).lower(), limit=limit,
-            page_token=page_token,
-        )  # fmt: skip
+    def list_events(self, query: EventQuery) -> Page[Event]:
+        params = query.model_dump(mode="json", exclude_none=True)
         return self._entity(Page[Event], "GET", "/events", params=params)
 
     def verify_ledger(self) -> VerifyReport:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import IO
 
 from steward.domain.entities import (
@@ -17,6 +16,7 @@ from steward.domain.entities import (
     Token,
     VerifyReport,
 )
+from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
@@ -99,25 +99,8 @@ class LocalBackend:
     def log_artifact(self, run_id: str, path: str, data: bytes) -> Run:
         return self.services.tracking.log_artifact(self.actor, run_id, path, data)
 
-    def list_events(
-        self,
-        *,
-        kind: str | None,
-        subject_type: str | None,
-        subject_id: str | None,
-        actor: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        after_seq: int | None,
-        newest_first: bool,
-        limit: int,
-        page_token: str | None,
-    ) -> Page[Event]:
-        return self.services.audit.list_events(
-            kind=kind, subject_type=subject_type, subject_id=subject_id, actor=actor,
-            since=since, until=until, after_seq=after_seq, newest_first=newest_first,
-            limit=limit, page_token=page_token,
-        )  # fmt: skip
+    def list_events(self, query: EventQuery) -> Page[Event]:
+        return self.services.audit.list_events(**query.model_dump())
 
     def verify_ledger(self) -> VerifyReport:
         return self.services.audit.verify()
