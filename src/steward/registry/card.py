@@ -31,10 +31,6 @@ def render_card(model: Model, version: ModelVersion) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def missing_sections(model: Model) -> list[str]:
-    return [s for s in CARD_SECTIONS if not model.card.get(s, "").strip()]
-
-
 def _facts(model: Model, version: ModelVersion) -> list[str]:
     aliases = ", ".join(version.aliases) or "none"
     rows = [

@@ -8,9 +8,9 @@ from typing import Annotated
 from pydantic import Field, StrictFloat, field_validator
 
 from steward.domain.entities import CARD_SECTIONS, ArtifactRef, Lineage
-from steward.domain.enums import Flavor, VersionStatus
+from steward.domain.enums import Flavor
 from steward.domain.signature import Signature
-from steward.domain.uri import check_alias, check_model_name
+from steward.domain.uri import check_model_name
 from steward.errors import InvalidInput
 from steward.schemas import RequestBody
 
@@ -143,16 +143,11 @@ class AliasSet(Request):
     version: int = Field(ge=1, le=MAX_VERSION)
 
 
-def alias_name(value: str) -> str:
-    return check_alias(value)
-
-
 __all__ = [
     "MAX_VERSION",
     "AliasSet",
     "ModelCreate",
     "ModelUpdate",
     "VersionCreate",
-    "VersionStatus",
     "VersionUpdate",
 ]

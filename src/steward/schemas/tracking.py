@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from steward.domain.enums import RunStatus
@@ -62,4 +60,4 @@ class LogBatch(Request):
         return value
 
 
-__all__ = ["LogBatch", "MetricIn", "RunCreate", "RunEnd", "datetime"]
+__all__ = ["LogBatch", "MetricIn", "RunCreate", "RunEnd"]

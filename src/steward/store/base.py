@@ -48,7 +48,6 @@ class EventFilter:
 
 
 class ReadSession(Protocol):
-    def find_model(self, name: str) -> Model | None: ...
     def get_model(self, name: str) -> Model: ...
     def list_models(
         self, conditions: list[Condition], *, limit: int, offset: int

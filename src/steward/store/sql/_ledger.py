@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from steward.domain.clock import utcnow
@@ -99,10 +99,6 @@ def list_events(
     order = EventRow.seq.desc() if newest_first else EventRow.seq.asc()
     query = _filtered(flt).order_by(order).limit(limit).offset(offset)
     return [event_entity(row) for row in session.scalars(query)]
-
-
-def count_events(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(EventRow)) or 0)
 
 
 def _iter_chain(session: Session, batch: int = 5000) -> Iterator[EventRow]:

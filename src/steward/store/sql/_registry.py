@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -241,11 +241,6 @@ def list_versions(
     query = query.order_by(ModelRow.name, ModelVersionRow.version.desc())
     rows = list(session.execute(query.limit(limit).offset(offset)))
     return version_entities(session, rows)
-
-
-def count_versions(session: Session, model_id: str) -> int:
-    query = select(func.count()).where(ModelVersionRow.model_id == model_id)
-    return int(session.scalar(query) or 0)
 
 
 def upsert_alias(

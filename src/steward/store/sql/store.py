@@ -46,9 +46,6 @@ class SqlReadSession:
         self.session = session
 
     # models ------------------------------------------------------------------------------
-    def find_model(self, name: str) -> Model | None:
-        row = _registry.find_model_row(self.session, name)
-        return None if row is None else _registry.model_entities(self.session, [row])[0]
 
     def get_model(self, name: str) -> Model:
         return _registry.model_entities(
