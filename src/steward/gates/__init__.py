@@ -1,0 +1,1 @@
+"""Release gates: evaluation of versions, policies as code, checks, approvals and the lifecycle."""
