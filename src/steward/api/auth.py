@@ -7,10 +7,11 @@ within ``_TTL_SECONDS`` on every replica.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, Request
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from steward.auth.service import TokenService, require_role
 from steward.domain.enums import Role
@@ -30,12 +31,16 @@ class TokenCache:
         self.tokens = tokens
         self._seen: dict[str, tuple[float, Principal]] = {}
 
+    def cached(self, secret: str | None) -> Principal | None:
+        """The principal for ``secret`` if it was checked less than the TTL ago."""
+        hit = None if secret is None else self._seen.get(secret)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def principal(self, secret: str | None) -> Principal:
+        hit = self.cached(secret)
+        if hit is not None:
+            return hit
         now = time.monotonic()
-        if secret is not None:
-            hit = self._seen.get(secret)
-            if hit is not None and hit[0] > now:
-                return hit[1]
         token = self.tokens.authenticate(secret)
         principal = Principal(name=f"token:{token.name}", role=token.role)
         if secret is not None and (token.expires_at is None):
@@ -53,25 +58,20 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
-def requires(role: Role, action: str) -> Callable[[Request], Principal]:
-    """A dependency that authenticates the caller and checks ``role``."""
+def requires(role: Role, action: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that authenticates the caller and checks ``role``.
 
-    def dependency(request: Request) -> Principal:
+    Async so a cache hit costs no thread-pool hop; a miss reads the store in the pool, off the
+    event loop.
+    """
+
+    async def dependency(request: Request) -> Principal:
         cache: TokenCache = request.app.state.token_cache
-        principal = cache.principal(_bearer(request))
+        secret = _bearer(request)
+        principal = cache.cached(secret)
+        if principal is None:
+            principal = await run_in_threadpool(cache.principal, secret)
         require_role(principal.role, role, action)
         return principal
 
     return dependency
-
-
-def viewer(action: str = "Reading") -> object:
-    return Depends(requires(Role.VIEWER, action))
-
-
-def developer(action: str) -> object:
-    return Depends(requires(Role.DEVELOPER, action))
-
-
-def admin(action: str) -> object:
-    return Depends(requires(Role.ADMIN, action))

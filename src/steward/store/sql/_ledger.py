@@ -19,6 +19,12 @@ from steward.store.sql.tables import EventRow
 
 # Any fixed 64-bit number; PostgreSQL advisory locks are keyed by it.
 _LEDGER_LOCK_KEY = 0x5354455741524431
+# Built once: every write runs these, and building a statement per call cost more than
+# executing it (measured on the registry's write path).
+_EVENTS: Any = EventRow.__table__
+_LOCK_LEDGER = text("SELECT pg_advisory_xact_lock(:key)")
+_TIP = select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
+_INSERT_EVENTS = insert(_EVENTS)
 
 
 @dataclass
@@ -55,20 +61,19 @@ def append_events(session: Session, actor: str, pending: list[PendingEvent]) -> 
         }
         values["hash"] = prev_hash = event_hash(**values)
         rows.append(values)
-    session.execute(insert(EventRow), rows)
+    session.connection().execute(_INSERT_EVENTS, rows)
     return [Event(**row) for row in rows]
 
 
 def _locked_tip(session: Session) -> tuple[int, str]:
-    if session.get_bind().dialect.name == "postgresql":
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         # Two statements, not one: under READ COMMITTED a statement reads the snapshot taken
         # when it starts, so a tip read in the statement that waited for the lock would miss
         # the events of the writer that held it, and chain onto a stale tip.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LEDGER_LOCK_KEY})
+        connection.execute(_LOCK_LEDGER, {"key": _LEDGER_LOCK_KEY})
     # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
-    row = session.execute(
-        select(EventRow.seq, EventRow.hash).order_by(EventRow.seq.desc()).limit(1)
-    ).first()
+    row = connection.execute(_TIP).first()
     if row is None or row[0] is None:
         return 0, GENESIS_HASH
     return int(row[0]), str(row[1])

@@ -218,14 +218,14 @@ class SqlWriteSession(SqlReadSession):
             self.get_version(name, version)  # raises the NotFound naming what is missing
             raise AssertionError("unreachable")
         model_id, version_id = ids
-        previous_id = _registry.upsert_alias(
+        previous = _registry.upsert_alias(
             self.session, model_id, alias, version_id,
             {"updated_at": at, "updated_by": self.actor},
         )  # fmt: skip
         moved = Alias(
             model_name=name, alias=alias, version=version, updated_at=at, updated_by=self.actor
         )
-        return moved, self._version_number(previous_id)
+        return moved, previous
 
     def delete_alias(self, name: str, alias: str) -> int | None:
         model = _registry.get_model_row(self.session, name)
