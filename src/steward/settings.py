@@ -8,6 +8,7 @@ Built once at an entry point and passed down; nothing below reads ``os.environ``
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,13 @@ class Settings(BaseSettings):
         default=False,
         description="Allow loading python-flavor (pickled) models registered as trusted.",
     )
+    reproduce_capture: Path | None = Field(
+        default=None,
+        description=(
+            "Set by `steward reproduce` for the training command it re-runs: log_model then "
+            "appends what it would register to this JSON-lines file and registers nothing."
+        ),
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -108,6 +116,20 @@ class Settings(BaseSettings):
         """The effective values with secrets masked, for `steward settings show`."""
         data = self.model_dump(mode="json")
         return data
+
+
+def reproduce_environment(
+    capture_file: Path, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a training command re-run by ``steward reproduce``.
+
+    ``base`` (default: this process's environment, copied here because only this module reads
+    it) with ``STEWARD_REPRODUCE_CAPTURE`` naming ``capture_file``, so the child's ``log_model``
+    writes there instead of registering a version.
+    """
+    env = dict(os.environ if base is None else base)
+    env["STEWARD_REPRODUCE_CAPTURE"] = str(capture_file)
+    return env
 
 
 def os_user() -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from steward.audit.service import AuditService
 from steward.auth.service import TokenService
+from steward.gates.service import GatesService
 from steward.registry.service import RegistryService
 from steward.settings import Settings
 from steward.store.artifacts.store import FsspecArtifactStore
@@ -23,6 +24,7 @@ class Services:
     tracking: TrackingService
     audit: AuditService
     tokens: TokenService
+    gates: GatesService
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -38,6 +40,7 @@ class Services:
             tracking=TrackingService(store, artifacts),
             audit=AuditService(store),
             tokens=TokenService(store),
+            gates=GatesService(store, artifacts, allow_trusted=settings.allow_trusted_models),
         )
 
     def close(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ from steward.lineage import (
     git_state,
     reference_sample,
 )
+from steward.schemas import parse
+from steward.schemas.registry import VersionCreate
+from steward.settings import Settings
 
 
 def log_model(
@@ -50,12 +55,19 @@ def log_model(
     with ``trusted=True``). ``training_data`` gives the signature, the data fingerprint and the
     reference sample that monitoring compares live traffic with. The model is created on first
     use with ``owner``, ``team``, ``risk_tier`` and ``use_case``.
+
+    Under ``steward reproduce`` (``STEWARD_REPRODUCE_CAPTURE`` set) nothing is uploaded or
+    registered: see ``_capture_for_reproduction`` for what is written and returned instead.
     """
-    client = client or default_client()
     sample = sample_input if sample_input is not None else training_data
     packaged = package_model(
         model, flavor=flavor, export_onnx=export_onnx, sample_input=sample, trusted=trusted
     )
+    capture_file = (client.settings if client is not None else Settings()).reproduce_capture
+    if capture_file is not None:
+        data = _data_fingerprints(training_data, evaluation_data, lineage)
+        return _capture_for_reproduction(capture_file, name, packaged, metrics, params, data)
+    client = client or default_client()
     refs = _upload_files(client, packaged)
     reference = (
         client.upload_artifact(reference_sample(training_data))
@@ -98,14 +110,71 @@ def capture_lineage(
     }  # fmt: skip
     captured: dict[str, Any] = {
         "git": git_info,
-        "training_data": fingerprint(training_data) if training_data is not None else None,
-        "evaluation_data": fingerprint(evaluation_data) if evaluation_data is not None else None,
+        **_data_fingerprints(training_data, evaluation_data),
         "environment": environment(),
         "command": command_line(),
         "run_id": run_id,
     }  # fmt: skip
     captured.update(extra or {})
     return captured
+
+
+def _data_fingerprints(
+    training_data: object | None,
+    evaluation_data: object | None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The fingerprints lineage records for the data, unless ``lineage=`` gave them already."""
+    computed = {
+        "training_data": fingerprint(training_data) if training_data is not None else None,
+        "evaluation_data": fingerprint(evaluation_data) if evaluation_data is not None else None,
+    }
+    return {key: (extra or {}).get(key, value) for key, value in computed.items()}
+
+
+def _capture_for_reproduction(
+    capture_file: Path,
+    name: str,
+    packaged: PackagedModel,
+    metrics: Mapping[str, float] | None,
+    params: Mapping[str, Any] | None,
+    data: dict[str, Any],
+) -> ModelVersion:
+    """Under ``steward reproduce``: append what would be registered to ``capture_file``.
+
+    One JSON line: ``name``, ``metrics``, ``params``, ``training_data``, ``evaluation_data``.
+    Nothing is uploaded or registered, so a re-run never adds a version, yet the training
+    script carries on as it would (it may log several models, or use the returned version).
+    Metrics and params are validated and normalized as registration would. The version comes
+    back as registration would have made it, but numbered 0 (real versions start at 1), with
+    empty ids, and its files' digests computed locally.
+    """
+    files = {
+        file: ArtifactRef(digest=fingerprint(content), size=len(content))
+        for file, content in packaged.files.items()
+    }
+    body = parse(VersionCreate, {
+        "flavor": packaged.flavor, "files": files, "metrics": dict(metrics or {}),
+        "params": dict(params or {}), "lineage": data,
+    })  # fmt: skip
+    record = {"name": name, "metrics": body.metrics, "params": body.params, **data}
+    with capture_file.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    return ModelVersion(
+        id="",
+        model_id="",
+        model_name=name,
+        version=0,
+        flavor=body.flavor,
+        files=body.files,
+        primary_file=packaged.primary_file,
+        signature=packaged.signature,
+        metrics=body.metrics,
+        params=body.params,
+        lineage=body.lineage,
+        created_at=datetime.now(UTC),
+        created_by="steward reproduce",
+    )
 
 
 def _upload_files(client: Client, packaged: PackagedModel) -> dict[str, ArtifactRef]:

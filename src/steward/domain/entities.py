@@ -39,6 +39,7 @@ class Model(Entity):
     card: dict[str, str] = Field(default_factory=dict)
     aliases: dict[str, int] = Field(default_factory=dict)
     latest_version: int | None = None
+    policy: str | None = None  # the release policy assigned; None = its risk tier's default
     created_at: datetime
     created_by: str
     updated_at: datetime

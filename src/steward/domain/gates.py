@@ -69,6 +69,9 @@ class GateContext(Entity):
     reproduction: Reproduction | None = None  # the latest reproduction of this version
     # versions of the model that were in production before and can take traffic back
     rollback_targets: list[int] = Field(default_factory=list)
+    # other versions of the model that were ever in production, whether or not they can still
+    # take traffic: empty means this is the model's first release
+    previously_in_production: list[int] = Field(default_factory=list)
     fallback_configured: bool = False
     drift_rules: list[str] = Field(default_factory=list)  # names of the model's drift rules
     now: datetime
@@ -99,3 +102,18 @@ class GateReport(Entity):
     evaluation_id: str | None = None  # the evaluation the metric checks read
     created_at: datetime
     created_by: str
+
+
+class StoredPolicy(Entity):
+    """One revision of a release policy as kept in the store."""
+
+    name: str
+    revision: int
+    text: str
+    digest: str
+    created_at: datetime
+    created_by: str
+
+    @property
+    def ref(self) -> PolicyRef:
+        return PolicyRef(name=self.name, revision=self.revision, digest=self.digest)

@@ -29,6 +29,11 @@ class ModelRef:
         return f"models:/{self.name}/{self.version if self.version is not None else 'latest'}"
 
 
+def version_uri(name: str, version: int) -> str:
+    """``models:/NAME/VERSION``: how the ledger names a version (its events' subject id)."""
+    return f"models:/{name}/{version}"
+
+
 def check_model_name(name: str, field: str = "name") -> str:
     if not _NAME_RE.match(name):
         raise InvalidInput(

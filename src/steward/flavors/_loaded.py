@@ -51,6 +51,13 @@ class LoadedModel:
         return self._signature
 
     @property
+    def classes(self) -> list[Any] | None:
+        """Class labels in predict_proba's column order, when the model exposes them
+        (scikit-learn's ``classes_``); None for ONNX and regressors."""
+        found: list[Any] | None = getattr(self._predictor, "classes", None)
+        return found
+
+    @property
     def has_predict_proba(self) -> bool:
         return self._predictor.has_proba
 

@@ -76,6 +76,12 @@ class PythonPredictor:
         return frame.to_numpy() if self._wants_array else frame
 
     @property
+    def classes(self) -> list[Any] | None:
+        """The class labels in the order of predict_proba's columns, when the model says."""
+        found = getattr(self._model, "classes_", None)
+        return None if found is None else list(found)
+
+    @property
     def has_proba(self) -> bool:
         return callable(getattr(self._model, "predict_proba", None))
 

@@ -107,6 +107,12 @@ class SklearnPredictor:
             self._columns = self._names
 
     @property
+    def classes(self) -> list[Any] | None:
+        """The class labels in the order of predict_proba's columns, when the model says."""
+        found = getattr(self._model, "classes_", None)
+        return None if found is None else list(found)
+
+    @property
     def has_proba(self) -> bool:
         return is_classifier(self._model) and hasattr(self._model, "predict_proba")
 

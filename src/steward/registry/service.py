@@ -24,10 +24,10 @@ from steward.schemas.registry import (
 from steward.store.base import (
     ArtifactStore,
     MetadataStore,
-    ReadSession,
     check_page_size,
     decode_page_token,
     encode_page_token,
+    resolve_version,
 )
 
 
@@ -107,6 +107,7 @@ class RegistryService:
             )
         self._check_files_present(body)
         self._check_flavor(body.flavor, primary, body.files[primary])
+        now = utcnow()
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "flavor": body.flavor.value,
@@ -120,9 +121,10 @@ class RegistryService:
             else None,
             "description": body.description,
             "status": "registered",
+            "status_changed_at": now,
             "trusted": body.trusted,
             "run_id": body.lineage.run_id,
-            "created_at": utcnow(),
+            "created_at": now,
             "created_by": actor,
         }
         with self.store.write(actor) as tx:
@@ -164,7 +166,7 @@ class RegistryService:
     def get_version(self, uri: str | ModelRef) -> ModelVersion:
         ref = parse_model_uri(uri) if isinstance(uri, str) else uri
         with self.store.read() as rx:
-            return resolve(rx, ref)
+            return resolve_version(rx, ref)
 
     def list_versions(
         self,
@@ -210,17 +212,9 @@ class RegistryService:
     def model_card(self, uri: str) -> str:
         ref = parse_model_uri(uri)
         with self.store.read() as rx:
-            version = resolve(rx, ref)
+            version = resolve_version(rx, ref)
             model = rx.get_model(ref.name)
         return render_card(model, version)
-
-
-def resolve(rx: ReadSession, ref: ModelRef) -> ModelVersion:
-    if ref.alias is not None:
-        return rx.get_version_by_alias(ref.name, ref.alias)
-    if ref.version is None:
-        return rx.get_latest_version(ref.name)
-    return rx.get_version(ref.name, check_version_number(ref.version))
 
 
 def _page(items: list[Any], limit: int, offset: int) -> Page[Any]:

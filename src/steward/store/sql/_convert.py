@@ -41,6 +41,7 @@ def model_entity(row: ModelRow, tags: dict[str, str], aliases: dict[str, int]) -
         card=dict(row.card or {}),
         aliases=aliases,
         latest_version=row.latest_version or None,
+        policy=row.policy,
         created_at=row.created_at,
         created_by=row.created_by,
         updated_at=row.updated_at,

@@ -51,7 +51,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class ModelRow(Base):
@@ -66,6 +66,8 @@ class ModelRow(Base):
     description: Mapped[str | None] = mapped_column(Text)
     card: Mapped[dict[str, Any]] = mapped_column(JSON)
     latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    # the release policy assigned to this model; None = the default policy of its risk tier
+    policy: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime]
@@ -101,6 +103,7 @@ class ModelVersionRow(Base):
     reference_sample: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32), index=True)
+    status_changed_at: Mapped[datetime | None]  # lifecycle review: "in staging for N days"
     trusted: Mapped[bool] = mapped_column(Boolean, default=False)
     run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     created_at: Mapped[datetime]
@@ -231,3 +234,75 @@ class TokenRow(Base):
     created_by: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime | None]
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# -- release gates ------------------------------------------------------------------------------
+class PolicyRow(Base):
+    """Every revision of every release policy, as the YAML text the user wrote."""
+
+    __tablename__ = "policies"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class EvaluationRow(Base):
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_version_created", "version_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(256))
+    data_fingerprint: Mapped[str] = mapped_column(String(80), index=True)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    latency: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class GateReportRow(Base):
+    __tablename__ = "gate_reports"
+    __table_args__ = (Index("ix_gate_reports_version_created", "version_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    policy_name: Mapped[str] = mapped_column(String(128))
+    policy_revision: Mapped[int] = mapped_column(Integer)
+    policy_digest: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(32))
+    results: Mapped[list[Any]] = mapped_column(JSON)
+    evaluation_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class ApprovalRow(Base):
+    __tablename__ = "approvals"
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    approver: Mapped[str] = mapped_column(String(256), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str | None] = mapped_column(Text)
+    approved_at: Mapped[datetime]
+
+
+class ReproductionRow(Base):
+    __tablename__ = "reproductions"
+    __table_args__ = (Index("ix_reproductions_version_created", "version_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    matched: Mapped[bool] = mapped_column(Boolean)
+    tolerance: Mapped[float] = mapped_column(Float)
+    recorded: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reproduced: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data_fingerprints_matched: Mapped[bool | None] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256))
