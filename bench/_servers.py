@@ -37,6 +37,29 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def sample_in_blocks(
+    calls: dict[str, Callable[[int], Any]], n: int, *, warm: int, block: int
+) -> dict[str, list[float]]:
+    """Seconds per call for each side: ``n`` kept samples after ``warm`` dropped ones.
+
+    Sides take turns in blocks of ``block`` consecutive calls rather than one call each: with
+    single alternation, whatever a heavy call leaves behind on a 2-core machine (its server's
+    garbage collection and background threads, cold CPU caches) lands on the other side's
+    next call. Each call gets its global index, so inputs can vary from call to call.
+    """
+    samples: dict[str, list[float]] = {side: [] for side in calls}
+    done = 0
+    while done < warm + n:
+        size = min(block, warm + n - done)
+        for side, call in calls.items():
+            for i in range(done, done + size):
+                secs = timed(lambda i=i, call=call: call(i))
+                if i >= warm:
+                    samples[side].append(secs)
+        done += size
+    return samples
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

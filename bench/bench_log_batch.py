@@ -19,9 +19,9 @@ from _servers import (
     mlflow_init_db,
     mlflow_server,
     quiet_mlflow_logging,
+    sample_in_blocks,
     steward_admin_token,
     steward_server,
-    timed,
 )
 
 BATCH = 1000
@@ -61,19 +61,17 @@ def run_backend(ctx: Context, backend: str) -> list[Row]:
             client = MlflowClient(tracking_uri=server.url)
             exp = client.create_experiment(f"bench-log-batch-w{workers}")
             ml[workers] = (client, client.create_run(exp).info.run_id)
-        samples: dict[str, list[float]] = {"steward": [], **{f"w{w}": [] for w in ml}}
-        for i in range(n + 1):  # the first round warms connections and caches; dropped
-            s_pts, m_pts = _steward_points(i * BATCH), _mlflow_points(i * BATCH)
-            secs = timed(lambda p=s_pts: steward.log_batch(run_id, p))
-            if i:
-                samples["steward"].append(BATCH / secs)
-            for workers, (client, mrun) in ml.items():
-                secs = timed(lambda c=client, r=mrun, p=m_pts: c.log_batch(r, metrics=p))
-                if i:
-                    samples[f"w{workers}"].append(BATCH / secs)
-            ctx.log(f"  log_batch[{backend}] round {i}/{n}")
+        # Points are built before the clock starts, on both sides.
+        st_points = [_steward_points(i * BATCH) for i in range(n + 1)]
+        ml_points = [_mlflow_points(i * BATCH) for i in range(n + 1)]
+        calls: dict[str, Any] = {"steward": lambda i: steward.log_batch(run_id, st_points[i])}
+        for workers, (client, mrun) in ml.items():
+            calls[f"w{workers}"] = lambda i, c=client, r=mrun: c.log_batch(r, metrics=ml_points[i])
+        # The first call per side warms connections and caches and is dropped.
+        seconds = sample_in_blocks(calls, n, warm=1, block=3)
+        samples = {k: [BATCH / s for s in v] for k, v in seconds.items()}
         logged = len(steward.metric_history(run_id, "loss"))
-        if logged != (n + 1) * BATCH:
+        if logged != (n + 1) * BATCH:  # every call, warm-up included, must have landed
             raise AssertionError(f"Steward stored {logged} points, expected {(n + 1) * BATCH}")
     return [
         Row("log_batch", f"log_batch 1,000 points, {backend}", "points/s", True,

@@ -20,10 +20,12 @@ from _servers import (
     mlflow_init_db,
     mlflow_server,
     quiet_mlflow_logging,
+    sample_in_blocks,
     steward_admin_token,
     steward_server,
-    timed,
 )
+
+BLOCK = 10  # consecutive calls per side before the other side's turn
 
 
 def run_backend(ctx: Context, backend: str) -> list[Row]:
@@ -33,7 +35,7 @@ def run_backend(ctx: Context, backend: str) -> list[Row]:
 
     quiet_mlflow_logging()
     n = 10 if ctx.quick else 60
-    warm = 3
+    warm = 5
     home = ctx.scratch(f"registry-{backend}")
     name = f"bench-registry-{uuid.uuid4().hex[:6]}"
     with contextlib.ExitStack() as stack:
@@ -55,35 +57,35 @@ def run_backend(ctx: Context, backend: str) -> list[Row]:
             run = client.create_run(client.create_experiment(model)).info
             ml[workers] = (client, model, run.run_id, f"{run.artifact_uri}/model")
 
-        def st_create() -> None:
+        def st_create(_: int) -> None:
             steward.create_version(
                 name, flavor="python", files={"model.pkl": ref}, metrics={"auc": 0.9},
                 trusted=True,
             )  # fmt: skip
 
-        create: dict[str, list[float]] = {"steward": [], **{f"w{w}": [] for w in ml}}
-        for i in range(warm + n):
-            secs = timed(st_create)
-            if i >= warm:
-                create["steward"].append(secs * 1000)
-            for w, (client, model, run_id, source) in ml.items():
-                secs = timed(lambda c=client, m=model, s=source, r=run_id: c.create_model_version(
-                    m, s, run_id=r, await_creation_for=0))  # fmt: skip
-                if i >= warm:
-                    create[f"w{w}"].append(secs * 1000)
+        def ml_create(workers: int) -> Any:
+            client, model, run_id, source = ml[workers]
+            return lambda _: client.create_model_version(
+                model, source, run_id=run_id, await_creation_for=0
+            )
+
+        calls = {"steward": st_create, **{f"w{w}": ml_create(w) for w in ml}}
+        create = {k: [s * 1000 for s in v] for k, v in
+                  sample_in_blocks(calls, n, warm=warm, block=BLOCK).items()}  # fmt: skip
         ctx.log(f"  create_version[{backend}] done ({n} samples)")
 
-        alias: dict[str, list[float]] = {"steward": [], **{f"w{w}": [] for w in ml}}
-        for i in range(warm + n):
-            version = 1 + i % (warm + n)
-            secs = timed(lambda v=version: steward.set_alias(name, "champion", v))
-            if i >= warm:
-                alias["steward"].append(secs * 1000)
-            for w, (client, model, _, _) in ml.items():
-                secs = timed(lambda c=client, m=model, v=version: c.set_registered_model_alias(
-                    m, "champion", str(v)))  # fmt: skip
-                if i >= warm:
-                    alias[f"w{w}"].append(secs * 1000)
+        def ml_alias(workers: int) -> Any:
+            client, model, _, _ = ml[workers]
+            return lambda i: client.set_registered_model_alias(
+                model, "champion", str(1 + i % (warm + n))
+            )
+
+        calls = {
+            "steward": lambda i: steward.set_alias(name, "champion", 1 + i % (warm + n)),
+            **{f"w{w}": ml_alias(w) for w in ml},
+        }
+        alias = {k: [s * 1000 for s in v] for k, v in
+                 sample_in_blocks(calls, n, warm=warm, block=BLOCK).items()}  # fmt: skip
         ctx.log(f"  set_alias[{backend}] done ({n} samples)")
     rows: list[Row] = []
     for w in ml:

@@ -31,9 +31,9 @@ from _servers import (
     databases,
     mlflow_server,
     quiet_mlflow_logging,
+    sample_in_blocks,
     steward_admin_token,
     steward_server,
-    timed,
 )
 
 MODEL = "bench-search"
@@ -206,20 +206,14 @@ def run_backend(ctx: Context, backend: str) -> list[Row]:
         )
         if len(page.items) != min(100, expected) or len(runs) != min(100, expected):
             raise AssertionError(f"got {len(page.items)} / {len(runs)}, expected 100 of {expected}")
-        keys = ["steward", *(f"runs-w{w}" for w in ml), *(f"mv-w{w}" for w in ml)]
-        samples: dict[str, list[float]] = {k: [] for k in keys}
-        for i in range(n + 2):  # two warm-up rounds, dropped
-            secs = timed(lambda: steward.list_versions(FILTER, limit=100))
-            if i >= 2:
-                samples["steward"].append(secs * 1000)
-            for w, (client, exp_id) in ml.items():
-                secs = timed(lambda c=client, e=exp_id: c.search_runs(
-                    [e], filter_string=FILTER, max_results=100))  # fmt: skip
-                if i >= 2:
-                    samples[f"runs-w{w}"].append(secs * 1000)
-                secs = timed(lambda c=client: c.search_model_versions(max_results=100))
-                if i >= 2:
-                    samples[f"mv-w{w}"].append(secs * 1000)
+        calls: dict[str, Any] = {"steward": lambda _: steward.list_versions(FILTER, limit=100)}
+        for w, (client, exp_id) in ml.items():
+            calls[f"runs-w{w}"] = lambda _, c=client, e=exp_id: c.search_runs(
+                [e], filter_string=FILTER, max_results=100
+            )
+            calls[f"mv-w{w}"] = lambda _, c=client: c.search_model_versions(max_results=100)
+        samples = {k: [s * 1000 for s in v] for k, v in
+                   sample_in_blocks(calls, n, warm=2, block=5).items()}  # fmt: skip
         ctx.log(f"  search[{backend}] done ({n} samples)")
     extra = {"backend": backend, "versions": size, "matching": expected,
              "steward_populate_s": round(st_pop, 1),
