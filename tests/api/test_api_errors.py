@@ -22,6 +22,12 @@ V = API_PREFIX
 JSON = {"content-type": "application/json"}
 BYTES = {"content-type": "application/octet-stream"}
 ZERO_DIGEST = "sha256:" + "0" * 64
+VV = "/models/{name}/versions/{version}"
+# Routes that need the approver role even to write (viewers and developers get 403).
+APPROVER_ROUTES = {
+    ("POST", f"{VV}/approvals"), ("POST", f"{VV}/reproductions"), ("POST", "/policies"),
+    ("PUT", "/policies/{name}"), ("PUT", "/models/{name}/policy"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,85 @@ CASES = [
     Case("card-bad-uri", "GET", "/card", "/card?uri=models:/known", 422, "invalid_input", "uri"),
     Case("card-unknown-version", "GET", "/card", "/card?uri=models:/known/7", 404, "not_found",
          "version"),
+    # release gates -----------------------------------------------------------------------
+    Case("evaluate-bad-digest", "POST", f"{VV}/evaluations", "/models/known/versions/1/evaluations",
+         422, "invalid_input", "data_digest", json={"data_digest": "md5:x", "label": "y"}),
+    Case("evaluate-not-parquet", "POST", f"{VV}/evaluations",
+         "/models/known/versions/1/evaluations", 422, "invalid_input", "data",
+         json={"data_digest": "{digest}", "label": "y"}),
+    Case("evaluate-negative-resamples", "POST", f"{VV}/evaluations",
+         "/models/known/versions/1/evaluations", 422, "invalid_input", "resamples",
+         json={"data_digest": "{digest}", "label": "y", "resamples": -1}),
+    Case("evaluate-unknown-version", "POST", f"{VV}/evaluations",
+         "/models/known/versions/99/evaluations", 404, "not_found", "version",
+         json={"data_digest": "{digest}", "label": "y"}),
+    Case("evaluate-viewer", "POST", f"{VV}/evaluations", "/models/known/versions/1/evaluations",
+         403, "permission_denied", who="viewer", json={"data_digest": "{digest}", "label": "y"}),
+    Case("evaluations-unknown-model", "GET", f"{VV}/evaluations",
+         "/models/ghost/versions/1/evaluations", 404, "not_found", "name"),
+    Case("evaluations-bad-version", "GET", f"{VV}/evaluations",
+         "/models/known/versions/zero/evaluations", 422, "invalid_input", "version"),
+    Case("gate-bad-policy", "POST", f"{VV}/gate", "/models/known/versions/1/gate", 422,
+         "invalid_input", "policy", json={"policy": "name: x\nchecks: [\n"}),
+    Case("gate-extra-field", "POST", f"{VV}/gate", "/models/known/versions/1/gate", 422,
+         "invalid_input", "policies", json={"policies": "x"}),
+    Case("gate-viewer", "POST", f"{VV}/gate", "/models/known/versions/1/gate", 403,
+         "permission_denied", who="viewer"),
+    Case("gate-report-unknown-version", "GET", f"{VV}/gate", "/models/known/versions/99/gate",
+         404, "not_found", "version"),
+    Case("gate-report-bad-format", "GET", f"{VV}/gate",
+         "/models/known/versions/1/gate?format=pdf", 422, "invalid_input", "format"),
+    Case("approve-developer", "POST", f"{VV}/approvals", "/models/known/versions/1/approvals",
+         403, "permission_denied", who="developer", json={}),
+    Case("approve-not-gated", "POST", f"{VV}/approvals", "/models/known/versions/1/approvals",
+         409, "gate_failed", "status", who="approver", json={"comment": "ok"}),
+    Case("approve-long-comment", "POST", f"{VV}/approvals", "/models/known/versions/1/approvals",
+         422, "invalid_input", "comment", json={"comment": "x" * 5001}),
+    Case("approvals-unknown-model", "GET", f"{VV}/approvals",
+         "/models/ghost/versions/1/approvals", 404, "not_found", "name"),
+    Case("transition-bad-status", "POST", f"{VV}/transitions",
+         "/models/known/versions/1/transitions", 422, "invalid_input", "to",
+         json={"to": "launched"}),
+    Case("transition-no-gate", "POST", f"{VV}/transitions",
+         "/models/known/versions/1/transitions", 409, "gate_failed", "to", who="approver",
+         json={"to": "staging"}),
+    Case("transition-production-developer", "POST", f"{VV}/transitions",
+         "/models/known/versions/1/transitions", 403, "permission_denied", who="developer",
+         json={"to": "production"}),
+    Case("history-bad-at", "GET", "/models/{name}/history", "/models/known/history?at=yesterday",
+         422, "invalid_input", "at"),
+    Case("history-naive-at", "GET", "/models/{name}/history",
+         "/models/known/history?at=2024-01-01T00:00:00", 422, "invalid_input", "at"),
+    Case("history-unknown-model", "GET", "/models/{name}/history", "/models/ghost/history", 404,
+         "not_found", "name"),
+    Case("reproduction-developer", "POST", f"{VV}/reproductions",
+         "/models/known/versions/1/reproductions", 403, "permission_denied", who="developer",
+         json={"matched": True, "tolerance": 0, "detail": "d"}),
+    Case("reproduction-bad-tolerance", "POST", f"{VV}/reproductions",
+         "/models/known/versions/1/reproductions", 422, "invalid_input", "tolerance",
+         json={"matched": True, "tolerance": -1, "detail": "d"}),
+    Case("reproduction-metric-text", "POST", f"{VV}/reproductions",
+         "/models/known/versions/1/reproductions", 422, "invalid_input", "recorded.auc",
+         json={"matched": True, "tolerance": 0, "detail": "d", "recorded": {"auc": "x"}}),
+    Case("policies-no-token", "GET", "/policies", "/policies", 401, "unauthenticated", who=None),
+    Case("create-policy-bad-yaml", "POST", "/policies", "/policies", 422, "invalid_input",
+         "policy", json={"text": "name: x\nchecks:\n  - check: metric_flor\n"}),
+    Case("create-policy-developer", "POST", "/policies", "/policies", 403, "permission_denied",
+         who="developer", json={"text": "name: x"}),
+    Case("create-policy-unknown-model", "POST", "/policies", "/policies", 404, "not_found",
+         "name", json={"text": "name: x\nchecks:\n  - check: approvals\n", "model": "ghost"}),
+    Case("get-policy-unknown", "GET", "/policies/{name}", "/policies/ghost", 404, "not_found",
+         "name"),
+    Case("get-policy-bad-revision", "GET", "/policies/{name}", "/policies/tier-1?revision=0",
+         422, "invalid_input", "revision"),
+    Case("put-policy-other-name", "PUT", "/policies/{name}", "/policies/other", 422,
+         "invalid_input", "name", json={"text": "name: x\nchecks:\n  - check: approvals\n"}),
+    Case("model-policy-unknown-model", "GET", "/models/{name}/policy", "/models/ghost/policy",
+         404, "not_found", "name"),
+    Case("assign-policy-unknown", "PUT", "/models/{name}/policy", "/models/known/policy", 404,
+         "not_found", "policy", json={"policy": "ghost"}),
+    Case("assign-policy-missing", "PUT", "/models/{name}/policy", "/models/known/policy", 422,
+         "invalid_input", "policy", json={}),
     # artifacts ---------------------------------------------------------------------------
     Case("upload-viewer", "POST", "/artifacts", "/artifacts", 403, "permission_denied",
          who="viewer", content=b"x", headers=BYTES),
@@ -370,6 +455,11 @@ def test_viewers_cannot_write_and_only_admins_manage_tokens(
                 response = api.http.request(method, url, headers=api.headers(who))
                 error = assert_envelope(response, 403, "permission_denied", None)
                 assert error["details"] == {"needed": "admin", "role": who}
+        elif (method, path) in APPROVER_ROUTES:
+            for who in ("viewer", "developer"):
+                response = api.http.request(method, url, headers=api.headers(who), json={})
+                error = assert_envelope(response, 403, "permission_denied", None)
+                assert error["details"] == {"needed": "approver", "role": who}
         elif method != "GET":
             response = api.http.request(method, url, headers=api.headers("viewer"), json={})
             error = assert_envelope(response, 403, "permission_denied", None)
@@ -471,11 +561,15 @@ def _garbage(rng: random.Random, depth: int = 0) -> Any:
         return [_garbage(rng, depth + 1) for _ in range(rng.randrange(4))]
     keys = [
         "name", "version", "metrics", "params", "tags", "files", "flavor", "role", "key", "value",
-        "step", "status", "card", "risk_tier", "owner", "lineage", "signature",
+        "step", "status", "card", "risk_tier", "owner", "lineage", "signature", "to", "text",
+        "policy", "data_digest", "label", "groups", "matched", "tolerance", "comment",
     ]  # fmt: skip
     return {rng.choice(keys + _WEIRD_STRINGS[:8]): _garbage(rng, depth + 1)
             for _ in range(rng.randrange(5))}  # fmt: skip
 
+
+# a policy any version fails (no evaluation): a fuzzed gate or approval never releases "known"
+_FAILING_POLICY = "name: fuzzed\nchecks:\n  - check: metric_floor\n    metric: auc\n    min: 1\n"
 
 _TEMPLATES: dict[str, dict[str, Any]] = {
     "/models": {"name": "fuzzed", "risk_tier": 2, "tags": {"t": "v"}, "card": {}},
@@ -497,6 +591,28 @@ _TEMPLATES: dict[str, dict[str, Any]] = {
         "params": {"seed": "1"},
     },
     "/tokens": {"name": "fuzz", "role": "viewer", "expires_in_days": 1},
+    f"{VV}/evaluations": {
+        "data_digest": "{digest}",
+        "label": "a",
+        "groups": ["b"],
+        "resamples": 10,
+        "seed": 1,
+    },
+    f"{VV}/gate": {"policy": _FAILING_POLICY},
+    f"{VV}/approvals": {"comment": "fine"},
+    # production, never a state the fuzz could reach: garbage must not move the seeded version
+    f"{VV}/transitions": {"to": "production", "reason": "r"},
+    f"{VV}/reproductions": {
+        "matched": True,
+        "tolerance": 0.1,
+        "recorded": {"auc": 0.9},
+        "reproduced": {"auc": 0.9},
+        "data_fingerprints_matched": None,
+        "detail": "d",
+    },
+    "/policies": {"text": _FAILING_POLICY, "model": "known"},
+    "/policies/{name}": {"text": _FAILING_POLICY.replace("fuzzed", "known")},
+    "/models/{name}/policy": {"policy": "tier-1"},
 }
 
 

@@ -12,9 +12,25 @@ from tests.cli.conftest import Invoke
 from typer.testing import CliRunner
 
 from steward.cli.main import app
+from steward.demo import DemoSummary, run_demo
+from steward.demo._gates import REVIEWER, Release
+
+BC1, BC2 = "models:/breast-cancer/1", "models:/breast-cancer/2"
+DIABETES, IRIS = "models:/diabetes-progression/1", "models:/iris-species/1"
 
 
-def test_demo_no_serve_end_to_end(invoke: Invoke, tmp_path: Path) -> None:
+def test_demo_no_serve_end_to_end(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import steward.demo
+
+    summaries: list[DemoSummary] = []
+
+    def recording(*args: Any, **kwargs: Any) -> DemoSummary:
+        summaries.append(run_demo(*args, **kwargs))
+        return summaries[-1]
+
+    monkeypatch.setattr(steward.demo, "run_demo", recording)
     demo_home = tmp_path / "demo"
     started = time.perf_counter()
     result = invoke("demo", "--no-serve", "--home", str(demo_home))
@@ -23,6 +39,7 @@ def test_demo_no_serve_end_to_end(invoke: Invoke, tmp_path: Path) -> None:
     assert elapsed < 60
     assert "Ledger: ✓ intact" in result.stdout
     assert "search_versions('metrics.auc > 0.9')" in result.stdout
+    _check_release(summaries[0].release, demo_home, result.stdout)
 
     def run(*args: str) -> Any:
         done = CliRunner().invoke(app, ["--home", str(demo_home), *args])
@@ -40,6 +57,31 @@ def test_demo_no_serve_end_to_end(invoke: Invoke, tmp_path: Path) -> None:
     runs = run("runs", "--project", "steward-demo", "--json")
     assert len(runs) == 4
     assert run("audit", "verify", "--json")["ok"] is True
+    assert run("show", BC1, "--json")["status"] == "production"
+    assert run("show", BC2, "--json")["status"] == "registered"
+    assert run("policy", "show", "--model", "diabetes-progression", "--json")["name"] == (
+        "steward-demo"
+    )
+
+
+def _check_release(release: Release, home: Path, output: str) -> None:
+    """One version fails its gate on fairness alone; the others pass, are approved by a second
+    person (never by their author) and reach production."""
+    assert release.policy == "steward-demo"
+    assert release.verdicts == {
+        BC1: "awaiting_approval", BC2: "failed", DIABETES: "awaiting_approval",
+        IRIS: "awaiting_approval",
+    }  # fmt: skip
+    assert release.failed_checks == {BC2: ["fairness"]}
+    assert "cannot approve" in (release.own_approval_refused or "")
+    assert release.approved == release.promoted == [BC1, DIABETES, IRIS]
+    assert release.blocked_promotion is not None
+    assert release.report_path == home / "reports" / "breast-cancer-v2-gate.html"
+    assert "equalized_odds_difference" in release.report_path.read_text(encoding="utf-8")
+    assert "version.transitioned v1" in release.history
+    assert "is blocked" in output
+    assert "malignant samples called benign" in output
+    assert f"{REVIEWER} approves {BC1}" in output
 
 
 def test_demo_settings_are_embedded_and_fresh(tmp_path: Path) -> None:

@@ -95,3 +95,26 @@ def client(mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
         yield sdk
     finally:
         sdk.close()
+
+
+@pytest.fixture
+def reviewer(
+    mode: str, client: Client, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Client]:
+    """A second person on the same store as ``client``: an approver token named ``reviewer``
+    over HTTP, the actor ``reviewer`` in embedded mode (STEWARD_ACTOR)."""
+    if mode == "http":
+        server: LiveServer = request.getfixturevalue("live_server")
+        sdk = Client(url=server.url, token=server.token(Role.APPROVER, name="reviewer"))
+    elif mode == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        settings = Settings(
+            url=None, home=tmp_path / "home", database={"url": url}, actor="reviewer"
+        )
+        sdk = Client(settings=settings)
+    else:
+        sdk = Client(settings=Settings(url=None, home=tmp_path / "home", actor="reviewer"))
+    try:
+        yield sdk
+    finally:
+        sdk.close()

@@ -21,8 +21,10 @@ from steward.cli import (
     card,
     db,
     demo,
+    gates,
     importer,
     model,
+    policy,
     register,
     runs,
     server,
@@ -74,7 +76,8 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Registry, runs and the audit ledger, over the embedded store or a Steward server."""
+    """Registry, release gates, runs and the audit ledger, over the embedded store or a Steward
+    server."""
     ctx.meta[DEBUG_KEY] = debug  # set first, so --debug also holds when the settings fail
     ctx.obj = State.build(url=url, token=token, home=home, debug=debug)
     ctx.call_on_close(ctx.obj.close)
@@ -85,6 +88,13 @@ app.command("register")(register.register)
 app.add_typer(model.app, name="models")
 app.command("versions")(model.versions)
 app.command("show")(model.show)
+app.command("evaluate")(gates.evaluate)
+app.command("gate")(gates.gate)
+app.command("approve")(gates.approve)
+app.command("promote")(gates.promote)
+app.command("history")(gates.history)
+app.command("reproduce")(gates.reproduce)
+app.add_typer(policy.app, name="policy")
 app.add_typer(alias.app, name="alias")
 app.add_typer(card.app, name="card")
 app.add_typer(runs.app, name="runs")

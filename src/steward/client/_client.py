@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from steward.client._backend import Backend
+from steward.client._gates import as_utc, parquet_bytes, run_reproduction
 from steward.domain.entities import (
     Alias,
     ArtifactRef,
@@ -20,11 +21,22 @@ from steward.domain.entities import (
     Token,
     VerifyReport,
 )
-from steward.domain.enums import Flavor, Role, RunStatus
+from steward.domain.enums import Flavor, Role, RunStatus, VersionStatus
+from steward.domain.evaluation import Evaluation
+from steward.domain.gates import Approval, GateReport, Reproduction, StoredPolicy
 from steward.domain.signature import Signature
+from steward.domain.uri import parse_model_uri
 from steward.schemas import parse
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
+from steward.schemas.gates import (
+    DEFAULT_RESAMPLES,
+    ApprovalResult,
+    EvaluationCreate,
+    History,
+    Move,
+    TransitionCreate,
+)
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
 from steward.settings import Settings, os_user
@@ -196,6 +208,119 @@ class Client:
     def model_card(self, uri: str) -> str:
         """The version's model card in Markdown."""
         return self._backend.model_card(uri)
+
+    # release gates ---------------------------------------------------------------------------
+    def evaluate(
+        self,
+        uri: str,
+        data: object,
+        label: str,
+        groups: Sequence[str] = (),
+        *,
+        resamples: int = DEFAULT_RESAMPLES,
+        seed: int = 0,
+    ) -> Evaluation:
+        """Evaluate a version on ``data`` (a DataFrame, or a .parquet or .csv file) through its
+        real loader: metrics with bootstrap intervals, per-group metrics, latency.
+
+        The table is uploaded as a Parquet artifact and evaluated by digest, locally or on the
+        server alike; the evaluation is tied to the data's fingerprint.
+        """
+        name, version = self._version_of(uri)
+        digest = self.upload_artifact(parquet_bytes(data)).digest
+        body = parse(EvaluationCreate, {
+            "data_digest": digest, "label": label, "groups": list(groups),
+            "resamples": resamples, "seed": seed,
+        })  # fmt: skip
+        return self._backend.evaluate(name, version, body)
+
+    def evaluations(self, uri: str) -> list[Evaluation]:
+        """The version's evaluations, oldest first."""
+        return self._backend.list_evaluations(*self._version_of(uri))
+
+    def gate(self, uri: str, policy: str | Path | None = None) -> GateReport:
+        """Run the model's policy on the version's current evidence and store the report.
+
+        ``policy`` (YAML text, or a file) runs an ad hoc policy instead: its report is kept and
+        moves the version like any other, but cannot release it (only the policy in force can).
+        """
+        text = Path(policy).read_text(encoding="utf-8") if isinstance(policy, Path) else policy
+        return self._backend.gate(*self._version_of(uri), text)
+
+    def gate_report(self, uri: str) -> GateReport:
+        """The version's latest gate report."""
+        return self._backend.gate_report(*self._version_of(uri))
+
+    def gate_report_html(self, uri: str) -> str:
+        """The latest gate report as a standalone web page."""
+        return self._backend.gate_report_html(*self._version_of(uri))
+
+    def approve(self, uri: str, comment: str | None = None) -> ApprovalResult:
+        """Approve the version as this client's user (refused for its author and for roles
+        below approver); the gate then runs again and the version moves once enough approvals
+        are in. Returns the approval and that report."""
+        return self._backend.approve(*self._version_of(uri), comment)
+
+    def approvals(self, uri: str) -> list[Approval]:
+        return self._backend.approvals(*self._version_of(uri))
+
+    def promote(self, uri: str, to: VersionStatus | str, reason: str | None = None) -> list[Move]:
+        """Move the version to staging, production, deprecated or archived; returns every move
+        made (production also retires the previous champion to deprecated)."""
+        body = parse(TransitionCreate, {"to": to, "reason": reason})
+        return self._backend.transition(*self._version_of(uri), body.to, body.reason)
+
+    def history(self, name: str, at: datetime | None = None) -> History:
+        """Which version held each alias at ``at`` (default now; a naive time is UTC) and the
+        lifecycle moves and alias changes up to then, oldest first."""
+        return self._backend.history(name, as_utc(at))
+
+    def set_policy(self, text: str | Path, model: str | None = None) -> StoredPolicy:
+        """Store a policy (YAML text or a file) as the next revision of the policy it names;
+        with ``model``, also gate that model by it."""
+        content = Path(text).read_text(encoding="utf-8") if isinstance(text, Path) else text
+        return self._backend.set_policy(content, model)
+
+    def get_policy(
+        self, name: str | None = None, *, model: str | None = None, revision: int | None = None
+    ) -> StoredPolicy:
+        """A stored policy by name, or the one in force for ``model``."""
+        return self._backend.get_policy(name, model, revision)
+
+    def list_policies(self) -> list[StoredPolicy]:
+        return self._backend.list_policies()
+
+    def assign_policy(self, model: str, policy: str | None) -> StoredPolicy:
+        """Gate ``model`` by the stored policy ``policy`` (None: its risk tier's default)."""
+        return self._backend.assign_policy(model, policy)
+
+    def reproduce(
+        self,
+        uri: str,
+        repo: str | Path | None = None,
+        *,
+        tolerance: float = 1e-6,
+        timeout: float = 3600.0,
+    ) -> Reproduction:
+        """Re-run the version's recorded training **on this machine** and record the outcome.
+
+        The code is checked out from ``repo`` (a local clone) at the recorded commit; see
+        docs/reproduce.md. A server never runs a reproduction: over HTTP the outcome is posted
+        back as a record, which needs the approver role.
+        """
+        version = self.get_version(uri)
+        _, record = run_reproduction(
+            version, repo_path=Path(repo) if repo is not None else None, tolerance=tolerance,
+            timeout_s=timeout,
+        )  # fmt: skip
+        return self._backend.record_reproduction(version.model_name, version.version, record)
+
+    def _version_of(self, uri: str) -> tuple[str, int]:
+        ref = parse_model_uri(uri)
+        if ref.version is not None:
+            return ref.name, ref.version
+        version = self.get_version(uri)  # an alias or latest
+        return version.model_name, version.version
 
     # runs ----------------------------------------------------------------------------------
     def create_run(

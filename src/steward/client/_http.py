@@ -1,13 +1,14 @@
-"""The remote backend: the REST API over one keep-alive httpx connection pool."""
+"""The remote backend: the REST API over a keep-alive connection per thread (``_transport``)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from steward.client._transport import Response, Transport, TransportError
 from steward.domain.entities import (
     Alias,
     ArtifactRef,
@@ -20,9 +21,24 @@ from steward.domain.entities import (
     Token,
     VerifyReport,
 )
+from steward.domain.enums import VersionStatus
+from steward.domain.evaluation import Evaluation
+from steward.domain.gates import Approval, GateReport, Reproduction, StoredPolicy
 from steward.errors import InvalidInput, StewardError, Unavailable, error_class_for
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
+from steward.schemas.gates import (
+    ApprovalCreate,
+    ApprovalResult,
+    EvaluationCreate,
+    GateRun,
+    History,
+    Move,
+    PolicyAssign,
+    PolicyCreate,
+    ReproductionRecord,
+    TransitionCreate,
+)
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
 
@@ -30,7 +46,7 @@ E = TypeVar("E", bound=BaseModel)
 _JSON = {"content-type": "application/json"}
 
 
-def error_from_response(response: httpx.Response) -> StewardError:
+def error_from_response(response: Response) -> StewardError:
     """Rebuild the server's typed error from its envelope (by code, not by HTTP status)."""
     try:
         error = response.json()["error"]
@@ -51,7 +67,14 @@ class HttpBackend:
     def __init__(self, url: str, token: str | None, *, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout)
+        try:
+            self.http = Transport(f"{self.url}/api/v1", headers=headers, timeout=timeout)
+        except ValueError:
+            raise InvalidInput(
+                f"The server URL {url!r} is not an http(s) address; set STEWARD_URL to "
+                "http://HOST:PORT (or https://...).",
+                field="url",
+            ) from None
         self._actor: str | None = None
 
     @property
@@ -60,10 +83,10 @@ class HttpBackend:
             self._actor = self.whoami()[0]
         return self._actor
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> Response:
         try:
             response = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
+        except TransportError as exc:
             raise Unavailable(
                 f"Cannot reach the Steward server at {self.url}: {exc}. Check STEWARD_URL and "
                 "that `steward server` is running."
@@ -72,9 +95,7 @@ class HttpBackend:
             raise error_from_response(response)
         return response
 
-    def _call(
-        self, method: str, path: str, body: BaseModel | None = None, **kw: Any
-    ) -> httpx.Response:
+    def _call(self, method: str, path: str, body: BaseModel | None = None, **kw: Any) -> Response:
         if body is not None:
             kw["content"] = body.model_dump_json(exclude_unset=True)
             kw["headers"] = _JSON
@@ -185,12 +206,76 @@ class HttpBackend:
     def revoke_token(self, token_id: str) -> Token:
         return self._entity(Token, "DELETE", f"/tokens/{_q(token_id)}")
 
+    def evaluate(self, name: str, version: int, body: EvaluationCreate) -> Evaluation:
+        return self._entity(Evaluation, "POST", f"{_v(name, version)}/evaluations", body)
+
+    def list_evaluations(self, name: str, version: int) -> list[Evaluation]:
+        return _EVALUATIONS.validate_python(self._json("GET", f"{_v(name, version)}/evaluations"))
+
+    def gate(self, name: str, version: int, policy: str | None) -> GateReport:
+        body = GateRun(policy=policy) if policy is not None else None
+        return self._entity(GateReport, "POST", f"{_v(name, version)}/gate", body)
+
+    def gate_report(self, name: str, version: int) -> GateReport:
+        return self._entity(GateReport, "GET", f"{_v(name, version)}/gate")
+
+    def gate_report_html(self, name: str, version: int) -> str:
+        return self._send("GET", f"{_v(name, version)}/gate", params={"format": "html"}).text
+
+    def approve(self, name: str, version: int, comment: str | None) -> ApprovalResult:
+        body = ApprovalCreate(comment=comment)
+        return self._entity(ApprovalResult, "POST", f"{_v(name, version)}/approvals", body)
+
+    def approvals(self, name: str, version: int) -> list[Approval]:
+        return _APPROVALS.validate_python(self._json("GET", f"{_v(name, version)}/approvals"))
+
+    def transition(
+        self, name: str, version: int, to: VersionStatus, reason: str | None
+    ) -> list[Move]:
+        body = TransitionCreate(to=to, reason=reason)
+        return _MOVES.validate_python(self._json("POST", f"{_v(name, version)}/transitions", body))
+
+    def history(self, name: str, at: datetime | None) -> History:
+        params = {"at": at.isoformat()} if at is not None else {}
+        return self._entity(History, "GET", f"/models/{_q(name)}/history", params=params)
+
+    def set_policy(self, text: str, model: str | None) -> StoredPolicy:
+        return self._entity(StoredPolicy, "POST", "/policies", PolicyCreate(text=text, model=model))
+
+    def get_policy(self, name: str | None, model: str | None, revision: int | None) -> StoredPolicy:
+        params = _params(revision=revision)
+        if name is None and model is not None:
+            return self._entity(StoredPolicy, "GET", f"/models/{_q(model)}/policy", params=params)
+        if name is None:
+            raise InvalidInput("Name a policy or a model.", field="name")
+        return self._entity(StoredPolicy, "GET", f"/policies/{_q(name)}", params=params)
+
+    def list_policies(self) -> list[StoredPolicy]:
+        return _POLICIES.validate_python(self._json("GET", "/policies"))
+
+    def assign_policy(self, model: str, policy: str | None) -> StoredPolicy:
+        body = PolicyAssign(policy=policy)
+        return self._entity(StoredPolicy, "PUT", f"/models/{_q(model)}/policy", body)
+
+    def record_reproduction(
+        self, name: str, version: int, body: ReproductionRecord
+    ) -> Reproduction:
+        return self._entity(Reproduction, "POST", f"{_v(name, version)}/reproductions", body)
+
     def close(self) -> None:
         self.http.close()
 
 
 _POINTS = TypeAdapter(list[MetricPoint])
 _TOKENS = TypeAdapter(list[Token])
+_EVALUATIONS = TypeAdapter(list[Evaluation])
+_APPROVALS = TypeAdapter(list[Approval])
+_MOVES = TypeAdapter(list[Move])
+_POLICIES = TypeAdapter(list[StoredPolicy])
+
+
+def _v(name: str, version: int) -> str:
+    return f"/models/{_q(name)}/versions/{int(version)}"
 
 
 def _q(segment: str) -> str:

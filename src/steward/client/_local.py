@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import IO
 
+from steward.domain.clock import utcnow
 from steward.domain.entities import (
     Alias,
     ArtifactRef,
@@ -16,8 +18,21 @@ from steward.domain.entities import (
     Token,
     VerifyReport,
 )
+from steward.domain.enums import Role, VersionStatus
+from steward.domain.evaluation import Evaluation
+from steward.domain.gates import Approval, GateReport, Reproduction, StoredPolicy
+from steward.domain.uri import version_uri
+from steward.gates.report import render_html
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
+from steward.schemas.gates import (
+    ApprovalResult,
+    EvaluationCreate,
+    History,
+    HistoryEntry,
+    Move,
+    ReproductionRecord,
+)
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
 from steward.wiring import Services
@@ -113,6 +128,68 @@ class LocalBackend:
 
     def revoke_token(self, token_id: str) -> Token:
         return self.services.tokens.revoke_token(self.actor, token_id)
+
+    # gates: the embedded user acts with the admin role, as whoami says ------------------------
+    def evaluate(self, name: str, version: int, body: EvaluationCreate) -> Evaluation:
+        return self.services.gates.evaluate(
+            self.actor, version_uri(name, version), data_digest=body.data_digest,
+            label=body.label, groups=body.groups, resamples=body.resamples, seed=body.seed,
+        )  # fmt: skip
+
+    def list_evaluations(self, name: str, version: int) -> list[Evaluation]:
+        return self.services.gates.list_evaluations(version_uri(name, version))
+
+    def gate(self, name: str, version: int, policy: str | None) -> GateReport:
+        return self.services.gates.gate(self.actor, version_uri(name, version), policy_text=policy)
+
+    def gate_report(self, name: str, version: int) -> GateReport:
+        return self.services.gates.latest_report(version_uri(name, version))
+
+    def gate_report_html(self, name: str, version: int) -> str:
+        return render_html(self.gate_report(name, version))
+
+    def approve(self, name: str, version: int, comment: str | None) -> ApprovalResult:
+        approval, report = self.services.gates.approve(
+            self.actor, Role.ADMIN, version_uri(name, version), comment=comment
+        )
+        return ApprovalResult(approval=approval, report=report)
+
+    def approvals(self, name: str, version: int) -> list[Approval]:
+        return self.services.gates.approvals(version_uri(name, version))
+
+    def transition(
+        self, name: str, version: int, to: VersionStatus, reason: str | None
+    ) -> list[Move]:
+        moves = self.services.gates.promote(
+            self.actor, version_uri(name, version), to, reason=reason
+        )
+        return [Move(version=m.version, from_status=m.from_status, to_status=m.to_status)
+                for m in moves]  # fmt: skip
+
+    def history(self, name: str, at: datetime | None) -> History:
+        entries = self.services.gates.history(name, at=at)
+        return History(
+            model=name, at=at, aliases=self.services.gates.state_at(name, at or utcnow()),
+            entries=[HistoryEntry.model_validate(e, from_attributes=True) for e in entries],
+        )  # fmt: skip
+
+    def set_policy(self, text: str, model: str | None) -> StoredPolicy:
+        return self.services.gates.set_policy(self.actor, text, model=model)
+
+    def get_policy(self, name: str | None, model: str | None, revision: int | None) -> StoredPolicy:
+        return self.services.gates.get_policy(name, model=model, revision=revision)
+
+    def list_policies(self) -> list[StoredPolicy]:
+        return self.services.gates.list_policies()
+
+    def assign_policy(self, model: str, policy: str | None) -> StoredPolicy:
+        self.services.gates.assign_policy(self.actor, model, policy)
+        return self.services.gates.get_policy(model=model)
+
+    def record_reproduction(
+        self, name: str, version: int, body: ReproductionRecord
+    ) -> Reproduction:
+        return self.services.gates.record_reproduction(self.actor, version_uri(name, version), body)
 
     def close(self) -> None:
         self.services.close()

@@ -75,7 +75,7 @@ class Transport:
     ) -> Response:
         target = self._prefix + path
         if params:
-            target += "?" + urlencode(params, doseq=True)
+            target += "?" + urlencode({k: _query_value(v) for k, v in params.items()}, doseq=True)
         merged = {**self._headers, **(headers or {})}
         body: Any = content.encode() if isinstance(content, str) else content
         streamed = body is not None and not isinstance(body, bytes)
@@ -153,3 +153,10 @@ class Transport:
                 connection.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def _query_value(value: Any) -> Any:
+    """Booleans as the API spells them; lists stay lists (repeated keys)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value

@@ -13,6 +13,8 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
+from steward.demo._gates import REVIEWER, Release, release
+
 if TYPE_CHECKING:
     from steward.client import Client
     from steward.demo._train import Dataset, Trained
@@ -41,7 +43,7 @@ class Candidate:
     spec: ModelSpec
     run_name: str
     trainer: str  # a function of steward.demo._train
-    alias: str
+    alias: str | None = None  # set at registration; `champion` comes only with promotion
     export_onnx: bool = False
 
 
@@ -49,7 +51,8 @@ class Candidate:
 class DemoSummary:
     home: Path
     versions: list[str] = field(default_factory=list)  # models:/NAME/VERSION, in order
-    aliases: dict[str, str] = field(default_factory=dict)  # NAME@ALIAS -> uri
+    aliases: dict[str, str] = field(default_factory=dict)  # NAME@ALIAS -> uri, at registration
+    release: Release = field(default_factory=Release)  # gate verdicts, approvals, promotions
     predictions: list[Any] = field(default_factory=list)
     search_hits: list[str] = field(default_factory=list)
     events_checked: int = 0
@@ -111,10 +114,10 @@ IRIS = ModelSpec(
     },
 )
 CANDIDATES = [
-    Candidate(BREAST_CANCER, "logreg-baseline", "logistic_regression", "champion"),
-    Candidate(BREAST_CANCER, "gbm-challenger", "gradient_boosting", "challenger"),
-    Candidate(DIABETES, "gbm-regressor", "boosted_regressor", "champion"),
-    Candidate(IRIS, "sgd-onnx", "sgd_classifier", "champion", export_onnx=True),
+    Candidate(BREAST_CANCER, "logreg-baseline", "logistic_regression"),
+    Candidate(BREAST_CANCER, "gbm-site-aware", "site_aware_boosting", "challenger"),
+    Candidate(DIABETES, "gbm-regressor", "boosted_regressor"),
+    Candidate(IRIS, "sgd-onnx", "sgd_classifier", export_onnx=True),
 ]
 
 
@@ -131,7 +134,8 @@ def demo_settings(base: Settings, home: Path | None, *, fresh: bool) -> Settings
 
 
 def run_demo(settings: Settings, *, console: Console, kept: bool = True) -> DemoSummary:
-    """Train, register, search, load and verify; returns what happened, for tests.
+    """Train, register, gate, approve, promote, load, search and verify; returns what
+    happened, for tests.
 
     ``kept`` says whether the store outlives the demo (to suggest commands to explore it).
     """
@@ -145,14 +149,22 @@ def run_demo(settings: Settings, *, console: Console, kept: bool = True) -> Demo
         from steward.demo import _train
 
         datasets = {name: _train.load(name) for name in ("breast_cancer", "diabetes", "iris")}
-    with Client(settings=settings) as client:
+    reviewer_settings = settings.model_copy(update={"actor": REVIEWER})
+    with Client(settings=settings) as client, Client(settings=reviewer_settings) as reviewer:
+        registered: list[tuple[ModelVersion, Dataset]] = []
         for candidate in CANDIDATES:
             data = datasets[candidate.spec.dataset]
             trainer: Callable[[Dataset], Trained] = getattr(_train, candidate.trainer)
             version = _train_and_register(client, console, candidate, data, trainer)
+            registered.append((version, data))
             summary.versions.append(version.uri)
-            summary.aliases[f"{candidate.spec.name}@{candidate.alias}"] = version.uri
+            if candidate.alias is not None:
+                summary.aliases[f"{candidate.spec.name}@{candidate.alias}"] = version.uri
         _fill_cards(client, console)
+        summary.release = release(
+            client, reviewer, console, registered, reports=settings.home / "reports", kept=kept
+        )
+        console.rule("[bold]Using the champions")
         summary.predictions = _load_and_predict(client, console, datasets["breast_cancer"])
         _load_onnx(client, console, datasets["iris"])
         summary.search_hits = _search(client, console)
@@ -169,7 +181,8 @@ def run_demo(settings: Settings, *, console: Console, kept: bool = True) -> Demo
     console.print(
         f"\nDone in {summary.seconds:.1f} s. Try: [bold]steward --home {settings.home} "
         'models[/bold], [bold]versions --all --filter "metrics.auc > 0.9"[/bold], '
-        "[bold]show models:/breast-cancer@champion[/bold], [bold]audit log[/bold]."
+        "[bold]show models:/breast-cancer@champion[/bold], [bold]policy show steward-demo"
+        "[/bold], [bold]history breast-cancer[/bold], [bold]audit log[/bold]."
     )
     return summary
 
@@ -201,7 +214,9 @@ def _train_and_register(
                 spec.name,
                 metrics=trained.metrics,
                 params=trained.params,
-                training_data=data.x_train,
+                training_data=(
+                    data.x_train if trained.training_data is None else trained.training_data
+                ),
                 evaluation_data=data.evaluation,
                 export_onnx=candidate.export_onnx,
                 tags={"candidate": candidate.run_name},
@@ -211,13 +226,15 @@ def _train_and_register(
                 risk_tier=spec.risk_tier,
                 use_case=spec.use_case,
             )
-        client.set_alias(spec.name, candidate.alias, version.version)
+        if candidate.alias is not None:
+            client.set_alias(spec.name, candidate.alias, version.version)
     logged = sum(len(p) for p in trained.series.values())
     headline = ", ".join(f"{k} {v:.3f}" for k, v in list(trained.metrics.items())[:3])
     files = "+ONNX " if candidate.export_onnx else ""
+    alias = f" → [bold]@{candidate.alias}[/bold]" if candidate.alias else ""
     console.print(
         f"[green]✓[/green] {version.uri} {files}[dim]({candidate.run_name}: {headline}; "
-        f"{logged} metric points logged)[/dim] → [bold]@{candidate.alias}[/bold]"
+        f"{logged} metric points logged)[/dim]{alias}"
     )
     return version
 
@@ -278,9 +295,12 @@ def _summarise(client: Client, console: Console) -> None:
         out.add_column(column, overflow="fold")
     for model in client.search_models():
         aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(model.aliases.items()))
-        champion = client.get_version(f"models:/{model.name}@champion")
-        key = next((k for k in ("auc", "rmse", "accuracy") if k in champion.metrics), None)
-        headline = "—" if key is None else f"v{champion.version}: {key} {champion.metrics[key]:.3f}"
+        headline = "— (none in production)"
+        if "champion" in model.aliases:
+            champion = client.get_version(f"models:/{model.name}@champion")
+            key = next((k for k in ("auc", "rmse", "accuracy") if k in champion.metrics), None)
+            if key is not None:
+                headline = f"v{champion.version}: {key} {champion.metrics[key]:.3f}"
         out.add_row(model.name, model.team or "—", str(model.risk_tier),
                     str(model.latest_version), aliases, headline)  # fmt: skip
     console.print(out)

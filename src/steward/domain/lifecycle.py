@@ -10,7 +10,7 @@ no adapter can skip them.
 from __future__ import annotations
 
 from steward.domain.enums import VersionStatus as S
-from steward.errors import Conflict
+from steward.errors import Conflict, GateFailed
 
 # Moves a person asks for with `steward promote` (the gate's own moves are below).
 REQUESTED: dict[S, frozenset[S]] = {
@@ -33,13 +33,17 @@ def check_requested_move(current: S, target: S, *, uri: str) -> None:
     """Raise Conflict, naming the allowed moves, when ``current -> target`` is not one."""
     if target in REQUESTED[current]:
         return
-    allowed = ", ".join(sorted(REQUESTED[current])) or "none (archived is final)"
-    hint = ""
     if current in (S.REGISTERED, S.VALIDATED) and target in (S.STAGING, S.PRODUCTION):
-        hint = " Run `steward gate` and collect the approvals first."
+        # Not a mistake about the state machine: the release standard is not met yet.
+        raise GateFailed(
+            f"{uri} is {current.value}: it needs a passed gate and its approvals before "
+            f"{target.value}. Run `steward gate {uri}` and collect the approvals it asks for.",
+            details={"field": "to", "status": current.value, "target": target.value},
+        )
+    allowed = ", ".join(sorted(REQUESTED[current])) or "none (archived is final)"
     raise Conflict(
         f"{uri} is {current.value}; it cannot move to {target.value}. Allowed from "
-        f"{current.value}: {allowed}.{hint}",
+        f"{current.value}: {allowed}.",
         details={"field": "to", "status": current.value, "target": target.value},
     )
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from steward.domain.clock import utcnow
 from steward.domain.entities import Event, ModelVersion
@@ -27,6 +27,23 @@ from steward.store.base import ArtifactStore, EventFilter, MetadataStore, resolv
 DEFAULT_RESAMPLES = 1000
 _TIERS = (1, 2, 3)
 _SYSTEM_ACTOR = "steward"
+
+
+class ReproductionResult(Protocol):
+    """What a reproduction found, as the engine reports it or as a client posts it back."""
+
+    @property
+    def matched(self) -> bool: ...
+    @property
+    def tolerance(self) -> float: ...
+    @property
+    def recorded(self) -> dict[str, float]: ...
+    @property
+    def reproduced(self) -> dict[str, float]: ...
+    @property
+    def data_fingerprints_matched(self) -> bool | None: ...
+    @property
+    def detail(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -74,10 +91,19 @@ class GatesService:
                     text = default_policy_text(tier)
                     tx.save_policy(f"tier-{tier}", text, policy_digest(text), utcnow())
 
-    def set_policy(self, actor: str, text: str, *, model: str | None = None) -> StoredPolicy:
+    def set_policy(
+        self, actor: str, text: str, *, model: str | None = None, name: str | None = None
+    ) -> StoredPolicy:
         """Store a policy's text as its next revision (refused, with the line, if invalid);
-        with ``model``, also make it the policy that model is gated by."""
+        with ``model``, also make it the policy that model is gated by. With ``name`` (a
+        ``PUT /policies/{name}``), the text must name that policy."""
         policy = parse_policy(text)
+        if name is not None and policy.name != name:
+            raise InvalidInput(
+                f"The policy text is named {policy.name!r}, not {name!r}; change its 'name' "
+                "or upload it under its own name.",
+                field="name",
+            )
         self.ensure_default_policies()
         with self.store.write(actor) as tx:
             saved = tx.save_policy(policy.name, text, policy.digest, utcnow())
@@ -275,17 +301,34 @@ class GatesService:
         tolerance: float = 1e-6,
         timeout_s: float = 3600.0,
     ) -> Reproduction:
+        """Re-run the recorded training here, in this process, and record the outcome.
+
+        Only for in-process use (the embedded SDK and CLI): a server never calls this, since it
+        would run a command someone recorded. Over HTTP the client runs the engine itself and
+        posts the outcome to :meth:`record_reproduction`.
+        """
         from steward.gates.reproduce import reproduce_training
 
         version = self._version(uri)
         outcome = reproduce_training(
             version, repo_path=repo_path, tolerance=tolerance, timeout_s=timeout_s
         )
+        return self._record_reproduction(actor, version, outcome)
+
+    def record_reproduction(
+        self, actor: str, uri: str, outcome: ReproductionResult
+    ) -> Reproduction:
+        """Store the outcome of a reproduction run elsewhere (by ``actor``, on their machine)."""
+        return self._record_reproduction(actor, self._version(uri), outcome)
+
+    def _record_reproduction(
+        self, actor: str, version: ModelVersion, outcome: ReproductionResult
+    ) -> Reproduction:
         values = {
             "matched": outcome.matched,
-            "tolerance": tolerance,
-            "recorded": outcome.recorded,
-            "reproduced": outcome.reproduced,
+            "tolerance": outcome.tolerance,
+            "recorded": dict(outcome.recorded),
+            "reproduced": dict(outcome.reproduced),
             "data_fingerprints_matched": outcome.data_fingerprints_matched,
             "detail": outcome.detail,
             "created_at": utcnow(),

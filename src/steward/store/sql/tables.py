@@ -245,7 +245,7 @@ class PolicyRow(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     revision: Mapped[int] = mapped_column(Integer, primary_key=True)
     text: Mapped[str] = mapped_column(Text)
-    digest: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(80))  # "sha256:<hex>"
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(256))
 
@@ -272,7 +272,7 @@ class GateReportRow(Base):
     version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
     policy_name: Mapped[str] = mapped_column(String(128))
     policy_revision: Mapped[int] = mapped_column(Integer)
-    policy_digest: Mapped[str] = mapped_column(String(64))
+    policy_digest: Mapped[str] = mapped_column(String(80))
     verdict: Mapped[str] = mapped_column(String(32))
     results: Mapped[list[Any]] = mapped_column(JSON)
     evaluation_id: Mapped[str | None] = mapped_column(String(36))
