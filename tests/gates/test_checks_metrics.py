@@ -166,6 +166,8 @@ def test_calibration(make, run) -> None:
     regression = make.ctx(evaluation=make.evaluation(task=Task.REGRESSION))
     assert run("calibration", regression, max_ece=0.05).outcome == Outcome.NOT_APPLICABLE
     assert run("calibration", make.ctx(evaluation=None), max_ece=0.05).outcome == Outcome.FAILED
+    scoped = run("calibration", make.ctx(), max_ece=0.02, tasks=["multiclass"])
+    assert scoped.outcome == Outcome.NOT_APPLICABLE  # would fail, but the policy scoped it away
 
 
 def test_latency(make, run) -> None:

@@ -75,13 +75,16 @@ def evaluate(
         int, typer.Option(min=0, max=100_000, help="Bootstrap resamples for the intervals.")
     ] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
+    latency_calls: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Timed predict calls per latency case.")
+    ] = 200,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a version on a table through its real loader: metrics with confidence
     intervals, per-group metrics and fairness, calibration, latency."""
     columns = [c.strip() for c in (groups or "").split(",") if c.strip()]
     evaluation = state(ctx).client.evaluate(
-        uri, data, label, columns, resamples=resamples, seed=seed
+        uri, data, label, columns, resamples=resamples, seed=seed, latency_calls=latency_calls
     )
     if as_json:
         print_json(evaluation)

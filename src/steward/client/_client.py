@@ -219,18 +219,22 @@ class Client:
         *,
         resamples: int = DEFAULT_RESAMPLES,
         seed: int = 0,
+        latency_calls: int = 200,
+        batch_size: int = 256,
     ) -> Evaluation:
         """Evaluate a version on ``data`` (a DataFrame, or a .parquet or .csv file) through its
         real loader: metrics with bootstrap intervals, per-group metrics, latency.
 
         The table is uploaded as a Parquet artifact and evaluated by digest, locally or on the
-        server alike; the evaluation is tied to the data's fingerprint.
+        server alike; the evaluation is tied to the data's fingerprint. Latency is the
+        percentiles of ``latency_calls`` timed predict calls on one row and on ``batch_size`` rows.
         """
         name, version = self._version_of(uri)
         digest = self.upload_artifact(parquet_bytes(data)).digest
         body = parse(EvaluationCreate, {
             "data_digest": digest, "label": label, "groups": list(groups),
-            "resamples": resamples, "seed": seed,
+            "resamples": resamples, "seed": seed, "latency_calls": latency_calls,
+            "batch_size": batch_size,
         })  # fmt: skip
         return self._backend.evaluate(name, version, body)
 

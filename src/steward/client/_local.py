@@ -134,6 +134,7 @@ class LocalBackend:
         return self.services.gates.evaluate(
             self.actor, version_uri(name, version), data_digest=body.data_digest,
             label=body.label, groups=body.groups, resamples=body.resamples, seed=body.seed,
+            latency_calls=body.latency_calls, batch_size=body.batch_size,
         )  # fmt: skip
 
     def list_evaluations(self, name: str, version: int) -> list[Evaluation]:

@@ -34,6 +34,10 @@ class EvaluationCreate(RequestBody):
     )
     resamples: int = Field(default=DEFAULT_RESAMPLES, ge=0, le=100_000)
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    latency_calls: int = Field(
+        default=200, ge=1, le=100_000, description="Timed predict calls per latency case"
+    )
+    batch_size: int = Field(default=256, ge=1, le=100_000, description="Rows per batch call")
 
     @field_validator("data_digest")
     @classmethod

@@ -72,6 +72,7 @@ def evaluate(
     evaluation = services.gates.evaluate(
         who.name, _uri(name, version), data_digest=body.data_digest, label=body.label,
         groups=body.groups, resamples=body.resamples, seed=body.seed,
+        latency_calls=body.latency_calls, batch_size=body.batch_size,
     )  # fmt: skip
     return json_response(evaluation, status_code=201)
 

@@ -160,6 +160,7 @@ def _champion_evaluation(ctx: GateContext, evaluation: Evaluation, version: int)
 class CalibrationParams(CheckParams):
     max_ece: float = Field(ge=0)
     estimate: Literal["value", "upper_bound"] = "value"
+    tasks: Tasks = Field(default_factory=list)
 
 
 class Calibration(BaseCheck[CalibrationParams]):
@@ -177,6 +178,7 @@ class Calibration(BaseCheck[CalibrationParams]):
                 outcome=Outcome.NOT_APPLICABLE,
                 evidence=evaluation_evidence(evaluation),
             )
+        require_task(params.tasks, evaluation)
         estimate = require_metric(evaluation, "ece")
         compared = pick(estimate, params.estimate, "ece", evaluation)
         ok = compared <= params.max_ece
