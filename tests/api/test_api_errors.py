@@ -26,7 +26,7 @@ VV = "/models/{name}/versions/{version}"
 # Routes that need the approver role even to write (viewers and developers get 403).
 APPROVER_ROUTES = {
     ("POST", f"{VV}/approvals"), ("POST", f"{VV}/reproductions"), ("POST", "/policies"),
-    ("PUT", "/policies/{name}"), ("PUT", "/models/{name}/policy"),
+    ("PUT", "/policies/{name}"), ("PUT", "/models/{name}/policy"), ("POST", "/lifecycle/archive"),
 }  # fmt: skip
 
 
@@ -244,6 +244,13 @@ CASES = [
     Case("transition-production-developer", "POST", f"{VV}/transitions",
          "/models/known/versions/1/transitions", 403, "permission_denied", who="developer",
          json={"to": "production"}),
+    Case("review-negative-days", "GET", "/lifecycle/review", "/lifecycle/review?staging_days=-1",
+         422, "invalid_input", "staging_days"),
+    Case("archive-developer", "POST", "/lifecycle/archive", "/lifecycle/archive", 403,
+         "permission_denied", who="developer"),
+    Case("archive-huge-days", "POST", "/lifecycle/archive",
+         "/lifecycle/archive?archive_after_days=99999999", 422, "invalid_input",
+         "archive_after_days"),
     Case("history-bad-at", "GET", "/models/{name}/history", "/models/known/history?at=yesterday",
          422, "invalid_input", "at"),
     Case("history-naive-at", "GET", "/models/{name}/history",

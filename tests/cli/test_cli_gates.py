@@ -158,3 +158,17 @@ def test_reproduce_refuses_a_version_with_nothing_to_compare(
     result = invoke("reproduce", "models:/plain/1", "--timeout", "30")
     assert result.exit_code == 2, result.output
     assert "no recorded metrics" in result.stderr
+
+
+def test_lifecycle_review(invoke: Invoke) -> None:
+    created = invoke("models", "create", "orphan", "--owner", "token:ci")
+    assert created.exit_code == 0, created.output
+    shown = invoke("lifecycle", "review")
+    assert shown.exit_code == 0, shown.output
+    assert "Models without a person as owner" in shown.stdout
+    assert "orphan" in shown.stdout
+    data = json.loads(invoke("lifecycle", "review", "--json").stdout)
+    assert [f["model"] for f in data["no_owner"]] == ["orphan"]
+    assert data["archived"] == []
+    refused = invoke("lifecycle", "review", "--staging-days", "-1")
+    assert refused.exit_code == 2

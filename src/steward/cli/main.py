@@ -23,6 +23,7 @@ from steward.cli import (
     demo,
     gates,
     importer,
+    lifecycle,
     model,
     policy,
     register,
@@ -95,6 +96,7 @@ app.command("promote")(gates.promote)
 app.command("history")(gates.history)
 app.command("reproduce")(gates.reproduce)
 app.add_typer(policy.app, name="policy")
+app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(alias.app, name="alias")
 app.add_typer(card.app, name="card")
 app.add_typer(runs.app, name="runs")

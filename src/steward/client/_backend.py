@@ -23,7 +23,13 @@ from steward.domain.entities import (
 )
 from steward.domain.enums import VersionStatus
 from steward.domain.evaluation import Evaluation
-from steward.domain.gates import Approval, GateReport, Reproduction, StoredPolicy
+from steward.domain.gates import (
+    Approval,
+    GateReport,
+    LifecycleReview,
+    Reproduction,
+    StoredPolicy,
+)
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
 from steward.schemas.gates import (
@@ -88,6 +94,9 @@ class Backend(Protocol):
     def gate_report_html(self, name: str, version: int) -> str: ...
     def approve(self, name: str, version: int, comment: str | None) -> ApprovalResult: ...
     def approvals(self, name: str, version: int) -> list[Approval]: ...
+    def lifecycle_review(
+        self, staging_days: int, archive_after_days: int, apply: bool
+    ) -> LifecycleReview: ...
     def transition(
         self, name: str, version: int, to: VersionStatus, reason: str | None
     ) -> list[Move]: ...

@@ -23,7 +23,7 @@ from steward.domain.entities import (
 )
 from steward.domain.enums import Flavor, Role, RunStatus, VersionStatus
 from steward.domain.evaluation import Evaluation
-from steward.domain.gates import Approval, GateReport, Reproduction, StoredPolicy
+from steward.domain.gates import Approval, GateReport, LifecycleReview, Reproduction, StoredPolicy
 from steward.domain.signature import Signature
 from steward.domain.uri import parse_model_uri
 from steward.schemas import parse
@@ -267,6 +267,14 @@ class Client:
 
     def approvals(self, uri: str) -> list[Approval]:
         return self._backend.approvals(*self._version_of(uri))
+
+    def lifecycle_review(
+        self, *, staging_days: int = 30, archive_after_days: int = 90, apply: bool = False
+    ) -> LifecycleReview:
+        """Models without an owner, production versions without a reference sample, versions
+        in staging for more than ``staging_days``, deprecated versions past their archival
+        date; with ``apply``, archive those (never a model's rollback target)."""
+        return self._backend.lifecycle_review(staging_days, archive_after_days, apply)
 
     def promote(self, uri: str, to: VersionStatus | str, reason: str | None = None) -> list[Move]:
         """Move the version to staging, production, deprecated or archived; returns every move

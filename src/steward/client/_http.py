@@ -23,7 +23,7 @@ from steward.domain.entities import (
 )
 from steward.domain.enums import VersionStatus
 from steward.domain.evaluation import Evaluation
-from steward.domain.gates import Approval, GateReport, Reproduction, StoredPolicy
+from steward.domain.gates import Approval, GateReport, LifecycleReview, Reproduction, StoredPolicy
 from steward.errors import InvalidInput, StewardError, Unavailable, error_class_for
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
@@ -228,6 +228,14 @@ class HttpBackend:
 
     def approvals(self, name: str, version: int) -> list[Approval]:
         return _APPROVALS.validate_python(self._json("GET", f"{_v(name, version)}/approvals"))
+
+    def lifecycle_review(
+        self, staging_days: int, archive_after_days: int, apply: bool
+    ) -> LifecycleReview:
+        params = {"staging_days": staging_days, "archive_after_days": archive_after_days}
+        if apply:
+            return self._entity(LifecycleReview, "POST", "/lifecycle/archive", params=params)
+        return self._entity(LifecycleReview, "GET", "/lifecycle/review", params=params)
 
     def transition(
         self, name: str, version: int, to: VersionStatus, reason: str | None

@@ -20,7 +20,7 @@ from steward.domain.entities import (
 )
 from steward.domain.enums import Role, VersionStatus
 from steward.domain.evaluation import Evaluation
-from steward.domain.gates import Approval, GateReport, Reproduction, StoredPolicy
+from steward.domain.gates import Approval, GateReport, LifecycleReview, Reproduction, StoredPolicy
 from steward.domain.uri import version_uri
 from steward.gates.report import render_html
 from steward.schemas.audit import EventQuery
@@ -157,6 +157,14 @@ class LocalBackend:
 
     def approvals(self, name: str, version: int) -> list[Approval]:
         return self.services.gates.approvals(version_uri(name, version))
+
+    def lifecycle_review(
+        self, staging_days: int, archive_after_days: int, apply: bool
+    ) -> LifecycleReview:
+        return self.services.gates.lifecycle_review(
+            self.actor, staging_days=staging_days, archive_after_days=archive_after_days,
+            apply=apply,
+        )  # fmt: skip
 
     def transition(
         self, name: str, version: int, to: VersionStatus, reason: str | None

@@ -85,6 +85,7 @@ class ModelVersion(Entity):
     reference_sample: ArtifactRef | None = None
     description: str | None = None
     status: VersionStatus = VersionStatus.REGISTERED
+    status_changed_at: datetime | None = None  # when the version entered its current status
     trusted: bool = False
     aliases: list[str] = Field(default_factory=list)
     created_at: datetime

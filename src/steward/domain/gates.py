@@ -117,3 +117,30 @@ class StoredPolicy(Entity):
     @property
     def ref(self) -> PolicyRef:
         return PolicyRef(name=self.name, revision=self.revision, digest=self.digest)
+
+
+class Finding(Entity):
+    """One thing a lifecycle review asks a person to look at."""
+
+    model: str
+    version: int | None = None
+    reason: str
+    since: datetime | None = None
+
+
+class LifecycleReview(Entity):
+    at: datetime
+    staging_days: int
+    archive_after_days: int
+    no_owner: list[Finding] = Field(default_factory=list)
+    unmonitored_production: list[Finding] = Field(default_factory=list)
+    stale_staging: list[Finding] = Field(default_factory=list)
+    to_archive: list[Finding] = Field(default_factory=list)
+    kept_for_rollback: list[Finding] = Field(default_factory=list)
+    archived: list[Finding] = Field(default_factory=list)  # filled when the policy is applied
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.no_owner or self.unmonitored_production or self.stale_staging or self.to_archive
+        )

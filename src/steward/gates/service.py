@@ -14,14 +14,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from steward.domain.clock import utcnow
-from steward.domain.entities import Event, ModelVersion
+from steward.domain.entities import Event, Model, ModelVersion
 from steward.domain.enums import Role, VersionStatus
 from steward.domain.evaluation import Evaluation
-from steward.domain.gates import Approval, GateReport, Reproduction, StoredPolicy
+from steward.domain.gates import (
+    Approval,
+    GateReport,
+    LifecycleReview,
+    Reproduction,
+    StoredPolicy,
+)
 from steward.domain.uri import parse_model_uri
 from steward.errors import InvalidInput, NotFound
 from steward.gates.policy import default_policy_text, parse_policy, policy_digest
 from steward.gates.report import build_report
+from steward.gates.review import check_days, review
 from steward.store.base import ArtifactStore, EventFilter, MetadataStore, resolve_version
 
 DEFAULT_RESAMPLES = 1000
@@ -291,6 +298,35 @@ class GatesService:
                 state[entry.alias] = entry.version
         return state
 
+    def lifecycle_review(
+        self,
+        actor: str,
+        *,
+        staging_days: int = 30,
+        archive_after_days: int = 90,
+        apply: bool = False,
+    ) -> LifecycleReview:
+        """What needs attention; with ``apply``, archive the deprecated versions past their
+        archival date (never the rollback target), each move a ledger event."""
+        check_days(staging_days=staging_days, archive_after_days=archive_after_days)
+        watched = (VersionStatus.STAGING, VersionStatus.PRODUCTION, VersionStatus.DEPRECATED)
+        with self.store.read() as rx:
+            models = _all_models(rx)
+            versions = rx.versions_with_status(watched)
+        result = review(
+            models, versions, at=utcnow(), staging_days=staging_days,
+            archive_after_days=archive_after_days,
+        )  # fmt: skip
+        if not apply or not result.to_archive:
+            return result
+        reason = f"archival policy: deprecated for more than {archive_after_days} days"
+        with self.store.write(actor) as tx:
+            for finding in result.to_archive:
+                assert finding.version is not None
+                tx.transition(finding.model, finding.version, VersionStatus.ARCHIVED, reason,
+                              utcnow())  # fmt: skip
+        return result.model_copy(update={"archived": result.to_archive, "to_archive": []})
+
     # reproduction -------------------------------------------------------------------------------
     def reproduce(
         self,
@@ -341,6 +377,15 @@ class GatesService:
         ref = parse_model_uri(uri)
         with self.store.read() as rx:
             return resolve_version(rx, ref)
+
+
+def _all_models(rx: Any) -> list[Model]:
+    models: list[Model] = []
+    while True:
+        page = rx.list_models([], limit=1000, offset=len(models))
+        models += page
+        if len(page) < 1000:
+            return models
 
 
 def _status(value: VersionStatus | str) -> VersionStatus:

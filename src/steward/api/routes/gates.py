@@ -23,7 +23,13 @@ from steward.auth.service import require_role
 from steward.domain.clock import utcnow
 from steward.domain.enums import Role, VersionStatus
 from steward.domain.evaluation import Evaluation
-from steward.domain.gates import Approval, GateReport, Reproduction, StoredPolicy
+from steward.domain.gates import (
+    Approval,
+    GateReport,
+    LifecycleReview,
+    Reproduction,
+    StoredPolicy,
+)
 from steward.domain.uri import check_model_name, version_uri
 from steward.gates.report import render_html
 from steward.schemas.gates import (
@@ -230,3 +236,28 @@ def assign_policy(
     check_model_name(name)
     services.gates.assign_policy(who.name, name, body.policy)
     return json_response(services.gates.get_policy(model=name))
+
+
+# lifecycle review ---------------------------------------------------------------------------
+Days = Annotated[int, Query(ge=0, le=36_500)]
+
+
+@router.get("/lifecycle/review", response_model=LifecycleReview)
+def lifecycle_review(
+    services: ServicesDep, who: Viewer, staging_days: Days = 30, archive_after_days: Days = 90
+) -> Response:
+    return json_response(services.gates.lifecycle_review(
+        who.name, staging_days=staging_days, archive_after_days=archive_after_days,
+    ))  # fmt: skip
+
+
+@router.post("/lifecycle/archive", response_model=LifecycleReview)
+def apply_archival_policy(
+    services: ServicesDep,
+    who: Annotated[Principal, Depends(requires(Role.APPROVER, "Applying the archival policy"))],
+    staging_days: Days = 30,
+    archive_after_days: Days = 90,
+) -> Response:
+    return json_response(services.gates.lifecycle_review(
+        who.name, staging_days=staging_days, archive_after_days=archive_after_days, apply=True,
+    ))  # fmt: skip

@@ -75,6 +75,7 @@ def version_entity(
             "reference_sample": row.reference_sample or None,
             "description": row.description,
             "status": row.status,
+            "status_changed_at": getattr(row, "status_changed_at", None),
             "trusted": row.trusted,
             "aliases": sorted(aliases),
             "created_at": row.created_at,

@@ -4,11 +4,13 @@ SqlWriteSession): evidence for a gate, and the writes whose rules the store enfo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from steward.domain.entities import ModelVersion
 from steward.domain.enums import Role
 from steward.domain.enums import VersionStatus as S
 from steward.domain.evaluation import Evaluation
@@ -45,6 +47,12 @@ class GateReads:
         """The name of the policy ``model_name`` is gated by, and its stored text if any."""
         model = _registry.get_model_row(self.session, model_name)
         return _gates.policy_name_for(model), _gates.effective_policy(self.session, model)
+
+    def versions_with_status(self, statuses: Sequence[S]) -> list[ModelVersion]:
+        """Every version, of any model, in one of ``statuses`` (lifecycle review)."""
+        return _registry.versions_where(
+            self.session, ModelVersionRow.status.in_([s.value for s in statuses])
+        )
 
     def list_evaluations(self, name: str, version: int) -> list[Evaluation]:
         model, row = self._rows(name, version)
