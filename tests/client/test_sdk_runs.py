@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from steward.client import Client, start_run
@@ -99,6 +100,18 @@ def test_runs_not_found_and_invalid(client: Client) -> None:
     with pytest.raises(InvalidInput) as step:
         client.log_batch(run.id, [{"key": "loss", "value": 1.0, "step": -1}])
     assert step.value.field == "metrics.0.step"
+    for bad in (float("nan"), float("inf"), "0.5"):  # a finite number, not text
+        with pytest.raises(InvalidInput) as nan:
+            client.log_batch(run.id, [{"key": "ok", "value": 1.0}, {"key": "loss", "value": bad}])
+        assert nan.value.field == "metrics.1.value", bad
+    with pytest.raises(InvalidInput) as unknown:
+        client.log_batch(run.id, [{"key": "loss", "value": 1.0, "unit": "s"}])
+    assert unknown.value.field == "metrics.0.unit"
+    assert client.metric_history(run.id, "ok") == []  # a refused batch writes nothing
+    # numpy scalars are numbers (float32 is not JSON: the HTTP backend converts it first)
+    assert client.log_batch(run.id, [{"key": "ok", "value": np.float64(2.5)}]) == 1
+    assert client.log_batch(run.id, [{"key": "ok", "value": np.float32(0.5), "step": 1}]) == 1
+    assert [p.value for p in client.metric_history(run.id, "ok")] == [2.5, 0.5]
     with pytest.raises(InvalidInput) as status:
         client.end_run(run.id, "exploded")
     assert status.value.field == "status"

@@ -7,7 +7,7 @@ SDK against each (tests/client), which is what keeps them in step.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from steward.domain.entities import (
     Alias,
@@ -40,7 +40,7 @@ from steward.schemas.gates import (
     ReproductionRecord,
 )
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
-from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
+from steward.schemas.tracking import RunCreate, RunEnd
 
 
 class Backend(Protocol):
@@ -73,7 +73,10 @@ class Backend(Protocol):
     def create_run(self, body: RunCreate) -> Run: ...
     def get_run(self, run_id: str) -> Run: ...
     def end_run(self, run_id: str, body: RunEnd) -> Run: ...
-    def log_batch(self, run_id: str, body: LogBatch) -> int: ...
+    def log_batch(self, run_id: str, batch: dict[str, Any]) -> int:
+        """``batch``: LogBatch's fields as plain data, validated where it is applied."""
+        ...
+
     def list_runs(
         self, filter: str | None, project: str | None, limit: int, page_token: str | None
     ) -> Page[Run]: ...

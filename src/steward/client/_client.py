@@ -38,7 +38,7 @@ from steward.schemas.gates import (
     TransitionCreate,
 )
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
-from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
+from steward.schemas.tracking import RunCreate, RunEnd
 from steward.settings import Settings, os_user
 
 
@@ -364,11 +364,11 @@ class Client:
         tags: Mapping[str, str] | None = None,
     ) -> int:
         """Log many points in one round trip: ``[{"key", "value", "step"?, "timestamp"?}, ...]``."""
-        body = parse(LogBatch, {
-            "metrics": list(metrics or []), "params": dict(params or {}),
-            "tags": dict(tags or {}),
-        })  # fmt: skip
-        return self._backend.log_batch(run_id, body)
+        batch = {
+            "metrics": metrics if isinstance(metrics, list) else list(metrics or []),
+            "params": dict(params or {}), "tags": dict(tags or {}),
+        }  # fmt: skip
+        return self._backend.log_batch(run_id, batch)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> int:
         points = [{"key": k, "value": v, "step": step} for k, v in metrics.items()]

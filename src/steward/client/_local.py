@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from steward.domain.clock import utcnow
 from steward.domain.entities import (
@@ -23,6 +23,7 @@ from steward.domain.evaluation import Evaluation
 from steward.domain.gates import Approval, GateReport, LifecycleReview, Reproduction, StoredPolicy
 from steward.domain.uri import version_uri
 from steward.gates.report import render_html
+from steward.schemas import parse
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
 from steward.schemas.gates import (
@@ -98,8 +99,8 @@ class LocalBackend:
     def end_run(self, run_id: str, body: RunEnd) -> Run:
         return self.services.tracking.end_run(self.actor, run_id, body)
 
-    def log_batch(self, run_id: str, body: LogBatch) -> int:
-        return self.services.tracking.log_batch(self.actor, run_id, body)
+    def log_batch(self, run_id: str, batch: dict[str, Any]) -> int:
+        return self.services.tracking.log_batch(self.actor, run_id, parse(LogBatch, batch))
 
     def list_runs(
         self, filter: str | None, project: str | None, limit: int, page_token: str | None
