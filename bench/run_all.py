@@ -19,6 +19,7 @@ import importlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -34,7 +35,10 @@ from _servers import BENCH_DIR, DEFAULT_PG_ADMIN_URL, Context, Row
 ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
 DOC = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = ["import", "log_batch", "registry", "search"]
+BENCHMARKS = ["import", "log_batch", "registry", "search", "evaluate"]
+SERVER_BENCHMARKS = {"log_batch", "registry", "search"}  # the ones that use --backends
+# The side each benchmark compares Steward with (MLflow unless named here).
+PEERS = {"evaluate": "scikit-learn + fairlearn"}
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
 
 
@@ -45,7 +49,7 @@ def _version(module: str) -> str:
         return "?"
 
 
-def machine_info(pg_url: str, backends: list[str]) -> dict[str, Any]:
+def machine_info(pg_url: str, backends: list[str], only: list[str]) -> dict[str, Any]:
     cpu = "?"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -65,12 +69,15 @@ def machine_info(pg_url: str, backends: list[str]) -> dict[str, Any]:
         "fastapi": _version("fastapi"),
         "sqlite": __import__("sqlite3").sqlite_version,
     }
+    if "evaluate" in only:
+        for module in ("numpy", "sklearn", "fairlearn"):
+            info[module] = _version(module)
     git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True)  # fmt: skip
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"],
                            capture_output=True, text=True)  # fmt: skip
     info["git"] = git.stdout.strip() + (" (+ uncommitted changes in src/)" if dirty.stdout else "")
-    if "postgres" in backends:
+    if "postgres" in backends and SERVER_BENCHMARKS & set(only):
         import psycopg
 
         with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -85,11 +92,9 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
 
 
-def render_tables(results: dict[str, Any]) -> str:
+def _run_lines(results: dict[str, Any]) -> list[str]:
     info = results["machine"]
-    lines = [
-        BEGIN,
-        "",
+    return [
         f"Run {info['date']}, `{results['command']}`"
         + (
             " (**quick mode: fewer samples and 1,000 versions; not for quoting**)"
@@ -102,61 +107,125 @@ def render_tables(results: dict[str, Any]) -> str:
         f"Steward {info['steward']} (git {info['git']}); MLflow {info['mlflow']}; "
         f"SQLAlchemy {info['sqlalchemy']}; uvicorn {info['uvicorn']}; SQLite {info['sqlite']}"
         + (f"; PostgreSQL {info['postgresql']}" if "postgresql" in info else "")
+        + (
+            f"; numpy {info['numpy']}, scikit-learn {info['sklearn']}, fairlearn "
+            f"{info['fairlearn']}"
+            if "fairlearn" in info
+            else ""
+        )
         + ".",
         "",
-        "Speedup = MLflow median / Steward median for times (Steward's points/s / MLflow's for "
-        "throughput): above 1, Steward is faster. n = samples per side.",
+    ]
+
+
+def _section(bench: str, rows: list[dict[str, Any]]) -> list[str]:
+    peer = PEERS.get(bench, "MLflow")
+    lines = [f"| case | {peer} setting | Steward | {peer} | unit | speedup | goal | n |",
+             "|---|---|---:|---:|---|---:|---|---:|"]  # fmt: skip
+    for r in rows:
+        goal = "-" if r["goal"] is None else (
+            f"≥ {r['goal']:g}x {'✅' if r['goal_met'] else '❌'}")  # fmt: skip
+        lines.append(
+            f"| {r['case']} | {r['mlflow_setting']} | {_fmt(r['steward_median'], r['unit'])} "
+            f"| {_fmt(r['mlflow_median'], r['unit'])} | {r['unit']} median "
+            f"| **{r['speedup']:.1f}x** | {goal} | {r['n_steward']} |"
+        )
+    notes = sorted({r["notes"] for r in rows if r["notes"]})
+    extras = [r["extra"] for r in rows if r.get("extra")]
+    lines.append("")
+    lines += [f"- {note}" for note in notes]
+    seen: set[str] = set()
+    for extra in extras:
+        key = json.dumps(extra, sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        lines.append(
+            f"- {extra.get('backend', '')}: populated {extra['versions']:,} versions "
+            f"({extra['matching']:,} match): "
+            f"Steward {extra['steward_populate_s']} s via {extra['steward_populate']}; "
+            f"MLflow {extra['mlflow_populate_s']} s via {extra['mlflow_populate']}"
+        )
+    lines.append("")
+    return lines
+
+
+def _error_lines(errors: list[dict[str, Any]]) -> list[str]:
+    return [f"- {e['benchmark']}: `{e['error']}`" for e in errors]
+
+
+def render_tables(results: dict[str, Any]) -> str:
+    lines = [
+        BEGIN,
+        "",
+        *_run_lines(results),
+        "Speedup = peer median / Steward median for times (Steward's points/s / the peer's for "
+        "throughput): above 1, Steward is faster. The peer is MLflow unless the table names "
+        "another. n = samples per side.",
         "",
     ]
     for bench in BENCHMARKS:
         rows = [r for r in results["rows"] if r["benchmark"] == bench]
-        if not rows:
-            continue
-        lines += [f"### {bench}", "",
-                  "| case | MLflow setting | Steward | MLflow | unit | speedup | goal | n |",
-                  "|---|---|---:|---:|---|---:|---|---:|"]  # fmt: skip
-        for r in rows:
-            goal = "-" if r["goal"] is None else (
-                f"≥ {r['goal']:g}x {'✅' if r['goal_met'] else '❌'}")  # fmt: skip
-            lines.append(
-                f"| {r['case']} | {r['mlflow_setting']} | {_fmt(r['steward_median'], r['unit'])} "
-                f"| {_fmt(r['mlflow_median'], r['unit'])} | {r['unit']} median "
-                f"| **{r['speedup']:.1f}x** | {goal} | {r['n_steward']} |"
-            )
-        notes = sorted({r["notes"] for r in rows if r["notes"]})
-        extras = [r["extra"] for r in rows if r.get("extra")]
-        lines.append("")
-        lines += [f"- {note}" for note in notes]
-        seen: set[str] = set()
-        for extra in extras:
-            key = json.dumps(extra, sort_keys=True)
-            if key in seen:
-                continue
-            seen.add(key)
-            lines.append(
-                f"- {extra.get('backend', '')}: populated {extra['versions']:,} versions "
-                f"({extra['matching']:,} match): "
-                f"Steward {extra['steward_populate_s']} s via {extra['steward_populate']}; "
-                f"MLflow {extra['mlflow_populate_s']} s via {extra['mlflow_populate']}"
-            )
-        lines.append("")
+        if rows:
+            lines += [f"### {bench}", "", *_section(bench, rows)]
     if results.get("errors"):
-        lines += ["### errors", ""] + [f"- {e['benchmark']}: `{e['error']}`"
-                                       for e in results["errors"]] + [""]  # fmt: skip
+        lines += ["### errors", "", *_error_lines(results["errors"]), ""]
     lines.append(END)
     return "\n".join(lines)
 
 
-def write_doc(results: dict[str, Any]) -> None:
-    tables = render_tables(results)
+def merge_tables(block: str, results: dict[str, Any], ran: list[str]) -> str:
+    """The existing results block with only the sections of the benchmarks in ``ran`` replaced
+    (each then says its own run and machine): ``--only`` keeps the other tables as they were."""
+    body = block.removeprefix(BEGIN).removesuffix(END)
+    head, *parts = re.split(r"(?m)^### ", body)
+    sections = {part.split("\n", 1)[0].strip(): "### " + part for part in parts}
+    old_errors = sections.pop("errors", "").splitlines()[2:]
+    for bench in ran:
+        rows = [r for r in results["rows"] if r["benchmark"] == bench]
+        sections.pop(bench, None)
+        if rows:
+            section = [f"### {bench}", "", *_run_lines(results), *_section(bench, rows)]
+            sections[bench] = "\n".join(section) + "\n"
+    errors = [e for e in old_errors if e.strip() and e[2:].split(":")[0] not in ran]
+    errors += _error_lines(results.get("errors", []))
+    ordered = [sections[b] for b in BENCHMARKS if b in sections]
+    if errors:
+        ordered.append("\n".join(["### errors", "", *errors, ""]) + "\n")
+    return BEGIN + head + "".join(ordered) + END
+
+
+def write_doc(results: dict[str, Any], ran: list[str]) -> None:
     text = DOC.read_text() if DOC.exists() else ""
+    partial = set(ran) != set(BENCHMARKS)
     if BEGIN in text and END in text:
         head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+        block, _, tail = rest.partition(END)
+        tables = merge_tables(BEGIN + block + END, results, ran) if partial else (
+            render_tables(results))  # fmt: skip
         DOC.write_text(head + tables + tail)
     else:
         DOC.parent.mkdir(parents=True, exist_ok=True)
-        DOC.write_text(text + ("\n" if text else "# Benchmarks\n\n") + tables + "\n")
+        DOC.write_text(
+            text + ("\n" if text else "# Benchmarks\n\n") + render_tables(results) + "\n"
+        )
+
+
+def carry_over(results: dict[str, Any], previous: Path, only: list[str]) -> None:
+    """Keep the previous run's rows of the benchmarks not run this time (``--only``), so a
+    partial run updates its own tables without erasing the others; each keeps its run's date."""
+    if not previous.exists():
+        return
+    old = json.loads(previous.read_text())
+    carried = dict(old.get("carried", {}))
+    for row in old.get("rows", []):
+        bench = row["benchmark"]
+        if bench in only or bench not in BENCHMARKS:
+            continue
+        results["rows"].append(row)
+        carried.setdefault(bench, {"date": old["machine"]["date"], "command": old["command"]})
+    results["carried"] = {b: run for b, run in carried.items() if b not in only}
+    results["rows"].sort(key=lambda r: BENCHMARKS.index(r["benchmark"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "command": command.strip(),
         "quick": args.quick,
-        "machine": machine_info(args.pg_url, args.backends),
+        "machine": machine_info(args.pg_url, args.backends, args.only),
         "rows": [],
         "errors": [],
         "seconds": {},
@@ -222,11 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["rows"] = [r.to_json() for r in rows]
+    carry_over(results, args.out, args.only)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
     if not args.no_doc:
-        write_doc(results)
+        write_doc(results, args.only)
         print(f"updated {DOC}")
     return 1 if results["errors"] else 0
 
