@@ -134,6 +134,21 @@ def test_fairness_on_the_computed_disparity(make, run) -> None:
     assert run("fairness", ctx, groups=["sex"], max=0.10).outcome == Outcome.PASSED
 
 
+def test_fairness_evidence_shows_the_rates_behind_a_disparity(make, run) -> None:
+    rates = {
+        "f": {"selection_rate": 0.30, "true_positive_rate": 0.8, "false_positive_rate": 0.10},
+        "m": {"selection_rate": 0.42, "true_positive_rate": 0.6, "false_positive_rate": 0.12},
+    }
+    report = make.group_report("sex", rates, dpd=0.12, eod=0.2)
+    ctx = make.ctx(evaluation=make.evaluation(groups=[report]))
+    parity = run("fairness", ctx, max=0.1)
+    assert parity.evidence["group_values"] == {"sex": {"f": 0.30, "m": 0.42}}
+    odds = run("fairness", ctx, metric="equalized_odds_difference", max=0.1)
+    assert odds.evidence["group_values"]["sex"]["m"] == {
+        "true_positive_rate": 0.6, "false_positive_rate": 0.12,
+    }  # fmt: skip
+
+
 def test_fairness_on_a_regression_uses_the_per_group_metric(make, run) -> None:
     groups = [
         make.group_report("region", {"n": {"mae": 1.0}, "s": {"mae": 1.5}, "e": {"mae": 1.2}})

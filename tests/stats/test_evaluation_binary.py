@@ -14,6 +14,9 @@ from sklearn.calibration import calibration_curve
 from steward.domain.evaluation import CLASSIFICATION_METRICS, FAIRNESS_METRICS, Task
 from steward.stats.evaluation import evaluate_classifier
 
+# Reported after the standard metrics for binary classifiers: what the disparities are made of.
+FAIRNESS_RATES = ("selection_rate", "true_positive_rate", "false_positive_rate")
+
 
 def reference_ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """ECE written out bin by bin with masks: right-closed bins, the first one holding 0."""
@@ -63,8 +66,14 @@ def test_binary_metrics_match_scikit_learn(binary, seed, ties) -> None:
     assert summary.n_rows == 3000
     assert summary.classes == ["0", "1"]
     assert summary.positive_class == "1"
-    assert list(summary.metrics) == list(CLASSIFICATION_METRICS)
-    for name, expected in sklearn_figures(y, y_pred, p).items():
+    assert list(summary.metrics) == [*CLASSIFICATION_METRICS, *FAIRNESS_RATES]
+    tn, fp, fn, tp = skm.confusion_matrix(y, y_pred).ravel()
+    rates = {
+        "selection_rate": (tp + fp) / len(y),
+        "true_positive_rate": tp / (tp + fn),
+        "false_positive_rate": fp / (fp + tn),
+    }
+    for name, expected in {**sklearn_figures(y, y_pred, p), **rates}.items():
         assert summary.metrics[name].value == pytest.approx(expected, rel=1e-9, abs=1e-12), name
         assert summary.metrics[name].lower is None
 
@@ -284,9 +293,14 @@ def test_fairness_fields_and_metrics_per_group(binary) -> None:
     for name in FAIRNESS_METRICS:
         assert getattr(report, name).value is not None
     for group in report.groups:
-        assert list(group.metrics) == list(CLASSIFICATION_METRICS)
+        assert list(group.metrics) == [*CLASSIFICATION_METRICS, *FAIRNESS_RATES]
         for estimate in group.metrics.values():
             assert estimate.lower <= estimate.value <= estimate.upper
+    # demographic parity is the spread of the groups' selection rates (fairlearn's definition)
+    selection = [g.metrics["selection_rate"].value for g in report.groups]
+    assert report.demographic_parity_difference.value == pytest.approx(
+        max(selection) - min(selection), abs=1e-12
+    )
 
 
 def test_tiny_groups_never_produce_nan(multiclass) -> None:

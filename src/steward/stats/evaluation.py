@@ -231,6 +231,9 @@ class _BinaryEvaluator(_RowOrder):
             reps = binary_label_metrics(draws)
         notes = binary_label_notes(counts, self.positive)
         metrics = _replicated(LABEL_METRICS, exact, reps, notes)
+        # The rates the disparities are made of are reported too (after the standard metrics),
+        # so a report can show each group's selection rate, TPR and FPR beside their spread.
+        rate_metrics = _replicated(RATES, exact, reps, notes)
         rates = GroupRates(
             {r: float(exact[r]) for r in RATES},
             None if reps is None else {r: reps[r] for r in RATES},
@@ -239,11 +242,11 @@ class _BinaryEvaluator(_RowOrder):
             metrics.update(
                 {m: Replicated(None, note=NO_SCORES_NOTE) for m in _binary.SCORE_METRICS}
             )
-            return _Population(metrics, rates)
+            return _Population({**metrics, **rate_metrics}, rates)
         scored = self.scored if rows is None else self.scored.take(rows)
         rng = rng_for(self.seed, *key, "scores")
         score_part, sums = _binary.score_metrics(scored, self.grid, rng, self.resamples)
-        return _Population({**metrics, **score_part}, rates, sums)
+        return _Population({**metrics, **score_part, **rate_metrics}, rates, sums)
 
 
 class _MulticlassEvaluator(_RowOrder):

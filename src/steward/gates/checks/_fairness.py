@@ -91,7 +91,7 @@ def _disparity(
 ) -> tuple[float, dict[str, float | None]]:
     """The column's disparity, and the per-group values behind it (None where not per group)."""
     if metric in FAIRNESS_METRICS:
-        return _computed_disparity(report, metric, evaluation), {}
+        return _computed_disparity(report, metric, evaluation), _rates_behind(report, metric)
     values: dict[str, float | None] = {}
     for group in report.groups:
         estimate = group.metrics.get(metric)
@@ -105,6 +105,23 @@ def _disparity(
             evidence={**evaluation_evidence(evaluation), "group_values": {report.column: values}},
         )
     return max(defined) - min(defined), values
+
+
+# The per-group rates a computed disparity is the spread of (fairlearn's definitions).
+_RATES_OF = {
+    "demographic_parity_difference": ("selection_rate",),
+    "equalized_odds_difference": ("true_positive_rate", "false_positive_rate"),
+}
+
+
+def _rates_behind(report: GroupReport, metric: str) -> dict[str, Any]:
+    """Each group's rates behind ``metric``, for the report; empty if they were not computed."""
+    values: dict[str, Any] = {}
+    for group in report.groups:
+        rates = {r: group.metrics[r].value for r in _RATES_OF[metric] if r in group.metrics}
+        if rates:
+            values[group.group] = rates if len(rates) > 1 else next(iter(rates.values()))
+    return values
 
 
 def _computed_disparity(report: GroupReport, metric: str, evaluation: Evaluation) -> float:
