@@ -56,7 +56,8 @@ class TrackingService:
         now = utcnow()
         # Plain tuples, not entities: this is the hot path, and MetricIn already validated them.
         points: list[PointRow] = [
-            (m.key, m.value, m.step, m.timestamp or now) for m in body.metrics
+            (m["key"], m["value"], m.get("step", 0), m.get("timestamp") or now)
+            for m in body.metrics
         ]
         with self.store.write(actor) as tx:
             if body.params or body.tags:

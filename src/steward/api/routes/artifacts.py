@@ -10,11 +10,12 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from steward.api.deps import Developer, ServicesDep, Viewer
+from steward.api.routing import JsonRoute
 from steward.domain.artifacts import check_digest
 from steward.domain.entities import ArtifactRef
 from steward.errors import PayloadTooLarge
 
-router = APIRouter(tags=["artifacts"])
+router = APIRouter(tags=["artifacts"], route_class=JsonRoute)
 
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 

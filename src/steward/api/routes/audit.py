@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Response
 
 from steward.api.deps import ServicesDep, Viewer
 from steward.api.render import json_response
+from steward.api.routing import JsonRoute
 from steward.domain.entities import Event, Page, VerifyReport
 from steward.schemas.audit import EventQuery
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=JsonRoute)
 
 
 @router.get("/events", response_model=Page[Event])

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, TypeAdapter
 from steward.api.auth import Principal, requires
 from steward.api.deps import Developer, ServicesDep, Viewer
 from steward.api.render import json_list_response, json_response
+from steward.api.routing import JsonRoute
 from steward.auth.service import require_role
 from steward.domain.clock import utcnow
 from steward.domain.enums import Role, VersionStatus
@@ -48,7 +49,7 @@ from steward.schemas.gates import (
 )
 from steward.schemas.registry import MAX_VERSION
 
-router = APIRouter(tags=["gates"])
+router = APIRouter(tags=["gates"], route_class=JsonRoute)
 
 Approving = Annotated[Principal, Depends(requires(Role.APPROVER, "Approving a version"))]
 PolicyWriter = Annotated[Principal, Depends(requires(Role.APPROVER, "Changing release policies"))]

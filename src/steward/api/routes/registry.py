@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from steward.api.deps import Developer, ServicesDep, Viewer
 from steward.api.render import json_response
+from steward.api.routing import JsonRoute
 from steward.domain.entities import Alias, Model, ModelVersion, Page
 from steward.domain.uri import ModelRef, check_model_name
 from steward.errors import InvalidInput
@@ -21,7 +22,7 @@ from steward.schemas.registry import (
     VersionUpdate,
 )
 
-router = APIRouter(tags=["registry"])
+router = APIRouter(tags=["registry"], route_class=JsonRoute)
 
 Filter = Annotated[str | None, Query(description="e.g. metrics.auc > 0.8 and tags.team = 'risk'")]
 Limit = Annotated[int, Query(ge=1, le=10_000)]

@@ -10,10 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from steward.api.deps import Developer, ServicesDep, Viewer
 from steward.api.render import json_response
+from steward.api.routing import JsonRoute
 from steward.domain.entities import MetricPoint, Page, Run
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=JsonRoute)
 
 
 class BatchLogged(BaseModel):

@@ -7,11 +7,12 @@ from pydantic import BaseModel
 
 from steward.api.deps import Admin, ServicesDep, Viewer
 from steward.api.render import json_response
+from steward.api.routing import JsonRoute
 from steward.domain.entities import Token
 from steward.domain.enums import Role
 from steward.schemas.auth import TokenCreate, TokenCreated
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(tags=["tokens"], route_class=JsonRoute)
 
 
 class WhoAmI(BaseModel):
