@@ -8,6 +8,7 @@ from steward.audit.service import AuditService
 from steward.auth.service import TokenService
 from steward.gates.service import GatesService
 from steward.registry.service import RegistryService
+from steward.serving.deployments import DeploymentService
 from steward.settings import Settings
 from steward.store.artifacts.store import FsspecArtifactStore
 from steward.store.sql.migrate import ensure_current
@@ -25,6 +26,7 @@ class Services:
     audit: AuditService
     tokens: TokenService
     gates: GatesService
+    deployments: DeploymentService
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -40,6 +42,7 @@ class Services:
             tracking=TrackingService(store, artifacts),
             audit=AuditService(store),
             tokens=TokenService(store),
+            deployments=DeploymentService(store),
             gates=GatesService(store, artifacts, allow_trusted=settings.allow_trusted_models),
         )
 

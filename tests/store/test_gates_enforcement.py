@@ -61,3 +61,17 @@ def test_the_store_refuses_promotion_and_self_approval(services: Services) -> No
     with services.store.read() as rx:
         assert rx.get_model("guarded").aliases == {}
     assert services.registry.get_version("models:/guarded/1").status is S.APPROVED
+
+
+def test_the_store_refuses_deploying_a_version_that_was_never_released(
+    services: Services,
+) -> None:
+    _register(services, "undeployable")
+    spec = {"champion": 1, "fallbacks": [], "timeout_ms": 100}
+    with (
+        pytest.raises(GateFailed, match="a champion must be production"),
+        services.store.write("mallory") as tx,
+    ):
+        tx.put_deployment("sneaky", "undeployable", spec, utcnow())
+    with services.store.read() as rx:
+        assert rx.list_deployments() == []

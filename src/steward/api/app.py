@@ -11,7 +11,7 @@ from steward._version import __version__
 from steward.api.auth import TokenCache
 from steward.api.deps import refuse_nul
 from steward.api.errors import install_error_handlers
-from steward.api.routes import artifacts, audit, gates, registry, runs, tokens
+from steward.api.routes import artifacts, audit, deployments, gates, registry, runs, tokens
 from steward.settings import Settings
 from steward.wiring import Services
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.services = built
     app.state.token_cache = TokenCache(built.tokens)
     install_error_handlers(app)
-    for module in (registry, gates, artifacts, runs, audit, tokens):
+    for module in (registry, gates, deployments, artifacts, runs, audit, tokens):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/health", tags=["health"])

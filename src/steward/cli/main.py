@@ -21,6 +21,7 @@ from steward.cli import (
     card,
     db,
     demo,
+    deployments,
     gates,
     importer,
     lifecycle,
@@ -95,6 +96,9 @@ app.command("approve")(gates.approve)
 app.command("promote")(gates.promote)
 app.command("history")(gates.history)
 app.command("reproduce")(gates.reproduce)
+app.command("deploy")(deployments.deploy)
+app.command("deployments")(deployments.deployments)
+app.command("rollback")(deployments.rollback)
 app.add_typer(policy.app, name="policy")
 app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(alias.app, name="alias")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import IO, Any, Protocol
 
+from steward.domain.deployments import Deployment
 from steward.domain.entities import (
     Alias,
     ArtifactRef,
@@ -40,6 +41,7 @@ from steward.schemas.gates import (
     ReproductionRecord,
 )
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.schemas.serving import DeploymentSpec, Rollback
 from steward.schemas.tracking import RunCreate, RunEnd
 
 
@@ -97,6 +99,10 @@ class Backend(Protocol):
     def gate_report_html(self, name: str, version: int) -> str: ...
     def approve(self, name: str, version: int, comment: str | None) -> ApprovalResult: ...
     def approvals(self, name: str, version: int) -> list[Approval]: ...
+    def deploy(self, name: str, body: DeploymentSpec) -> Deployment: ...
+    def get_deployment(self, name: str) -> Deployment: ...
+    def list_deployments(self, model: str | None) -> list[Deployment]: ...
+    def rollback(self, name: str, body: Rollback) -> Deployment: ...
     def lifecycle_review(
         self, staging_days: int, archive_after_days: int, apply: bool
     ) -> LifecycleReview: ...

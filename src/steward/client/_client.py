@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from steward.client._backend import Backend
 from steward.client._gates import as_utc, parquet_bytes, run_reproduction
+from steward.domain.deployments import Deployment
 from steward.domain.entities import (
     Alias,
     ArtifactRef,
@@ -38,6 +39,7 @@ from steward.schemas.gates import (
     TransitionCreate,
 )
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.schemas.serving import DeploymentSpec, Rollback
 from steward.schemas.tracking import RunCreate, RunEnd
 from steward.settings import Settings, os_user
 
@@ -267,6 +269,49 @@ class Client:
 
     def approvals(self, uri: str) -> list[Approval]:
         return self._backend.approvals(*self._version_of(uri))
+
+    # deployments -----------------------------------------------------------------------------
+    def deploy(
+        self,
+        name: str,
+        *,
+        model: str,
+        champion: int,
+        canary: int | None = None,
+        canary_share: float | None = None,
+        shadow: int | None = None,
+        split: Mapping[int, float] | None = None,
+        experiment: str | None = None,
+        unit_key: str | None = None,
+        fallbacks: Sequence[Mapping[str, Any]] = (),
+        timeout_ms: int = 1000,
+        batching: Mapping[str, Any] | None = None,
+    ) -> Deployment:
+        """Create deployment ``name`` or replace its routing. The champion must be in
+        production; a canary, shadow or split variant approved, staging or production (the
+        store refuses others). ``fallbacks``: ``{"kind": "previous"}``, ``{"kind": "rule",
+        "rules": [...]}``, ``{"kind": "default", "value": ...}``, tried in order."""
+        body = parse(DeploymentSpec, {
+            "model": model, "champion": champion, "canary": canary,
+            "canary_share": canary_share, "shadow": shadow,
+            "split": dict(split) if split is not None else None, "experiment": experiment,
+            "unit_key": unit_key, "fallbacks": [dict(f) for f in fallbacks],
+            "timeout_ms": timeout_ms, "batching": dict(batching) if batching else None,
+        })  # fmt: skip
+        return self._backend.deploy(name, body)
+
+    def get_deployment(self, name: str) -> Deployment:
+        return self._backend.get_deployment(name)
+
+    def deployments(self, model: str | None = None) -> list[Deployment]:
+        return self._backend.list_deployments(model)
+
+    def rollback(
+        self, name: str, *, reason: str | None = None, evidence: Mapping[str, Any] | None = None
+    ) -> Deployment:
+        """Send all of ``name``'s traffic back to its champion (the canary or split goes)."""
+        body = parse(Rollback, {"reason": reason, "evidence": dict(evidence or {}) or None})
+        return self._backend.rollback(name, body)
 
     def lifecycle_review(
         self, *, staging_days: int = 30, archive_after_days: int = 90, apply: bool = False

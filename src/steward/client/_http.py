@@ -10,6 +10,7 @@ import pydantic_core
 from pydantic import BaseModel, TypeAdapter
 
 from steward.client._transport import Response, Transport, TransportError
+from steward.domain.deployments import Deployment
 from steward.domain.entities import (
     Alias,
     ArtifactRef,
@@ -42,6 +43,7 @@ from steward.schemas.gates import (
     TransitionCreate,
 )
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.schemas.serving import DeploymentSpec, Rollback
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
 
 E = TypeVar("E", bound=BaseModel)
@@ -240,6 +242,19 @@ class HttpBackend:
     def approvals(self, name: str, version: int) -> list[Approval]:
         return _APPROVALS.validate_python(self._json("GET", f"{_v(name, version)}/approvals"))
 
+    def deploy(self, name: str, body: DeploymentSpec) -> Deployment:
+        return self._entity(Deployment, "PUT", f"/deployments/{_q(name)}", body)
+
+    def get_deployment(self, name: str) -> Deployment:
+        return self._entity(Deployment, "GET", f"/deployments/{_q(name)}")
+
+    def list_deployments(self, model: str | None) -> list[Deployment]:
+        data = self._json("GET", "/deployments", params=_params(model=model))
+        return _DEPLOYMENTS.validate_python(data)
+
+    def rollback(self, name: str, body: Rollback) -> Deployment:
+        return self._entity(Deployment, "POST", f"/deployments/{_q(name)}/rollback", body)
+
     def lifecycle_review(
         self, staging_days: int, archive_after_days: int, apply: bool
     ) -> LifecycleReview:
@@ -286,6 +301,7 @@ class HttpBackend:
 
 
 _POINTS = TypeAdapter(list[MetricPoint])
+_DEPLOYMENTS = TypeAdapter(list[Deployment])
 _TOKENS = TypeAdapter(list[Token])
 _EVALUATIONS = TypeAdapter(list[Evaluation])
 _APPROVALS = TypeAdapter(list[Approval])

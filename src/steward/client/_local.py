@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from steward.domain.clock import utcnow
+from steward.domain.deployments import Deployment
 from steward.domain.entities import (
     Alias,
     ArtifactRef,
@@ -35,6 +36,7 @@ from steward.schemas.gates import (
     ReproductionRecord,
 )
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.schemas.serving import DeploymentSpec, Rollback
 from steward.schemas.tracking import LogBatch, RunCreate, RunEnd
 from steward.wiring import Services
 
@@ -158,6 +160,20 @@ class LocalBackend:
 
     def approvals(self, name: str, version: int) -> list[Approval]:
         return self.services.gates.approvals(version_uri(name, version))
+
+    def deploy(self, name: str, body: DeploymentSpec) -> Deployment:
+        return self.services.deployments.deploy(self.actor, name, body)
+
+    def get_deployment(self, name: str) -> Deployment:
+        return self.services.deployments.get(name)
+
+    def list_deployments(self, model: str | None) -> list[Deployment]:
+        return self.services.deployments.list(model)
+
+    def rollback(self, name: str, body: Rollback) -> Deployment:
+        return self.services.deployments.rollback(
+            self.actor, name, reason=body.reason, evidence=body.evidence
+        )
 
     def lifecycle_review(
         self, staging_days: int, archive_after_days: int, apply: bool

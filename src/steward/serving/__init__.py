@@ -1,1 +1,1 @@
-"""Serving: deployments, traffic policies, fallbacks, the inference gateway and its prediction log."""
+"""Serving: deployments, traffic policies, fallbacks, the gateway and its prediction log."""

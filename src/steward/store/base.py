@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Protocol
 
+from steward.domain.deployments import Deployment
 from steward.domain.entities import (
     Alias,
     ArtifactRef,
@@ -84,6 +85,10 @@ class ReadSession(Protocol):
     def latest_gate_report(self, name: str, version: int) -> GateReport | None: ...
     def approvals(self, name: str, version: int) -> list[Approval]: ...
     def gate_context(self, name: str, version: int, now: datetime) -> GateContext: ...
+    # deployments
+    def get_deployment(self, name: str) -> Deployment: ...
+    def list_deployments(self, model_name: str | None = None) -> list[Deployment]: ...
+    def previous_production_version(self, model_name: str, champion: int) -> int | None: ...
 
 
 class WriteSession(ReadSession, Protocol):
@@ -127,6 +132,17 @@ class WriteSession(ReadSession, Protocol):
         self, name: str, version: int, role: Role, comment: str | None, at: datetime
     ) -> Approval: ...
     def add_reproduction(self, name: str, version: int, values: dict[str, Any]) -> Reproduction: ...
+    def put_deployment(
+        self,
+        name: str,
+        model_name: str,
+        spec: dict[str, Any],
+        at: datetime,
+        *,
+        kind: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Deployment: ...
     def transition(
         self, name: str, version: int, target: VersionStatus, reason: str | None, at: datetime
     ) -> list[tuple[int, VersionStatus, VersionStatus]]: ...

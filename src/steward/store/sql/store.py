@@ -34,13 +34,14 @@ from steward.settings import Settings
 from steward.store.base import EventFilter, PointRow
 from steward.store.sql import _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
+from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
 from steward.store.sql._gate_sessions import GateReads, GateWrites
 from steward.store.sql._ledger import PendingEvent
 from steward.store.sql.engine import build_engine
 from steward.store.sql.tables import AliasRow, ModelRow, ModelVersionRow, RunRow, TokenRow
 
 
-class SqlReadSession(GateReads):
+class SqlReadSession(GateReads, DeploymentReads):
     """Queries; every method returns domain entities, never rows."""
 
     def __init__(self, session: Session) -> None:
@@ -147,7 +148,7 @@ class SqlReadSession(GateReads):
         return [token_entity(r) for r in rows]
 
 
-class SqlWriteSession(SqlReadSession, GateWrites):
+class SqlWriteSession(SqlReadSession, GateWrites, DeploymentWrites):
     """Writes; each state change is ``record()``ed and chained into the ledger at commit."""
 
     def __init__(self, session: Session, actor: str) -> None:

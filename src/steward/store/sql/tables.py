@@ -306,3 +306,19 @@ class ReproductionRow(Base):
     detail: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(256))
+
+
+# -- serving -----------------------------------------------------------------------------------
+class DeploymentRow(Base):
+    """One deployment; ``spec`` holds its routing (champion, canary, split, fallbacks, ...)."""
+
+    __tablename__ = "deployments"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(256))

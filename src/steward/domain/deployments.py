@@ -1,0 +1,74 @@
+"""Deployments: which versions of a model take traffic, how it is split, and the way back.
+
+Pure data. The store keeps one row per deployment and refuses a deployment whose versions are
+not in a state that may take traffic (`check_deployable`); the gateway reads it and routes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from steward.domain.entities import Entity
+from steward.domain.enums import VersionStatus
+
+# Which lifecycle states may hold each role. The champion and the "previous" fallback answer
+# real traffic on their own; a canary, shadow or split variant is a candidate under watch.
+CHAMPION_STATES = frozenset({VersionStatus.PRODUCTION})
+CANDIDATE_STATES = frozenset(
+    {VersionStatus.APPROVED, VersionStatus.STAGING, VersionStatus.PRODUCTION}
+)
+
+
+class FallbackKind(StrEnum):
+    PREVIOUS = "previous"  # the previous production version (the model's rollback target)
+    RULE = "rule"  # a small declarative rule set
+    DEFAULT = "default"  # a fixed, safe answer
+
+
+class FallbackStep(Entity):
+    kind: FallbackKind
+    rules: list[dict[str, Any]] | None = None  # RULE: the rule set, as the rule parser reads it
+    value: Any = None  # DEFAULT: the answer returned as is
+
+
+class Batching(Entity):
+    """Micro-batching: concurrent single-row requests gathered into one model call."""
+
+    max_batch: int = Field(ge=1, le=10_000)
+    max_wait_ms: float = Field(gt=0, le=1_000)
+
+
+class Deployment(Entity):
+    name: str
+    model_name: str
+    champion: int
+    canary: int | None = None
+    canary_share: float | None = None  # of requests (or units), in (0, 1)
+    shadow: int | None = None  # gets a copy of the traffic; its answers are logged, not returned
+    # A/B: version -> weight; assignment is sticky by hash(experiment, unit id)
+    split: dict[int, float] | None = None
+    experiment: str | None = None
+    unit_key: str | None = None  # the request field holding the unit id
+    fallbacks: list[FallbackStep] = Field(default_factory=list)
+    timeout_ms: int = 1000
+    batching: Batching | None = None
+    revision: int = 1  # bumped by every change; servers swap when they see a new one
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    updated_by: str
+
+    def versions(self) -> dict[int, str]:
+        """Every version the deployment routes to, with its role."""
+        roles: dict[int, str] = {self.champion: "champion"}
+        if self.canary is not None:
+            roles.setdefault(self.canary, "canary")
+        if self.shadow is not None:
+            roles.setdefault(self.shadow, "shadow")
+        for version in self.split or {}:
+            roles.setdefault(version, "variant")
+        return roles

@@ -1,0 +1,99 @@
+"""Request bodies of deployments: what `steward deploy` sends."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from steward.domain.deployments import Batching, FallbackKind, FallbackStep
+from steward.schemas import RequestBody
+from steward.schemas.registry import MAX_VERSION
+
+Version = int
+
+
+class DeploymentSpec(RequestBody):
+    """The whole routing of a deployment; a `steward deploy` replaces the previous one."""
+
+    model: str = Field(min_length=1, max_length=128)
+    champion: Version = Field(ge=1, le=MAX_VERSION)
+    canary: Version | None = Field(default=None, ge=1, le=MAX_VERSION)
+    canary_share: float | None = Field(default=None, gt=0, lt=1, validate_default=True)
+    shadow: Version | None = Field(default=None, ge=1, le=MAX_VERSION)
+    split: dict[Version, float] | None = None
+    experiment: str | None = Field(default=None, min_length=1, max_length=128)
+    unit_key: str | None = Field(default=None, min_length=1, max_length=128, validate_default=True)
+    fallbacks: list[FallbackStep] = Field(default_factory=list, max_length=8)
+    timeout_ms: int = Field(default=1000, ge=1, le=600_000)
+    batching: Batching | None = None
+
+    # Cross-field rules as field validators (fields validate in order, ``info.data`` holds the
+    # earlier ones), so each refusal names the field to fix.
+    @field_validator("canary", "shadow")
+    @classmethod
+    def _not_the_champion(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value == info.data.get("champion"):
+            raise ValueError(f"the {info.field_name} must be another version than the champion")
+        return value
+
+    @field_validator("canary_share")
+    @classmethod
+    def _share(cls, value: float | None, info: ValidationInfo) -> float | None:
+        has_canary = info.data.get("canary") is not None
+        if has_canary and value is None:
+            raise ValueError("a canary needs a canary_share in (0, 1)")
+        if value is not None and not has_canary:
+            raise ValueError("a canary_share needs a canary")
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _split(
+        cls, value: dict[int, float] | None, info: ValidationInfo
+    ) -> dict[int, float] | None:
+        if value is None:
+            return None
+        if info.data.get("canary") is not None:
+            raise ValueError("use either a canary or a split, not both")
+        if len(value) < 2:
+            raise ValueError("a split needs at least two versions, e.g. {3: 0.5, 4: 0.5}")
+        for version, weight in value.items():
+            if not 1 <= version <= MAX_VERSION:
+                raise ValueError(f"split version {version} is not a version number")
+            if not (math.isfinite(weight) and weight > 0):
+                raise ValueError(f"split weight of version {version} must be > 0")
+        return value
+
+    @field_validator("unit_key")
+    @classmethod
+    def _unit_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("split") is not None:
+            raise ValueError("a split needs a unit_key: the request field that names the unit")
+        return value
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _fallbacks(cls, steps: list[FallbackStep]) -> list[FallbackStep]:
+        for i, step in enumerate(steps):
+            if step.kind is FallbackKind.RULE and not step.rules:
+                raise ValueError(f"fallback {i} is a rule set without rules")
+            if step.kind is FallbackKind.DEFAULT and "value" not in step.model_fields_set:
+                raise ValueError(f"fallback {i} is a default answer without a value")
+        kinds = [step.kind for step in steps]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("each kind of fallback may appear once")
+        return steps
+
+    def routing(self) -> dict[str, Any]:
+        """The spec as stored (everything but the model, which the store keeps by id)."""
+        spec = self.model_dump(mode="json", exclude={"model"})
+        if self.split is not None:
+            spec["split"] = {str(v): w for v, w in self.split.items()}
+        return spec
+
+
+class Rollback(RequestBody):
+    reason: str | None = Field(default=None, max_length=5000)
+    evidence: dict[str, Any] | None = None  # e.g. the SLO breach that triggered it

@@ -1,0 +1,84 @@
+"""DeploymentService: create, change, list and roll back deployments.
+
+The store refuses versions that may not take traffic; this service shapes the request and
+names what a rollback did. Every change is a ledger event, which is also how running gateways
+learn of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from steward.domain.clock import utcnow
+from steward.domain.deployments import Deployment
+from steward.domain.uri import check_model_name
+from steward.errors import Conflict
+from steward.schemas.serving import DeploymentSpec
+from steward.store.base import MetadataStore
+
+
+class DeploymentService:
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+
+    def deploy(self, actor: str, name: str, spec: DeploymentSpec) -> Deployment:
+        """Create ``name`` or replace its routing with ``spec``."""
+        _check_name(name)
+        with self.store.write(actor) as tx:
+            return tx.put_deployment(name, spec.model, spec.routing(), utcnow())
+
+    def get(self, name: str) -> Deployment:
+        with self.store.read() as rx:
+            return rx.get_deployment(name)
+
+    def list(self, model: str | None = None) -> list[Deployment]:
+        with self.store.read() as rx:
+            return rx.list_deployments(model)
+
+    def rollback(
+        self,
+        actor: str,
+        name: str,
+        *,
+        reason: str | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> Deployment:
+        """Send all traffic back to the champion: the canary or split is removed, the shadow
+        and fallbacks stay. The event carries the reason and the evidence (an SLO breach)."""
+        with self.store.write(actor) as tx:
+            current = tx.get_deployment(name)
+            if current.canary is None and current.split is None:
+                raise Conflict(
+                    f"Nothing to roll back: {name} already sends all traffic to its champion "
+                    f"v{current.champion}.",
+                    details={"field": "name", "champion": current.champion},
+                )
+            spec = DeploymentSpec.model_validate(
+                {
+                    **current.model_dump(include=_ROUTING_FIELDS),
+                    "model": current.model_name,
+                    "canary": None,
+                    "canary_share": None,
+                    "split": None,
+                    "experiment": None,
+                }
+            )
+            moved_from = (
+                [current.canary] if current.canary is not None else list(current.split or {})
+            )
+            return tx.put_deployment(
+                name, current.model_name, spec.routing(), utcnow(),
+                kind="deployment.rolled_back",
+                reason=reason or f"traffic back to champion v{current.champion}",
+                details={"from_versions": moved_from, "evidence": evidence},
+            )  # fmt: skip
+
+
+_ROUTING_FIELDS = {
+    "champion", "canary", "canary_share", "shadow", "split", "experiment", "unit_key",
+    "fallbacks", "timeout_ms", "batching",
+}  # fmt: skip
+
+
+def _check_name(name: str) -> None:
+    check_model_name(name, field="name")  # deployments are named like models

@@ -1,0 +1,159 @@
+"""Deployments in the store, and the rule that only deployable versions take traffic.
+
+The rule is checked here, in the transaction that writes the deployment, so the API, the SDK
+and anything else that writes through the store are refused alike: a champion must be in
+production, a canary, shadow or split variant approved, staging or production, and a
+"previous" fallback needs a version that was in production before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from steward.domain.deployments import (
+    CANDIDATE_STATES,
+    CHAMPION_STATES,
+    Deployment,
+    FallbackKind,
+)
+from steward.domain.enums import VersionStatus
+from steward.errors import Conflict, GateFailed, NotFound
+from steward.store.sql import _gates
+from steward.store.sql.tables import DeploymentRow, ModelRow, ModelVersionRow
+
+
+def deployment_entity(row: DeploymentRow, model_name: str) -> Deployment:
+    return Deployment.model_validate(
+        {
+            **row.spec,
+            "name": row.name,
+            "model_name": model_name,
+            "revision": row.revision,
+            "created_at": row.created_at,
+            "created_by": row.created_by,
+            "updated_at": row.updated_at,
+            "updated_by": row.updated_by,
+        }
+    )
+
+
+def get(session: Session, name: str) -> Deployment:
+    found = session.execute(
+        select(DeploymentRow, ModelRow.name)
+        .join(ModelRow, ModelRow.id == DeploymentRow.model_id)
+        .where(DeploymentRow.name == name)
+    ).first()
+    if found is None:
+        raise NotFound(
+            f"No deployment named {name!r}. List them with `steward deployments`.",
+            details={"field": "name", "name": name},
+        )
+    return deployment_entity(found[0], found[1])
+
+
+def find_row(session: Session, name: str, *, lock: bool = False) -> DeploymentRow | None:
+    query = select(DeploymentRow).where(DeploymentRow.name == name)
+    return session.scalars(query.with_for_update() if lock else query).first()
+
+
+def list_all(session: Session, model_name: str | None = None) -> list[Deployment]:
+    query = (
+        select(DeploymentRow, ModelRow.name)
+        .join(ModelRow, ModelRow.id == DeploymentRow.model_id)
+        .order_by(DeploymentRow.name)
+    )
+    if model_name is not None:
+        query = query.where(ModelRow.name == model_name)
+    return [deployment_entity(row, model) for row, model in session.execute(query)]
+
+
+def check_deployable(session: Session, model: ModelRow, spec: dict[str, Any]) -> None:
+    """Refuse versions that may not take the traffic their role gives them."""
+    roles = _roles(spec)
+    statuses = dict(
+        session.execute(
+            select(ModelVersionRow.version, ModelVersionRow.status).where(
+                ModelVersionRow.model_id == model.id,
+                ModelVersionRow.version.in_(list(roles)),
+            )
+        ).all()
+    )
+    for version, (role, field) in roles.items():
+        if version not in statuses:
+            raise NotFound(
+                f"Model {model.name!r} has no version {version} (the deployment's {role}).",
+                details={"field": field, "version": version},
+            )
+        status = VersionStatus(statuses[version])
+        allowed = CHAMPION_STATES if role == "champion" else CANDIDATE_STATES
+        if status not in allowed:
+            need = ", ".join(sorted(s.value for s in allowed))
+            raise GateFailed(
+                f"models:/{model.name}/{version} is {status.value}; a {role} must be {need}. "
+                f"Gate, approve and promote it first.",
+                details={"field": field, "version": version, "status": status.value},
+            )
+    if any(step.get("kind") == FallbackKind.PREVIOUS for step in spec.get("fallbacks") or []):
+        champion = int(spec["champion"])
+        if previous_version(session, model, champion) is None:
+            raise GateFailed(
+                f"Model {model.name!r} has no previous production version to fall back to "
+                f"(other than v{champion}); use a rule or a default answer as the fallback.",
+                details={"field": "fallbacks"},
+            )
+
+
+def previous_version(session: Session, model: ModelRow, champion: int) -> int | None:
+    """The most recent version, other than the champion, that was in production and can still
+    load (production or deprecated)."""
+    released = _gates.released_versions(session, model.name) - {champion}
+    loadable = _gates.versions_in(
+        session, model, (VersionStatus.PRODUCTION, VersionStatus.DEPRECATED)
+    )
+    candidates = released & loadable
+    return max(candidates) if candidates else None
+
+
+def _roles(spec: dict[str, Any]) -> dict[int, tuple[str, str]]:
+    """version -> (its most demanding role, the spec field that names it)."""
+    roles: dict[int, tuple[str, str]] = {int(spec["champion"]): ("champion", "champion")}
+    for field in ("canary", "shadow"):
+        if spec.get(field) is not None:
+            roles.setdefault(int(spec[field]), (field, field))
+    for version in spec.get("split") or {}:
+        roles.setdefault(int(version), ("split variant", "split"))
+    return roles
+
+
+def write(
+    session: Session,
+    model: ModelRow,
+    name: str,
+    spec: dict[str, Any],
+    at: datetime,
+    actor: str,
+) -> tuple[Deployment, bool]:
+    """Create or replace ``name``; return it and whether it was created."""
+    row = find_row(session, name, lock=True)
+    created = row is None
+    if row is None:
+        row = DeploymentRow(
+            name=name, model_id=model.id, spec=spec, revision=1,
+            created_at=at, created_by=actor, updated_at=at, updated_by=actor,
+        )  # fmt: skip
+        session.add(row)
+    else:
+        if row.model_id != model.id:
+            raise Conflict(
+                f"Deployment {name!r} serves another model; a deployment keeps its model. "
+                "Pick another name.",
+                details={"field": "model"},
+            )
+        row.spec, row.revision = spec, row.revision + 1
+        row.updated_at, row.updated_by = at, actor
+    session.flush()
+    return deployment_entity(row, model.name), created
