@@ -54,6 +54,26 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=5050, ge=1, le=65535, description="Port `steward server` binds.")
 
 
+class PredictionLogSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_PREDICTION_LOG_", extra="ignore")
+
+    root: str | None = Field(
+        default=None,
+        description="fsspec URL or folder of the prediction log; default STEWARD_HOME/predictions.",
+    )
+    queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        description="Records buffered in memory per server; when full, new ones are dropped.",
+    )
+    flush_rows: int = Field(
+        default=1_000, ge=1, description="Buffered records that trigger a write before the timer."
+    )
+    flush_seconds: float = Field(
+        default=1.0, gt=0, description="Longest time a record waits in memory before it is written."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STEWARD_", extra="ignore")
 
@@ -85,6 +105,10 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    prediction_log: PredictionLogSettings = Field(
+        default_factory=PredictionLogSettings,
+        description="The prediction log: where it is written and how it is batched.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -111,6 +135,10 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> str:
         return self.artifacts.root or str(self.home / "artifacts")
+
+    @property
+    def prediction_log_root(self) -> str:
+        return self.prediction_log.root or str(self.home / "predictions")
 
     def masked(self) -> dict[str, Any]:
         """The effective values with secrets masked, for `steward settings show`."""

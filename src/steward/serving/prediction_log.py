@@ -1,0 +1,511 @@
+"""The prediction log: one Parquet row per answered prediction row, written off the hot path.
+
+Layout (local folder or any fsspec URL)::
+
+    {root}/deployment={name}/hour={YYYY-MM-DDTHH}/part-{uuid}.parquet
+
+``PredictionLogWriter.log`` only appends to a bounded in-memory buffer (a lock, two integer
+checks and a deque append); a background thread groups the buffered records by deployment and
+UTC hour and writes one file per group, to a hidden temporary name first and then renamed, so a
+reader never sees a partial file. When the buffer is full the record is dropped and counted,
+never waited for. The schema is documented in docs/prediction-log.md; monitoring and
+experiments read it through ``read_predictions``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+import fsspec
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from steward.domain.signature import Signature
+from steward.errors import InvalidInput
+from steward.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+INPUT_PREFIX = "input."
+HOUR_FORMAT = "%Y-%m-%dT%H"
+
+PARTITION_SCHEMA = pa.schema([("deployment", pa.string()), ("hour", pa.string())])
+# The columns every file has (the partition columns live in the folder names).
+RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("row", pa.int32(), nullable=False),
+        pa.field("unit_id", pa.string()),
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("shadow", pa.bool_(), nullable=False),
+        pa.field("latency_ms", pa.float64(), nullable=False),
+        pa.field("fallback", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("prediction", pa.float64()),
+        pa.field("prediction_label", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("probabilities", pa.list_(pa.float64())),
+        pa.field("inputs", pa.string()),
+    ],
+    metadata={"steward.prediction_log.schema_version": SCHEMA_VERSION},
+)
+# What ``read_predictions`` returns before any ``input.<name>`` column.
+PREDICTION_LOG_SCHEMA = pa.unify_schemas([PARTITION_SCHEMA, RECORD_SCHEMA])
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "float16": pa.float32(),  # Python floats do not convert to half floats; keep the value
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "int8": pa.int8(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "uint8": pa.uint8(),
+    "uint16": pa.uint16(),
+    "uint32": pa.uint32(),
+    "uint64": pa.uint64(),
+    "bool": pa.bool_(),
+    "string": pa.string(),
+    "object": pa.string(),  # a str as is, anything else as JSON text
+    "datetime64[ns]": pa.timestamp("ns"),
+}
+
+
+class PredictionRecord(NamedTuple):
+    """One answered prediction row; a NamedTuple because it is built on the hot path (~0.7 µs).
+
+    ``inputs`` is the row: a mapping of column name to value, or a sequence in the order of the
+    deployment's signature. ``row`` is the row's position in a batched request, so
+    ``(request_id, row)`` identifies it. ``timestamp`` is timezone-aware UTC (a naive value is
+    read as UTC).
+    """
+
+    deployment: str
+    version: int
+    request_id: str
+    timestamp: datetime
+    latency_ms: float
+    inputs: Mapping[str, Any] | Sequence[Any]
+    prediction: Any
+    row: int = 0
+    unit_id: str | None = None
+    score: float | None = None
+    probabilities: Sequence[float] | None = None
+    fallback: str | None = None
+    shadow: bool = False
+    error: str | None = None
+
+
+class PredictionLogWriter:
+    """Buffers records in memory and writes them as Parquet from one background thread."""
+
+    def __init__(
+        self, root: str, *, queue_size: int, flush_rows: int, flush_seconds: float
+    ) -> None:
+        self.root = root.rstrip("/")
+        self.queue_size = queue_size
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.written = 0
+        self.dropped_by_reason: dict[str, int] = {"queue_full": 0, "write_error": 0, "closed": 0}
+        self._lock = threading.Lock()
+        self._done_cond = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._buffer: deque[PredictionRecord] = deque()
+        self._accepted = 0  # records ever accepted by log()
+        self._processed = 0  # records written or dropped by the writer thread
+        self._signatures: dict[str, Signature] = {}
+        self._made_dirs: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PredictionLogWriter:
+        section = settings.prediction_log
+        return cls(
+            settings.prediction_log_root,
+            queue_size=section.queue_size,
+            flush_rows=section.flush_rows,
+            flush_seconds=section.flush_seconds,
+        )
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def log(self, record: PredictionRecord) -> bool:
+        """Queue one record without ever blocking; False (and counted) when it was dropped."""
+        with self._lock:
+            if self._accepted - self._processed >= self.queue_size or self._closed:
+                self.dropped_by_reason["closed" if self._closed else "queue_full"] += 1
+                return False
+            self._buffer.append(record)
+            self._accepted += 1
+            if self._thread is None:
+                self._start()
+            if len(self._buffer) == self.flush_rows:
+                self._wake.set()
+        return True
+
+    def log_many(self, records: Sequence[PredictionRecord]) -> int:
+        """Queue the rows of one request; returns how many were accepted (the rest are counted)."""
+        return sum(self.log(record) for record in records)
+
+    # -- counters and control ----------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.dropped_by_reason.values())
+
+    @property
+    def queue_depth(self) -> int:
+        """Records accepted and not yet written (or dropped by a failed write)."""
+        return self._accepted - self._processed
+
+    def set_signature(self, deployment: str, signature: Signature | None) -> None:
+        """Write the deployment's inputs as typed ``input.<name>`` columns (None: JSON text)."""
+        with self._lock:
+            if signature is None or not signature.inputs:
+                self._signatures.pop(deployment, None)
+            else:
+                self._signatures[deployment] = signature
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record accepted before this call is written; False on timeout."""
+        with self._lock:
+            target = self._accepted
+            if self._thread is None or self._processed >= target:
+                return True
+            self._wake.set()
+            return self._done_cond.wait_for(lambda: self._processed >= target, timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush and stop the thread; later records are dropped (reason ``closed``). Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        atexit.unregister(self.close)
+        if thread is not None:
+            self._wake.set()
+            thread.join(timeout)
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"steward-prediction-log:{self.root}", daemon=True
+        )
+        self._thread.start()
+        # A daemon thread still runs while atexit callbacks do: close() then drains it.
+        atexit.register(self.close)
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            with self._lock:
+                batch = list(self._buffer)
+                self._buffer.clear()
+                closing = self._closed
+                signatures = dict(self._signatures)
+            if batch:
+                self._write_batch(batch, signatures)
+            if closing:
+                with self._lock:
+                    if not self._buffer:
+                        return
+
+    def _write_batch(self, batch: list[PredictionRecord], signatures: dict[str, Signature]) -> None:
+        groups: dict[tuple[str, str], list[PredictionRecord]] = {}
+        for record in batch:
+            try:
+                key = (str(record.deployment), _hour_of(record.timestamp))
+            except (AttributeError, TypeError, ValueError):
+                key = ("", "")  # not a record: fails below, is logged and counted
+            groups.setdefault(key, []).append(record)
+        for (deployment, hour), records in groups.items():
+            try:
+                if not deployment:
+                    raise ValueError("records without a deployment name or a datetime timestamp")
+                table = records_to_table(records, signatures.get(deployment))
+                self._write_file(deployment, hour, table)
+            except Exception:
+                logger.exception(
+                    "The prediction log could not write %d records of deployment %r (hour %s) "
+                    "to %s; they are dropped and counted as write_error.",
+                    len(records), deployment, hour, self.root,
+                )  # fmt: skip
+                outcome = "write_error"
+            else:
+                outcome = "written"
+            with self._lock:
+                if outcome == "written":
+                    self.written += len(records)
+                else:
+                    self.dropped_by_reason["write_error"] += len(records)
+                self._processed += len(records)
+                self._done_cond.notify_all()
+
+    @cached_property
+    def _fs_and_root(self) -> tuple[Any, str]:
+        fs, path = fsspec.core.url_to_fs(self.root)
+        return fs, path.rstrip("/")
+
+    def _write_file(self, deployment: str, hour: str, table: pa.Table) -> None:
+        fs, fs_root = self._fs_and_root
+        folder = f"{fs_root}/{partition_path(deployment, hour)}"
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        tmp, final = f"{folder}/.{name}.tmp", f"{folder}/{name}"
+        if folder not in self._made_dirs:
+            fs.makedirs(folder, exist_ok=True)
+            self._made_dirs.add(folder)
+        try:
+            with fs.open(tmp, "wb") as out:
+                pq.write_table(table, out, compression="zstd")
+            fs.mv(tmp, final)
+        except BaseException:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+            raise
+
+
+def partition_path(deployment: str, hour: str) -> str:
+    """The folder of one (deployment, hour) partition, relative to the log's root."""
+    return f"deployment={quote(deployment, safe='')}/hour={hour}"
+
+
+def _hour_of(timestamp: datetime) -> str:
+    if timestamp.tzinfo is not None:
+        timestamp = timestamp.astimezone(UTC)
+    return timestamp.strftime(HOUR_FORMAT)
+
+
+# -- records to Arrow ----------------------------------------------------------------------
+
+
+def records_to_table(records: Sequence[PredictionRecord], signature: Signature | None) -> pa.Table:
+    """One file's table: the fixed columns, then typed inputs or the ``inputs`` JSON text."""
+    predictions = [_split_prediction(r.prediction) for r in records]
+    columns: dict[str, pa.Array] = {
+        "timestamp": pa.array([r.timestamp for r in records], pa.timestamp("us", tz="UTC")),
+        "request_id": pa.array([r.request_id for r in records], pa.string()),
+        "row": pa.array([r.row for r in records], pa.int32()),
+        "unit_id": pa.array([r.unit_id for r in records], pa.string()),
+        "version": pa.array([r.version for r in records], pa.int64()),
+        "shadow": pa.array([bool(r.shadow) for r in records], pa.bool_()),
+        "latency_ms": pa.array([r.latency_ms for r in records], pa.float64()),
+        "fallback": pa.array([r.fallback for r in records], pa.string()),
+        "error": pa.array([r.error for r in records], pa.string()),
+        "prediction": pa.array([p[0] for p in predictions], pa.float64()),
+        "prediction_label": pa.array([p[1] for p in predictions], pa.string()),
+        "score": pa.array([r.score for r in records], pa.float64()),
+        "probabilities": pa.array(
+            [None if r.probabilities is None else list(_plain(r.probabilities)) for r in records],
+            pa.list_(pa.float64()),
+        ),
+    }
+    typed = _typed_inputs(records, signature) if signature is not None else None
+    if typed is None:
+        columns["inputs"] = pa.array([_json(r.inputs) for r in records], pa.string())
+        fields = list(RECORD_SCHEMA)
+    else:
+        columns["inputs"] = pa.nulls(len(records), pa.string())
+        columns.update(typed)
+        fields = list(RECORD_SCHEMA) + [pa.field(n, a.type) for n, a in typed.items()]
+    schema = pa.schema(fields, metadata=RECORD_SCHEMA.metadata)
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _typed_inputs(
+    records: Sequence[PredictionRecord], signature: Signature
+) -> dict[str, pa.Array] | None:
+    """``input.<name>`` arrays typed by the signature; None when a row does not fit it."""
+    names = signature.input_names
+    rows = [r.inputs for r in records]
+    if all(isinstance(row, Mapping) for row in rows):
+        known = set(names)
+        if not all(known.issuperset(row) for row in rows):
+            return None
+        columns = [[row.get(name) for row in rows] for name in names]  # type: ignore[union-attr]
+    elif all(isinstance(row, list | tuple) and len(row) == len(names) for row in rows):
+        columns = [list(column) for column in zip(*rows, strict=True)]
+    else:
+        return None
+    arrays: dict[str, pa.Array] = {}
+    for spec, values in zip(signature.inputs, columns, strict=True):
+        arrow_type = _ARROW_TYPES[spec.dtype]
+        if spec.dtype == "object":
+            values = [v if v is None or isinstance(v, str) else _json(v) for v in values]
+        for _ in spec.shape[1:]:
+            arrow_type = pa.list_(arrow_type)
+        try:
+            arrays[INPUT_PREFIX + spec.name] = pa.array(values, arrow_type)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return None
+    return arrays
+
+
+def _split_prediction(value: Any) -> tuple[float | None, str | None]:
+    """(numeric prediction, text prediction): numbers and bools go left, the rest right."""
+    value = _plain(value)
+    if value is None:
+        return None, None
+    if isinstance(value, bool | int | float):
+        return float(value), None
+    if isinstance(value, str):
+        return None, value
+    return None, _json(value)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays as Python values (without importing NumPy)."""
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) else value
+
+
+def _json(value: Any) -> str:
+    return _ENCODER.encode(_plain(value))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    plain = _plain(value)
+    return str(value) if plain is value else plain
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default, check_circular=False)
+
+
+# -- the reader ----------------------------------------------------------------------------
+
+
+def read_predictions(
+    root: str,
+    deployment: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table:
+    """The logged rows with ``since <= timestamp < until``, as one Arrow table.
+
+    Only the hour folders that can hold such rows are listed and opened. Files written with
+    different input columns (a signature that changed) are unified: a missing column reads as
+    null, an integer column that became float reads as float. A missing root or no files gives
+    an empty table with ``PREDICTION_LOG_SCHEMA``.
+    """
+    since, until = _aware(since, "since"), _aware(until, "until")
+    fs, fs_root = fsspec.core.url_to_fs(root)
+    fs_root = fs_root.rstrip("/")
+    files = [
+        path
+        for folder in _partition_folders(fs, fs_root, deployment)
+        if _hour_may_match(folder.rsplit("hour=", 1)[1], since, until)
+        for path in _ls(fs, folder)
+        if path.rsplit("/", 1)[-1].startswith("part-") and path.endswith(".parquet")
+    ]
+    if not files:
+        return _select(PREDICTION_LOG_SCHEMA.empty_table(), columns)
+    partitioning = ds.partitioning(PARTITION_SCHEMA, flavor="hive")
+    found = ds.dataset(
+        files, filesystem=fs, format="parquet", partitioning=partitioning,
+        partition_base_dir=fs_root,
+    )  # fmt: skip
+    schemas = [fragment.physical_schema for fragment in found.get_fragments()]
+    schema = pa.unify_schemas(
+        [PREDICTION_LOG_SCHEMA, *schemas], promote_options="permissive"
+    ).remove_metadata()
+    dataset = ds.dataset(
+        files, schema=schema, filesystem=fs, format="parquet", partitioning=partitioning,
+        partition_base_dir=fs_root,
+    )  # fmt: skip
+    condition = None
+    if since is not None:
+        condition = ds.field("timestamp") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
+    if until is not None:
+        before = ds.field("timestamp") < pa.scalar(until, pa.timestamp("us", tz="UTC"))
+        condition = before if condition is None else condition & before
+    table = dataset.to_table(filter=condition)
+    table = table.sort_by([("timestamp", "ascending"), ("request_id", "ascending")])
+    return _select(table, columns)
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise InvalidInput(
+            f"The '{name}' time must be timezone-aware (UTC); got the naive {value.isoformat()}. "
+            "Pass e.g. datetime(..., tzinfo=UTC).",
+            field=name,
+        )
+    return value
+
+
+def _ls(fs: Any, path: str) -> list[str]:
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    return sorted(e["name"].rstrip("/") for e in entries if e["type"] in ("directory", "file"))
+
+
+def _partition_folders(fs: Any, fs_root: str, deployment: str | None) -> Iterable[str]:
+    if deployment is not None:
+        deployments = [f"{fs_root}/deployment={quote(deployment, safe='')}"]
+    else:
+        deployments = [
+            p for p in _ls(fs, fs_root) if p.rsplit("/", 1)[-1].startswith("deployment=")
+        ]
+    for folder in deployments:
+        yield from (p for p in _ls(fs, folder) if p.rsplit("/", 1)[-1].startswith("hour="))
+
+
+def _hour_may_match(hour: str, since: datetime | None, until: datetime | None) -> bool:
+    try:
+        start = datetime.strptime(hour, HOUR_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    if since is not None and start + timedelta(hours=1) <= since:
+        return False
+    return until is None or start < until
+
+
+def _select(table: pa.Table, columns: Sequence[str] | None) -> pa.Table:
+    if columns is None:
+        return table
+    for name in columns:
+        if name in table.column_names:
+            continue
+        if not name.startswith(INPUT_PREFIX):
+            known = ", ".join(PREDICTION_LOG_SCHEMA.names)
+            raise InvalidInput(
+                f"The prediction log has no column {name!r}. Use one of: {known}, or "
+                f"'{INPUT_PREFIX}<feature>'.",
+                field="columns",
+            )
+        # An input column nobody logged in this window: all null rather than an error.
+        table = table.append_column(name, pa.nulls(table.num_rows))
+    return table.select(list(columns))
+
+
+__all__ = [
+    "PREDICTION_LOG_SCHEMA",
+    "RECORD_SCHEMA",
+    "PredictionLogWriter",
+    "PredictionRecord",
+    "partition_path",
+    "read_predictions",
+    "records_to_table",
+]

@@ -1,0 +1,409 @@
+"""The prediction log: non-blocking writer, partitions, guarantees, and the reader."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from steward.domain.signature import ColumnSpec, Signature
+from steward.errors import InvalidInput
+from steward.serving import prediction_log
+from steward.serving.prediction_log import (
+    PREDICTION_LOG_SCHEMA,
+    RECORD_SCHEMA,
+    PredictionLogWriter,
+    PredictionRecord,
+    read_predictions,
+    records_to_table,
+)
+from steward.settings import Settings
+
+H13 = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
+H14 = H13 + timedelta(hours=1)
+SIGNATURE = Signature(
+    inputs=[ColumnSpec(name="amount", dtype="float64"), ColumnSpec(name="country", dtype="string")]
+)
+
+
+def _record(request_id: str, *, deployment: str = "fraud", at: datetime = H13, **kw: Any) -> Any:
+    fields: dict[str, Any] = {
+        "version": 1,
+        "latency_ms": 1.5,
+        "inputs": {"amount": 10.0, "country": "FR"},
+        "prediction": 1,
+    }
+    fields.update(kw)
+    return PredictionRecord(deployment=deployment, request_id=request_id, timestamp=at, **fields)
+
+
+@pytest.fixture
+def make_writer(tmp_path: Path) -> Iterator[Callable[..., PredictionLogWriter]]:
+    writers: list[PredictionLogWriter] = []
+
+    def make(**kw: Any) -> PredictionLogWriter:
+        options = {"queue_size": 10_000, "flush_rows": 1_000, "flush_seconds": 60.0} | kw
+        writer = PredictionLogWriter(str(tmp_path / "log"), **options)
+        writers.append(writer)
+        return writer
+
+    yield make
+    for writer in writers:
+        writer.close(timeout=5)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(0.001)
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_records_from_many_threads_land_exactly_once_in_their_partitions(
+    make_writer: Callable[..., PredictionLogWriter], tmp_path: Path
+) -> None:
+    writer = make_writer(flush_rows=97, flush_seconds=0.05)
+    writer.set_signature("fraud", SIGNATURE)
+
+    def produce(thread: int) -> None:
+        for i in range(500):
+            deployment = "fraud" if i % 2 else "churn model/v2"
+            at = (H13 if i % 3 else H14) + timedelta(seconds=i)
+            assert writer.log(_record(f"t{thread}-{i}", deployment=deployment, at=at))
+
+    threads = [threading.Thread(target=produce, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert writer.flush(timeout=10)
+
+    assert (writer.written, writer.dropped, writer.queue_depth) == (2000, 0, 0)
+    table = read_predictions(str(tmp_path / "log"))
+    assert table.num_rows == 2000
+    assert len(set(table.column("request_id").to_pylist())) == 2000
+    for row in table.select(["deployment", "hour", "timestamp", "request_id"]).to_pylist():
+        i = int(row["request_id"].split("-")[1])
+        assert row["deployment"] == ("fraud" if i % 2 else "churn model/v2")
+        assert row["hour"] == ("2024-05-01T13" if i % 3 else "2024-05-01T14")
+        assert row["timestamp"].strftime("%Y-%m-%dT%H") == row["hour"]
+    folders = {p.parent.relative_to(tmp_path / "log").as_posix() for p in _files(tmp_path / "log")}
+    assert folders == {
+        f"deployment={d}/hour={h}"
+        for d in ("fraud", "churn%20model%2Fv2")
+        for h in ("2024-05-01T13", "2024-05-01T14")
+    }
+    assert all(p.name.startswith("part-") and p.suffix == ".parquet" for p in _files(tmp_path))
+
+
+def test_a_full_queue_drops_and_counts_without_blocking(
+    make_writer: Callable[..., PredictionLogWriter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stalled, release = threading.Event(), threading.Event()
+    real_write = PredictionLogWriter._write_file
+
+    def stalled_write(self: PredictionLogWriter, *args: Any) -> None:
+        stalled.set()
+        release.wait(10)
+        real_write(self, *args)
+
+    monkeypatch.setattr(PredictionLogWriter, "_write_file", stalled_write)
+    writer = make_writer(queue_size=10, flush_rows=1)
+    assert writer.log(_record("first"))
+    assert stalled.wait(5)  # the thread holds "first" and is stuck writing it
+
+    records = [_record(f"r{i}") for i in range(1000)]
+    durations, accepted = [], []
+    for record in records:
+        start = time.perf_counter()
+        accepted.append(writer.log(record))
+        durations.append(time.perf_counter() - start)
+
+    assert accepted == [True] * 9 + [False] * 991  # the record being written still counts
+    assert writer.dropped == writer.dropped_by_reason["queue_full"] == 991
+    assert writer.queue_depth == 10
+    assert statistics.median(durations) < 20e-6  # microseconds, not the stalled write
+    assert max(durations) < 0.05
+    assert writer.flush(timeout=0.01) is False  # still stalled: flush gives up, says so
+
+    release.set()
+    assert writer.flush(timeout=5)
+    assert (writer.written, writer.queue_depth) == (10, 0)
+
+
+def test_flush_waits_for_everything_logged_before_it(
+    make_writer: Callable[..., PredictionLogWriter], tmp_path: Path
+) -> None:
+    writer = make_writer()  # a 60 s timer and 1,000 rows: only flush() writes these
+    assert writer.flush() is True  # nothing logged yet: returns at once
+    assert writer.log_many([_record(f"r{i}", row=i) for i in range(3)]) == 3
+    assert writer.flush(timeout=5) is True
+    table = read_predictions(str(tmp_path / "log"))
+    assert table.column("request_id").to_pylist() == ["r0", "r1", "r2"]
+    assert table.column("row").to_pylist() == [0, 1, 2]
+    assert writer.written == 3
+
+
+def test_flush_rows_triggers_a_write_before_the_timer(
+    make_writer: Callable[..., PredictionLogWriter],
+) -> None:
+    writer = make_writer(flush_rows=5)
+    for i in range(5):
+        writer.log(_record(f"r{i}"))
+    _wait_for(lambda: writer.written == 5)
+
+
+def test_close_flushes_is_idempotent_and_later_records_are_dropped(
+    make_writer: Callable[..., PredictionLogWriter], tmp_path: Path
+) -> None:
+    writer = make_writer()
+    writer.log(_record("a"))
+    writer.log(_record("b"))
+    writer.close()
+    assert writer.written == 2
+    assert read_predictions(str(tmp_path / "log")).num_rows == 2
+    writer.close()  # idempotent
+    assert writer.log(_record("late")) is False
+    assert writer.dropped_by_reason == {"queue_full": 0, "write_error": 0, "closed": 1}
+
+
+def test_close_before_any_record_writes_nothing(
+    make_writer: Callable[..., PredictionLogWriter], tmp_path: Path
+) -> None:
+    make_writer().close()
+    assert not (tmp_path / "log").exists()
+
+
+def test_interpreter_exit_flushes_what_was_logged(tmp_path: Path) -> None:
+    script = f"""
+from datetime import UTC, datetime
+from steward.serving.prediction_log import PredictionLogWriter, PredictionRecord
+writer = PredictionLogWriter({str(tmp_path)!r}, queue_size=100, flush_rows=100, flush_seconds=60)
+for i in range(3):
+    writer.log(PredictionRecord("fraud", 1, f"r{{i}}", datetime.now(UTC), 1.0, [i], 0.5))
+"""  # exits without close(): the atexit hook must write the 3 records
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    table = read_predictions(str(tmp_path), "fraud")
+    assert sorted(table.column("request_id").to_pylist()) == ["r0", "r1", "r2"]
+
+
+def test_a_failing_write_is_counted_and_the_thread_survives(
+    make_writer: Callable[..., PredictionLogWriter],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    real_write_table = pq.write_table
+    calls = []
+
+    def half_then_fail(table: pa.Table, out: Any, **kw: Any) -> None:
+        calls.append(table.num_rows)
+        if len(calls) == 1:
+            out.write(b"PAR1 half a file")
+            raise OSError("disk full")
+        real_write_table(table, out, **kw)
+
+    monkeypatch.setattr(prediction_log.pq, "write_table", half_then_fail)
+    writer = make_writer()
+    writer.log_many([_record("lost-1"), _record("lost-2")])
+    with caplog.at_level(logging.ERROR, logger="steward.serving.prediction_log"):
+        assert writer.flush(timeout=5)
+    assert writer.dropped_by_reason["write_error"] == 2
+    assert "could not write 2 records of deployment 'fraud'" in caplog.text
+    assert _files(tmp_path / "log") == []  # the half-written temporary file was removed
+
+    writer.log(_record("kept"))
+    assert writer.flush(timeout=5)
+    assert (writer.written, writer.dropped) == (1, 2)
+    assert read_predictions(str(tmp_path / "log")).column("request_id").to_pylist() == ["kept"]
+
+
+def test_a_record_that_is_not_a_record_is_counted_not_fatal(
+    make_writer: Callable[..., PredictionLogWriter],
+) -> None:
+    writer = make_writer()
+    writer.log(_record("bad", at="yesterday"))
+    writer.log(_record("good", deployment="other"))
+    assert writer.flush(timeout=5)
+    assert (writer.written, writer.dropped_by_reason["write_error"]) == (1, 1)
+
+
+def _write_hours(root: Path, hours: int) -> None:
+    writer = PredictionLogWriter(str(root), queue_size=1000, flush_rows=1000, flush_seconds=60)
+    for h in range(hours):
+        for minute in (0, 30):
+            at = H13 + timedelta(hours=h, minutes=minute)
+            writer.log(_record(f"h{h}m{minute}", at=at))
+            writer.log(_record(f"other-h{h}m{minute}", deployment="other", at=at))
+    writer.close()
+
+
+def test_the_reader_filters_by_deployment_and_time(tmp_path: Path) -> None:
+    _write_hours(tmp_path, 3)
+    everything = read_predictions(str(tmp_path))
+    assert everything.num_rows == 12
+    assert everything.schema == PREDICTION_LOG_SCHEMA  # JSON inputs: no input.<name> columns
+    window = read_predictions(
+        str(tmp_path), "fraud", since=H13 + timedelta(minutes=30), until=H14 + timedelta(hours=1)
+    )  # since is inclusive, until exclusive
+    assert window.column("request_id").to_pylist() == ["h0m30", "h1m0", "h1m30"]
+    assert set(window.column("deployment").to_pylist()) == {"fraud"}
+    assert read_predictions(str(tmp_path), "nobody").num_rows == 0
+
+
+def test_the_reader_opens_only_the_hours_in_the_window(tmp_path: Path) -> None:
+    _write_hours(tmp_path, 2)
+    corrupt = tmp_path / "deployment=fraud" / "hour=2024-05-01T10" / "part-corrupt.parquet"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(b"not parquet")
+    (tmp_path / "deployment=fraud" / "hour=2024-05-01T13" / ".part-x.parquet.tmp").write_bytes(
+        b"an unfinished write"
+    )
+    table = read_predictions(str(tmp_path), "fraud", since=H13)
+    assert table.num_rows == 4  # the corrupt hour was never opened, the temp file ignored
+    with pytest.raises(pa.ArrowInvalid):
+        read_predictions(str(tmp_path), "fraud")
+
+
+def test_the_reader_selects_columns_and_nulls_an_input_never_logged(tmp_path: Path) -> None:
+    _write_hours(tmp_path, 1)
+    table = read_predictions(
+        str(tmp_path), "fraud", columns=["request_id", "prediction", "input.amount"]
+    )
+    assert table.column_names == ["request_id", "prediction", "input.amount"]
+    assert table.column("input.amount").null_count == 2  # this deployment logged JSON inputs
+    with pytest.raises(InvalidInput, match="no column 'predictions'"):
+        read_predictions(str(tmp_path), columns=["predictions"])
+
+
+def test_a_missing_or_empty_root_gives_an_empty_table_with_the_schema(tmp_path: Path) -> None:
+    missing = read_predictions(str(tmp_path / "nothing-here"))
+    assert missing.num_rows == 0
+    assert missing.schema == PREDICTION_LOG_SCHEMA
+    empty = read_predictions(str(tmp_path), "fraud", since=H13, columns=["request_id", "hour"])
+    assert empty.schema.names == ["request_id", "hour"]
+    assert empty.num_rows == 0
+
+
+def test_the_reader_refuses_naive_times(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="timezone-aware") as raised:
+        read_predictions(str(tmp_path), since=datetime(2024, 5, 1))
+    assert raised.value.field == "since"
+
+
+def test_the_schema_every_file_has(tmp_path: Path) -> None:
+    records = [
+        _record("a", prediction=np.int64(1), probabilities=np.array([0.25, 0.75]), score=0.75),
+        _record("b", prediction="cat", unit_id="user-7", shadow=True, version=2),
+        _record("c", prediction=None, fallback="timeout", error="model exceeded 50 ms"),
+        _record("d", prediction=[1, 2], at=H13.astimezone(timezone(timedelta(hours=2)))),
+    ]
+    table = records_to_table(records, None)
+    assert table.schema.equals(RECORD_SCHEMA, check_metadata=True)
+    assert table.schema.metadata == {b"steward.prediction_log.schema_version": b"1"}
+    assert PREDICTION_LOG_SCHEMA.names == ["deployment", "hour", *RECORD_SCHEMA.names]
+    rows = table.to_pylist()
+    assert [r["prediction"] for r in rows] == [1.0, None, None, None]
+    assert [r["prediction_label"] for r in rows] == [None, "cat", None, "[1,2]"]
+    assert rows[0]["probabilities"] == [0.25, 0.75]
+    assert rows[0]["score"] == 0.75
+    assert (rows[1]["unit_id"], rows[1]["shadow"], rows[1]["version"]) == ("user-7", True, 2)
+    assert (rows[2]["fallback"], rows[2]["error"]) == ("timeout", "model exceeded 50 ms")
+    assert rows[0]["inputs"] == '{"amount":10.0,"country":"FR"}'
+    assert rows[3]["timestamp"] == H13  # stored in UTC whatever the caller's zone
+
+
+def test_typed_inputs_with_a_signature_and_json_when_a_row_does_not_fit() -> None:
+    signature = Signature(
+        inputs=[
+            ColumnSpec(name="amount", dtype="float32"),
+            ColumnSpec(name="n", dtype="int64"),
+            ColumnSpec(name="embedding", dtype="float64", shape=[-1, 2]),
+            ColumnSpec(name="extra", dtype="object"),
+        ]
+    )
+    mapping = {"amount": 1.5, "n": np.int64(3), "embedding": np.array([0.5, 1.0]), "extra": {}}
+    as_mappings = [_record("a", inputs=mapping), _record("b", inputs={"n": 4, "extra": "x"})]
+    typed = records_to_table(as_mappings, signature)
+    assert typed.schema.field("input.amount").type == pa.float32()
+    assert typed.schema.field("input.embedding").type == pa.list_(pa.float64())
+    assert typed.column("input.n").to_pylist() == [3, 4]
+    assert typed.column("input.embedding").to_pylist() == [[0.5, 1.0], None]
+    assert typed.column("input.extra").to_pylist() == ["{}", "x"]
+    assert typed.column("inputs").null_count == 2
+
+    as_sequences = [_record("c", inputs=(2.0, 4, [1.0, 2.0], None))]
+    assert records_to_table(as_sequences, signature).column("input.amount").to_pylist() == [2.0]
+
+    unfit = records_to_table([_record("a", inputs={"amount": 1.0, "surprise": 2})], signature)
+    assert "input.amount" not in unfit.column_names
+    assert unfit.column("inputs").to_pylist() == ['{"amount":1.0,"surprise":2}']
+
+
+def test_files_with_different_input_columns_read_as_one_table(tmp_path: Path) -> None:
+    writer = PredictionLogWriter(str(tmp_path), queue_size=100, flush_rows=100, flush_seconds=60)
+    writer.set_signature("fraud", Signature(inputs=[ColumnSpec(name="a", dtype="int64")]))
+    writer.log(_record("old", inputs={"a": 1}))
+    writer.flush()
+    writer.set_signature(
+        "fraud",
+        Signature(
+            inputs=[ColumnSpec(name="a", dtype="float64"), ColumnSpec(name="b", dtype="string")]
+        ),
+    )
+    writer.log(_record("new", inputs={"a": 2.5, "b": "x"}, at=H14))
+    writer.close()
+    table = read_predictions(str(tmp_path), columns=["request_id", "input.a", "input.b"])
+    assert table.to_pylist() == [
+        {"request_id": "old", "input.a": 1.0, "input.b": None},
+        {"request_id": "new", "input.a": 2.5, "input.b": "x"},
+    ]
+
+
+def test_settings_section_and_from_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("STEWARD_PREDICTION_LOG_QUEUE_SIZE", "50")
+    monkeypatch.setenv("STEWARD_PREDICTION_LOG_FLUSH_SECONDS", "0.25")
+    settings = Settings(home=tmp_path)
+    section = settings.prediction_log
+    assert (section.queue_size, section.flush_rows, section.flush_seconds) == (50, 1000, 0.25)
+    assert settings.prediction_log_root == str(tmp_path / "predictions")
+    writer = PredictionLogWriter.from_settings(settings)
+    assert (writer.root, writer.queue_size) == (str(tmp_path / "predictions"), 50)
+    monkeypatch.setenv("STEWARD_PREDICTION_LOG_ROOT", "memory://predictions")
+    assert Settings().prediction_log_root == "memory://predictions"
+
+
+def test_fsspec_urls_work_for_writing_and_reading() -> None:
+    root = f"memory://steward-test-{time.monotonic_ns()}"
+    writer = PredictionLogWriter(root, queue_size=10, flush_rows=10, flush_seconds=60)
+    writer.log(_record("m"))
+    writer.close()
+    assert read_predictions(root, "fraud").column("request_id").to_pylist() == ["m"]
+
+
+def test_the_hot_path_costs_microseconds(make_writer: Callable[..., PredictionLogWriter]) -> None:
+    writer = make_writer(queue_size=100_000, flush_rows=100_000)
+    inputs, now = {"amount": 1.0}, datetime.now(UTC)
+    start = time.perf_counter()
+    for i in range(20_000):
+        writer.log(PredictionRecord("fraud", 1, "req", now, 1.0, inputs, 1, row=i))
+    per_record = (time.perf_counter() - start) / 20_000
+    assert per_record < 25e-6  # measured ~1.2 µs (0.7 µs to build, 0.5 µs to queue)
