@@ -108,6 +108,8 @@ def test_a_split_is_sticky_by_unit_and_needs_a_unit_key(
         ({"canary": 1, "canary_share": 0.2}, "canary"),
         ({"canary": 2, "canary_share": 1.5}, "canary_share"),
         ({"timeout_ms": 0}, "timeout_ms"),
+        ({"shadow": 1}, "shadow"),
+        ({"canary": 2, "canary_share": 0.1, "shadow": 2}, "shadow"),
         ({"fallbacks": [{"kind": "rule"}]}, "fallbacks"),
         ({"fallbacks": [{"kind": "teleport"}]}, "fallbacks.0.kind"),
     ],

@@ -21,21 +21,31 @@ class DeploymentSpec(RequestBody):
     champion: Version = Field(ge=1, le=MAX_VERSION)
     canary: Version | None = Field(default=None, ge=1, le=MAX_VERSION)
     canary_share: float | None = Field(default=None, gt=0, lt=1, validate_default=True)
-    shadow: Version | None = Field(default=None, ge=1, le=MAX_VERSION)
     split: dict[Version, float] | None = None
     experiment: str | None = Field(default=None, min_length=1, max_length=128)
     unit_key: str | None = Field(default=None, min_length=1, max_length=128, validate_default=True)
+    # after the fields it must differ from: validators see the fields declared before theirs
+    shadow: Version | None = Field(default=None, ge=1, le=MAX_VERSION)
     fallbacks: list[FallbackStep] = Field(default_factory=list, max_length=8)
     timeout_ms: int = Field(default=1000, ge=1, le=600_000)
     batching: Batching | None = None
 
     # Cross-field rules as field validators (fields validate in order, ``info.data`` holds the
     # earlier ones), so each refusal names the field to fix.
-    @field_validator("canary", "shadow")
+    @field_validator("canary")
     @classmethod
     def _not_the_champion(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is not None and value == info.data.get("champion"):
-            raise ValueError(f"the {info.field_name} must be another version than the champion")
+            raise ValueError("the canary must be another version than the champion")
+        return value
+
+    @field_validator("shadow")
+    @classmethod
+    def _only_listens(cls, value: int | None, info: ValidationInfo) -> int | None:
+        answering = {info.data.get("champion"), info.data.get("canary")}
+        answering |= set(info.data.get("split") or {})
+        if value is not None and value in answering:
+            raise ValueError(f"v{value} already answers traffic; a shadow only gets a copy")
         return value
 
     @field_validator("canary_share")

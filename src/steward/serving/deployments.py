@@ -24,6 +24,9 @@ class DeploymentService:
     def deploy(self, actor: str, name: str, spec: DeploymentSpec) -> Deployment:
         """Create ``name`` or replace its routing with ``spec``."""
         _check_name(name)
+        if spec.split is not None and spec.experiment is None:
+            # the experiment salts the assignment hash; the deployment's name is a stable one
+            spec = spec.model_copy(update={"experiment": name})
         with self.store.write(actor) as tx:
             return tx.put_deployment(name, spec.model, spec.routing(), utcnow())
 

@@ -1,0 +1,256 @@
+"""Shared helpers of the gateway's codecs: JSON in and out, strict JSON-list-to-numpy conversion.
+
+Both wire formats (Open Inference Protocol and the simple ``/predict`` JSON) end in the same
+place: one numpy array per signature input, of the signature's dtype, with the batch first.
+Conversion is done by numpy in bulk (``np.asarray`` on the whole list, then checks on the
+array), never element by element, except for the ``isinstance(str)`` check of string columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pydantic_core
+
+from steward.domain.signature import ColumnSpec, Signature
+from steward.errors import InvalidInput
+
+Array = np.ndarray[Any, Any]
+
+MAX_REQUEST_ID_LENGTH = 256
+
+# Signature dtypes read from JSON strings rather than numbers.
+_TEXT_DTYPES = frozenset({"string", "datetime64[ns]"})
+
+
+def parse_object(body: bytes | str) -> dict[str, Any]:
+    """The request body as a JSON object; anything else is refused with ``field="body"``."""
+    try:
+        parsed = pydantic_core.from_json(body, allow_inf_nan=True)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"The request body is not valid JSON ({exc}); send a JSON object.", field="body"
+        ) from exc
+    if not isinstance(parsed, dict):
+        raise InvalidInput(
+            f"The request body must be a JSON object; got a JSON {_json_type(parsed)}.",
+            field="body",
+        )
+    return parsed
+
+
+def to_json(value: object) -> bytes:
+    """Standard JSON (NaN and infinities become null), numpy scalars written as numbers."""
+    return pydantic_core.to_json(value, inf_nan_mode="null", fallback=_fallback)
+
+
+def _fallback(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "null" if value is None else type(value).__name__
+
+
+def request_id(value: object, field: str = "id") -> str | None:
+    """A caller's request id: a non-empty string of at most 256 characters, or absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidInput(
+            f"The '{field}' must be a non-empty string of at most {MAX_REQUEST_ID_LENGTH} "
+            f"characters; got {value!r:.80}.",
+            field=field,
+        )
+    return value
+
+
+def spec_dtype(spec: ColumnSpec) -> np.dtype[Any]:
+    """The numpy dtype an input column is converted to."""
+    if spec.dtype == "string":
+        return np.dtype(object)
+    return np.dtype(spec.dtype)
+
+
+def coerce(values: object, spec_type: str, field: str, label: str) -> Array:
+    """``values`` (a JSON list, maybe nested) as an array of ``spec_type``, a signature dtype.
+
+    Refuses what would lose information: 1.5 or NaN for an integer, 300 for uint8, a number for
+    a string column, ``true`` for a float. ``null`` in a float column reads as NaN (missing).
+    ``label`` names the values in messages ("Input 'age'").
+    """
+    if not isinstance(values, list):
+        raise InvalidInput(
+            f"{label} must hold a JSON array of values; got a JSON {_json_type(values)}.",
+            field=field,
+        )
+    if spec_type in _TEXT_DTYPES:
+        return _coerce_text(values, spec_type, field, label)
+    if spec_type == "object":
+        return _asarray(values, np.dtype(object), field, label)
+    target = np.dtype(spec_type)
+    array = _asarray(values, None, field, label)
+    kind = array.dtype.kind
+    if kind == "O" and target.kind == "f":  # nulls among numbers: missing values
+        array = _asarray(values, target, field, label)
+        kind = "f"
+    if kind not in "biuf" or (kind == "b") != (target.kind == "b"):
+        want = "true/false values" if target.kind == "b" else f"numbers ({spec_type})"
+        raise InvalidInput(f"{label} must hold {want}; {_found(array)}.", field=field)
+    if target.kind in "iu":
+        _check_integers(array, target, field, label)
+    return array.astype(target, copy=False)
+
+
+def _found(array: Array) -> str:
+    kind = array.dtype.kind
+    if kind == "b":
+        return "got true/false"
+    if kind in "iuf":
+        return "got numbers"
+    if kind in "US":
+        return "got strings"
+    return "got nulls or mixed values"
+
+
+def _asarray(values: list[Any], dtype: np.dtype[Any] | None, field: str, label: str) -> Array:
+    try:
+        return np.asarray(values, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as exc:
+        if "inhomogeneous" in str(exc):
+            reason = "its nested lists have different lengths"
+        else:
+            reason = str(exc)
+        raise InvalidInput(f"{label} could not be read: {reason}.", field=field) from exc
+
+
+def _check_integers(array: Array, target: np.dtype[Any], field: str, label: str) -> None:
+    if array.size == 0:
+        return
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise InvalidInput(
+                f"{label} is an integer input and cannot hold NaN or infinity; send whole numbers.",
+                field=field,
+            )
+        if not np.array_equal(array, np.trunc(array)):
+            raise InvalidInput(
+                f"{label} is an integer input ({target.name}); got non-integer numbers.",
+                field=field,
+            )
+    info = np.iinfo(target)
+    low, high = array.min(), array.max()
+    if low < info.min or high > info.max:
+        raise InvalidInput(
+            f"{label} holds values outside the {target.name} range [{info.min}, {info.max}]; "
+            f"got values from {low} to {high}.",
+            field=field,
+        )
+
+
+def _coerce_text(values: list[Any], spec_type: str, field: str, label: str) -> Array:
+    array = _asarray(values, np.dtype(object), field, label)
+    if not all(isinstance(v, str) for v in array.flat):
+        raise InvalidInput(f"{label} must hold strings; got other values.", field=field)
+    if spec_type == "string":
+        return array
+    try:
+        return array.astype("datetime64[ns]")
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{label} must hold ISO 8601 date-times ('2024-05-01T12:00:00'); {exc}.",
+            field=field,
+        ) from exc
+
+
+def fit_shape(array: Array, spec: ColumnSpec, field: str, label: str) -> Array:
+    """``array`` checked against ``spec.shape`` (-1: any size); a column also takes [N, 1]."""
+    shape = array.shape
+    if len(spec.shape) == 1 and array.ndim == 2 and shape[1] == 1:
+        return array.reshape(-1)
+    if not shape_matches(shape, spec.shape):
+        raise InvalidInput(
+            f"{label} must have shape {format_shape(spec.shape)} (-1: any size); "
+            f"got {list(shape)}.",
+            field=field,
+        )
+    return array
+
+
+def shape_matches(shape: Sequence[int], expected: Sequence[int]) -> bool:
+    return len(shape) == len(expected) and all(
+        want in (-1, got) for got, want in zip(shape, expected, strict=True)
+    )
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def check_batch(sizes: dict[str, int], field_of: dict[str, str]) -> int:
+    """The one batch size shared by every input; refuses none or disagreeing sizes."""
+    distinct = set(sizes.values())
+    if len(distinct) > 1:
+        first = next(iter(sizes))
+        other = next(n for n, s in sizes.items() if s != sizes[first])
+        raise InvalidInput(
+            f"Every input must have the same number of rows: '{first}' has {sizes[first]}, "
+            f"'{other}' has {sizes[other]}.",
+            field=field_of[other],
+        )
+    rows = distinct.pop() if distinct else 0
+    if rows == 0:
+        field = next(iter(field_of.values()), "inputs")
+        raise InvalidInput("The request has no rows; send at least one.", field=field)
+    return rows
+
+
+def is_single_tensor(signature: Signature) -> bool:
+    """One input with per-row structure (shape [-1, n] ...): the model takes one matrix."""
+    return len(signature.inputs) == 1 and len(signature.inputs[0].shape) >= 2
+
+
+def is_tabular(signature: Signature) -> bool:
+    """Every input is a column (shape [-1]): the model reads a table."""
+    return bool(signature.inputs) and all(len(s.shape) == 1 for s in signature.inputs)
+
+
+def missing_inputs(signature: Signature, present: set[str], field: str) -> None:
+    missing = [s.name for s in signature.inputs if s.name not in present]
+    if missing:
+        raise InvalidInput(
+            f"The request is missing input {_quoted(missing)}; the model expects "
+            f"{_quoted(signature.input_names)}.",
+            field=field,
+            details={"missing": missing},
+        )
+
+
+def unknown_input(name: str, signature: Signature, field: str) -> InvalidInput:
+    return InvalidInput(
+        f"The model has no input named '{name}'; it expects {_quoted(signature.input_names)}.",
+        field=field,
+    )
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
+def batch_size(array: Array) -> int:
+    """The rows of an input: its first dimension (a scalar input counts as one row)."""
+    return int(array.shape[0]) if array.ndim else 1

@@ -1,0 +1,213 @@
+"""Micro-batching: concurrent single-row requests gathered into one model call.
+
+``MicroBatcher(call, max_batch=32, max_wait_ms=5)``; each request awaits ``submit(row)`` and
+gets its own result. ``call`` takes a list of rows and returns one result per row, in order;
+it may be async, or sync (then it runs in ``executor``, the loop's default thread pool unless
+given, so the event loop keeps accepting requests while the model works).
+
+Dispatch policy (adaptive, as BentoML's batching, without a latency model): queued rows go to
+the model as one batch, in arrival order, as soon as a call slot is free (at most
+``max_concurrency`` calls in flight, default 1) and one of these holds:
+
+- the queue holds ``max_batch`` rows (a full batch leaves at once);
+- no call is in flight: an idle model never waits for company. The batcher only lets the
+  event loop run once, so requests that arrived in the same tick share the call;
+- the oldest queued row has waited ``max_wait_ms`` (with ``max_concurrency > 1``, this sends a
+  partial batch to a free slot while other calls are running).
+
+So batches grow with the load by themselves: under light load each row is called alone with
+no added latency; under heavy load, rows that arrive while the model is busy go together in the
+next call. ``max_wait_ms`` bounds the wait for companions, not the wait for a busy model.
+
+An exception in ``call`` fails every request of that batch with it. A request cancelled
+while it waits is dropped from its batch (the model never sees its row) and does not affect
+the others. ``close()`` refuses new rows, sends everything queued, and waits for the calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any, Generic, TypeVar
+
+from steward.errors import InvalidInput, StewardError, Unavailable
+
+Row = TypeVar("Row")
+Result = TypeVar("Result")
+
+
+class _Waiting(Generic[Row, Result]):
+    __slots__ = ("future", "row", "since")
+
+    def __init__(self, row: Row, future: asyncio.Future[Result], since: float) -> None:
+        self.row = row
+        self.future = future
+        self.since = since
+
+
+class MicroBatcher(Generic[Row, Result]):
+    """Gathers ``submit(row)`` calls into batched ``call(rows)``; see the module's policy."""
+
+    def __init__(
+        self,
+        call: Callable[[list[Row]], Any],
+        *,
+        max_batch: int,
+        max_wait_ms: float,
+        max_concurrency: int = 1,
+        executor: Executor | None = None,
+    ) -> None:
+        # Checked here rather than at first use: a bad knob should fail the deployment's load,
+        # not its first request.
+        if max_batch < 1:
+            raise InvalidInput(f"max_batch must be at least 1. Got {max_batch}.", field="max_batch")
+        if not max_wait_ms >= 0:
+            raise InvalidInput(
+                f"max_wait_ms must be 0 or more. Got {max_wait_ms}.", field="max_wait_ms"
+            )
+        if max_concurrency < 1:
+            raise InvalidInput(
+                f"max_concurrency must be at least 1. Got {max_concurrency}.",
+                field="max_concurrency",
+            )
+        self._call = call
+        self._is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
+            getattr(call, "__call__", None)  # noqa: B004 - an object with an async __call__
+        )
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000
+        self.max_concurrency = max_concurrency
+        self._executor = executor
+        self._queue: deque[_Waiting[Row, Result]] = deque()
+        self._running: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon = False  # a dispatch is scheduled for the next loop iteration
+        self._closed = False
+        self.calls = 0  # model calls made (for metrics and tests)
+        self.rows = 0  # rows sent to the model
+
+    @property
+    def queued(self) -> int:
+        """Rows waiting for a call (cancelled ones included until they are dropped)."""
+        return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def submit(self, row: Row) -> Result:
+        """The model's result for ``row``, computed in a batch with its concurrent neighbours."""
+        if self._closed:
+            raise Unavailable("The micro-batcher is closed: the deployment is shutting down.")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        self._queue.append(_Waiting(row, future, loop.time()))
+        if len(self._queue) >= self.max_batch:
+            self._dispatch()
+        elif not self._soon:
+            self._soon = True
+            loop.call_soon(self._dispatch_soon)
+        return await future
+
+    async def close(self) -> None:
+        """Refuse new rows, send every queued row now, and wait until all calls are done."""
+        self._closed = True
+        while self._queue or self._running:
+            self._dispatch(flush=True)
+            if self._running:
+                await asyncio.wait(set(self._running))
+
+    async def __aenter__(self) -> MicroBatcher[Row, Result]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def _dispatch_soon(self) -> None:
+        self._soon = False
+        self._dispatch()
+
+    def _dispatch(self, *, flush: bool = False) -> None:
+        """Start every batch the policy allows now; arm the timer for the next one."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self._drop_cancelled()
+            if not self._queue or len(self._running) >= self.max_concurrency:
+                break
+            waited = loop.time() - self._queue[0].since
+            if not (
+                flush
+                or len(self._queue) >= self.max_batch
+                or not self._running
+                or waited >= self.max_wait_s
+            ):
+                break
+            self._start(loop)
+        self._arm_timer(loop)
+
+    def _drop_cancelled(self) -> None:
+        queue = self._queue
+        while queue and queue[0].future.done():
+            queue.popleft()
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch: list[_Waiting[Row, Result]] = []
+        while self._queue and len(batch) < self.max_batch:
+            waiting = self._queue.popleft()
+            if not waiting.future.done():  # cancelled while queued: the model never sees it
+                batch.append(waiting)
+        if not batch:
+            return
+        self.calls += 1
+        self.rows += len(batch)
+        task = loop.create_task(self._run(batch))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _arm_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        # A timer only helps when a slot is free but the policy chose to wait (calls in
+        # flight below max_concurrency); otherwise a finishing call triggers the next dispatch.
+        if self._queue and 0 < len(self._running) < self.max_concurrency:
+            self._timer = loop.call_at(self._queue[0].since + self.max_wait_s, self._dispatch)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._queue and not self._closed:
+            self._dispatch()
+
+    async def _run(self, batch: list[_Waiting[Row, Result]]) -> None:
+        rows = [waiting.row for waiting in batch]
+        try:
+            results = await self._invoke(rows)
+            if len(results) != len(rows):
+                raise StewardError(
+                    f"The model returned {len(results)} results for a batch of {len(rows)} "
+                    f"rows; a batch call must return one result per row, in order."
+                )
+        except asyncio.CancelledError:
+            for waiting in batch:
+                waiting.future.cancel()
+            raise
+        except Exception as error:
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(error)
+            return
+        for waiting, result in zip(batch, results, strict=True):
+            if not waiting.future.done():  # the caller may have gone meanwhile
+                waiting.future.set_result(result)
+
+    async def _invoke(self, rows: list[Row]) -> Sequence[Result]:
+        if self._is_async:
+            result: Sequence[Result] = await self._call(rows)
+            return result
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, rows)

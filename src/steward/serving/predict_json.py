@@ -1,0 +1,297 @@
+"""The simple JSON route, ``POST /predict/{deployment}``: decode requests, encode answers.
+
+A request holds rows, ``{"instances": [{"age": 31, ...}, ...]}`` (or rows as lists, in the
+signature's input order), or columns, ``{"inputs": {"age": [31, ...], ...}}``, plus an optional
+``"id"`` (the request id the prediction log keeps) and ``"unit_id"`` (the A/B unit). It is
+validated against the version's signature with the same rules as the Open Inference Protocol
+route, but JSON carries no datatypes: numbers fit numeric inputs, true/false boolean ones,
+strings string and date-time ones. docs/serving-protocols.md has the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from steward.domain.signature import ColumnSpec, Signature
+from steward.errors import InvalidInput
+from steward.serving._tensors import (
+    MAX_REQUEST_ID_LENGTH,
+    Array,
+    batch_size,
+    check_batch,
+    coerce,
+    fit_shape,
+    is_single_tensor,
+    is_tabular,
+    missing_inputs,
+    parse_object,
+    request_id,
+    spec_dtype,
+    to_json,
+    unknown_input,
+)
+
+_KEYS = ("instances", "inputs", "id", "unit_id")
+
+
+@dataclass(frozen=True, slots=True)
+class PredictRequest:
+    """A validated ``/predict`` request; ``inputs`` as in ``oip.InferRequest``."""
+
+    id: str | None
+    unit_id: str | None
+    inputs: dict[str, Array]
+    rows: int
+    matrix: Array | None = None
+
+    @property
+    def model_input(self) -> Array | dict[str, Array]:
+        """What to hand to ``LoadedModel.predict``."""
+        return self.matrix if self.matrix is not None else self.inputs
+
+
+def decode_predict_request(body: bytes | str, signature: Signature | None) -> PredictRequest:
+    """Parse and validate a ``/predict`` body; refusals are ``InvalidInput`` naming the field."""
+    obj = parse_object(body)
+    unknown = [key for key in obj if key not in _KEYS]
+    if unknown:
+        raise InvalidInput(
+            f"The request has an unknown key '{unknown[0]}'; use 'instances' (rows) or "
+            "'inputs' (columns), and optionally 'id' and 'unit_id'.",
+            field=unknown[0],
+        )
+    if ("instances" in obj) == ("inputs" in obj):
+        raise InvalidInput(
+            "The request must have exactly one of 'instances' (a list of rows) or 'inputs' "
+            "(an object of columns).",
+            field="body",
+        )
+    rid = request_id(obj.get("id"))
+    unit = _unit_id(obj.get("unit_id"))
+    if signature is None or not signature.inputs:
+        inputs, fields = _unchecked(obj)
+    elif "instances" in obj:
+        inputs, fields = _from_instances(obj["instances"], signature)
+    else:
+        inputs, fields = _from_columns(obj["inputs"], signature)
+    rows = check_batch({n: batch_size(a) for n, a in inputs.items()}, fields)
+    single = signature is not None and is_single_tensor(signature)
+    matrix = next(iter(inputs.values())) if single else None
+    if signature is None and len(inputs) == 1 and next(iter(inputs.values())).ndim >= 2:
+        matrix = next(iter(inputs.values()))
+    return PredictRequest(rid, unit, inputs, rows, matrix)
+
+
+def _unit_id(value: object) -> str | None:
+    """The A/B unit: a string, or an integer (user ids often are), kept as a string."""
+    if value is None:
+        return None
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_LENGTH:
+        return value
+    raise InvalidInput(
+        f"The 'unit_id' must be a string of 1 to {MAX_REQUEST_ID_LENGTH} characters or an "
+        f"integer; got {value!r:.80}.",
+        field="unit_id",
+    )
+
+
+Decoded = tuple[dict[str, Array], dict[str, str]]
+
+
+def _from_instances(instances: object, signature: Signature) -> Decoded:
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput(
+            "'instances' must be a non-empty array of rows (objects keyed by input name, or "
+            "lists in the model's input order).",
+            field="instances",
+        )
+    if isinstance(instances[0], Mapping):
+        return _from_objects(instances, signature)
+    if len(signature.inputs) == 1:  # the rows are the one input's values
+        spec = signature.inputs[0]
+        return {spec.name: _column(instances, spec, "instances")}, {spec.name: "instances"}
+    if is_tabular(signature):
+        return _from_lists(instances, signature)
+    raise InvalidInput(
+        "This model takes several tensor inputs; send each row as an object keyed by input "
+        f"name ({', '.join(signature.input_names)}).",
+        field="instances[0]",
+    )
+
+
+def _from_objects(rows: list[Any], signature: Signature) -> Decoded:
+    names = signature.input_names
+    expected = set(names)
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise InvalidInput(
+                f"Row {i} is not an object; send every row the same way.",
+                field=f"instances[{i}]",
+            )
+        if row.keys() != expected:
+            _refuse_row_keys(row, i, signature)
+    fast = _grouped(rows, signature, by_position=False)
+    if fast is not None:
+        return fast
+    inputs: dict[str, Array] = {}
+    fields: dict[str, str] = {}
+    for spec in signature.inputs:
+        where = f"instances[*].{spec.name}"
+        inputs[spec.name] = _column([row[spec.name] for row in rows], spec, where)
+        fields[spec.name] = where
+    return inputs, fields
+
+
+def _grouped(rows: list[Any], signature: Signature, *, by_position: bool) -> Decoded | None:
+    """Columns of a table read in one numpy call per dtype; None (then the column-by-column
+    path names the fault) when a value does not fit or the model has non-column inputs."""
+    if not is_tabular(signature):
+        return None
+    groups: dict[str, list[tuple[int, ColumnSpec]]] = {}
+    for j, spec in enumerate(signature.inputs):
+        groups.setdefault(spec.dtype, []).append((j, spec))
+    inputs: dict[str, Array] = {}
+    for dtype, members in groups.items():
+        keys = [j if by_position else spec.name for j, spec in members]
+        try:
+            block = coerce([row[k] for row in rows for k in keys], dtype, "", "")
+        except InvalidInput:
+            return None
+        if block.ndim != 1:
+            return None
+        block = block.reshape(len(rows), len(members))
+        for i, (_, spec) in enumerate(members):
+            inputs[spec.name] = block[:, i].astype(spec_dtype(spec), copy=False)
+    ordered = {name: inputs[name] for name in signature.input_names}
+    return ordered, {name: f"instances[*].{name}" for name in ordered}
+
+
+def _refuse_row_keys(row: Mapping[str, Any], index: int, signature: Signature) -> None:
+    for key in row:
+        if key not in signature.input_names:
+            raise unknown_input(key, signature, f"instances[{index}].{key}")
+    missing = [n for n in signature.input_names if n not in row]
+    raise InvalidInput(
+        f"Row {index} is missing input '{missing[0]}'; every row needs "
+        f"{', '.join(signature.input_names)}.",
+        field=f"instances[{index}].{missing[0]}",
+        details={"missing": missing},
+    )
+
+
+def _from_lists(rows: list[Any], signature: Signature) -> Decoded:
+    width = len(signature.inputs)
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != width:
+            raise InvalidInput(
+                f"Row {i} must be a list of {width} values in the model's input order "
+                f"({', '.join(signature.input_names)}), or an object keyed by input name.",
+                field=f"instances[{i}]",
+            )
+    fast = _grouped(rows, signature, by_position=True)
+    if fast is not None:
+        return fast
+    inputs: dict[str, Array] = {}
+    fields: dict[str, str] = {}
+    for spec, values in zip(signature.inputs, zip(*rows, strict=True), strict=True):
+        where = f"instances[*].{spec.name}"
+        inputs[spec.name] = _column(list(values), spec, where)
+        fields[spec.name] = where
+    return inputs, fields
+
+
+def _from_columns(columns: object, signature: Signature) -> Decoded:
+    if isinstance(columns, list) and len(signature.inputs) == 1:
+        spec = signature.inputs[0]  # the one input's values, as TensorFlow Serving takes them
+        return {spec.name: _column(columns, spec, "inputs")}, {spec.name: "inputs"}
+    if not isinstance(columns, dict) or not columns:
+        raise InvalidInput(
+            "'inputs' must be an object of columns: "
+            f"{{{', '.join(repr(n) + ': [...]' for n in signature.input_names)}}}.",
+            field="inputs",
+        )
+    for key in columns:
+        if key not in signature.input_names:
+            raise unknown_input(key, signature, f"inputs.{key}")
+    missing_inputs(signature, set(columns), "inputs")
+    inputs: dict[str, Array] = {}
+    fields: dict[str, str] = {}
+    for spec in signature.inputs:
+        where = f"inputs.{spec.name}"
+        inputs[spec.name] = _column(columns[spec.name], spec, where)
+        fields[spec.name] = where
+    return inputs, fields
+
+
+def _column(values: object, spec: ColumnSpec, field: str) -> Array:
+    label = f"Input '{spec.name}'"
+    array = coerce(values, spec.dtype, field, label)
+    return fit_shape(array, spec, field, label).astype(spec_dtype(spec), copy=False)
+
+
+def _unchecked(obj: dict[str, Any]) -> Decoded:
+    """No signature: numbers, booleans or strings as JSON gives them, one array per input."""
+    if "instances" in obj:
+        rows = obj["instances"]
+        if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows):
+            names = list(rows[0])
+            if any(r.keys() != rows[0].keys() for r in rows):
+                raise InvalidInput("Every row must have the same keys.", field="instances")
+            columns: object = {n: [r[n] for r in rows] for n in names}
+        else:
+            columns = {"instances": rows}
+    else:
+        columns = obj["inputs"]
+        if isinstance(columns, list):
+            columns = {"inputs": columns}
+    if not isinstance(columns, dict) or not columns:
+        raise InvalidInput("'inputs' must be a non-empty object of columns.", field="inputs")
+    inputs = {str(n): _guess(v, str(n)) for n, v in columns.items()}
+    return inputs, {n: n for n in inputs}
+
+
+def _guess(values: object, name: str) -> Array:
+    if not isinstance(values, list):
+        raise InvalidInput(f"Input '{name}' must be a JSON array.", field=name)
+    try:
+        array = np.asarray(values)
+    except ValueError as exc:
+        raise InvalidInput(f"Input '{name}' could not be read: {exc}.", field=name) from exc
+    if array.dtype.kind == "U":
+        return array.astype(object)
+    return array
+
+
+def encode_predict_response(
+    predictions: object,
+    version: int | str | None,
+    request_id: str | None,
+    fallback: str | None = None,
+) -> bytes:
+    """``{"predictions", "version", "request_id", "fallback"}``; ``fallback`` names the reason
+    a fallback answered (None when the model did). Arrays are written row by row; a dict of
+    arrays (``{"prediction": ..., "probabilities": ...}``) as a dict of lists."""
+    return to_json(
+        {
+            "predictions": _json_ready(predictions),
+            "version": version,
+            "request_id": request_id,
+            "fallback": fallback,
+        }
+    )
+
+
+def _json_ready(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "M":
+            return np.datetime_as_string(value).tolist()
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    return value
