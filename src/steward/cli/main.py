@@ -29,6 +29,7 @@ from steward.cli import (
     policy,
     register,
     runs,
+    serve,
     server,
     settings,
     tokens,
@@ -99,6 +100,7 @@ app.command("reproduce")(gates.reproduce)
 app.command("deploy")(deployments.deploy)
 app.command("deployments")(deployments.deployments)
 app.command("rollback")(deployments.rollback)
+app.command("serve")(serve.serve)
 app.add_typer(policy.app, name="policy")
 app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(alias.app, name="alias")

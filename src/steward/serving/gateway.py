@@ -1,0 +1,410 @@
+"""The inference gateway: a Starlette app over a `Runtime` (what `steward serve` runs).
+
+Routes: the Open Inference Protocol v2 REST set (``/v2/health/live``, ``/v2/health/ready``,
+``/v2/models/{name}``, ``/v2/models/{name}/ready``, ``/v2/models/{name}/infer``), the simple
+JSON route ``POST /predict/{name}`` and ``GET /metrics``. Starlette directly, not FastAPI: on
+the hot path the request is one body read, one decode, one assignment and one model call.
+
+Per request: read the body (refused past ``max_body_bytes``), decode it against the champion's
+signature, assign a version (request id from the body or a new uuid4; unit id from the body or
+the deployment's ``unit_key`` column of the first row), call the model through the fallback
+chain under the deployment's timeout, answer with the version and fallback reason, and after
+the response is sent log one record per row and give the shadow its copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from steward.errors import InvalidInput, StewardError
+from steward.serving import oip
+from steward.serving._tensors import Array, to_json
+from steward.serving.fallback import Answered, answer, describe
+from steward.serving.metrics import CONTENT_TYPE, GatewayMetrics
+from steward.serving.predict_json import decode_predict_request, encode_predict_response
+from steward.serving.prediction_log import PredictionLogWriter, PredictionRecord
+from steward.serving.routing import assign
+from steward.serving.runtime import ModelInput, Outputs, Runtime, Served, ServedVersion
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # larger bodies get a 413
+MAX_SHADOW_CALLS = 64  # shadow copies in flight; past it, copies are skipped and counted
+_JSON = "application/json"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    version: int
+    outputs: Outputs
+    fallback: str | None  # "error" / "timeout" when a fallback answered
+    error: str | None  # the primary's failure, when a fallback answered
+    seconds: float
+
+
+class Gateway:
+    """The request handlers, bound to one runtime, prediction log and metrics registry."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        log: PredictionLogWriter | None,
+        metrics: GatewayMetrics,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.runtime = runtime
+        self.log = log
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self._shadows: set[asyncio.Task[None]] = set()
+
+    # -- health and metadata -----------------------------------------------------------------
+
+    async def live(self, request: Request) -> Response:
+        return _json({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        ready = self.runtime.ready
+        return _json({"ready": ready}, 200 if ready else 503)
+
+    async def model_ready(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if self.runtime.find(name) is None:
+            return self._not_found(name, oip_format=True)
+        return _json({"name": name, "ready": True})
+
+    async def metadata(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        served = self.runtime.find(name)
+        if served is None:
+            return self._not_found(name, oip_format=True)
+        answering = [v for v in served.policy.versions if v != served.policy.shadow]
+        platform = f"steward_{served.champion.model.flavor.value}"
+        body = oip.model_metadata(name, [str(v) for v in answering], platform, served.signature)
+        return _json(body)
+
+    async def metrics_page(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+    # -- inference ---------------------------------------------------------------------------
+
+    async def infer(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        served = self.runtime.find(name)
+        if served is None:
+            return self._not_found(name, oip_format=True)
+        try:
+            body = await self._body(request)
+            decoded = oip.decode_infer_request(body, served.signature)
+            rid = decoded.id or uuid.uuid4().hex
+            unit = _unit(decoded.parameters.get("unit_id"), decoded.inputs, served)
+            outcome = await self._answer(served, decoded.model_input, decoded.inputs,
+                                         decoded.rows, rid, unit)  # fmt: skip
+            parameters = {"version": outcome.version, "fallback": outcome.fallback}
+            requested = decoded.outputs if outcome.fallback is None else None
+            content = oip.encode_infer_response(
+                name, str(outcome.version), rid, outcome.outputs, requested, parameters
+            )
+        except Exception as error:
+            return self._refused(name, error, oip_format=True)
+        return self._answered(served, content, outcome, decoded.inputs, decoded.rows, rid, unit)
+
+    async def predict(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        served = self.runtime.find(name)
+        if served is None:
+            return self._not_found(name, oip_format=False)
+        try:
+            body = await self._body(request)
+            decoded = decode_predict_request(body, served.signature)
+            rid = decoded.id or uuid.uuid4().hex
+            unit = _unit(decoded.unit_id, decoded.inputs, served)
+            outcome = await self._answer(served, decoded.model_input, decoded.inputs,
+                                         decoded.rows, rid, unit)  # fmt: skip
+            content = encode_predict_response(
+                outcome.outputs["prediction"], outcome.version, rid, outcome.fallback
+            )
+        except Exception as error:
+            return self._refused(name, error, oip_format=False)
+        return self._answered(served, content, outcome, decoded.inputs, decoded.rows, rid, unit)
+
+    async def _answer(
+        self,
+        served: Served,
+        data: ModelInput,
+        columns: dict[str, Array],
+        rows: int,
+        rid: str,
+        unit: str | None,
+    ) -> _Outcome:
+        started = time.perf_counter()
+        assignment = assign(served.policy, request_id=rid, unit_id=unit)
+        version = served.versions[assignment.version]
+        if version is not served.champion:
+            data = version.input_of(columns)
+        result: Answered = await answer(
+            lambda: self.runtime.call(version, data, rows, True),
+            served.chain,
+            timeout_s=served.timeout_s,
+            inputs=columns,
+        )
+        if assignment.shadow is not None:
+            self._shadow(served, served.versions[assignment.shadow], columns, rows, rid, unit)
+        if not result.fell_back:
+            return _Outcome(version.version, result.value, None, None,
+                            time.perf_counter() - started)  # fmt: skip
+        kind = "timeout" if result.reason == "timeout" else "error"
+        self.metrics.fallback(served.name, kind, result.source)
+        answered_by = served.previous if result.source == "previous" else None
+        return _Outcome(
+            answered_by or version.version, _as_outputs(result.value, rows), kind,
+            result.reason, time.perf_counter() - started,
+        )  # fmt: skip
+
+    def _answered(
+        self,
+        served: Served,
+        content: bytes,
+        outcome: _Outcome,
+        columns: dict[str, Array],
+        rows: int,
+        rid: str,
+        unit: str | None,
+    ) -> Response:
+        self.metrics.answered(served.name, outcome.version, outcome.seconds)
+        task = None
+        if self.log is not None:
+            task = BackgroundTask(self._log_rows, served, outcome, columns, rows, rid, unit, False)
+        return Response(content, media_type=_JSON, background=task)
+
+    # -- the shadow and the log, off the hot path --------------------------------------------
+
+    def _shadow(
+        self,
+        served: Served,
+        version: ServedVersion,
+        columns: dict[str, Array],
+        rows: int,
+        rid: str,
+        unit: str | None,
+    ) -> None:
+        if len(self._shadows) >= MAX_SHADOW_CALLS:
+            self.metrics.shadow.labels(served.name, str(version.version), "skipped").inc()
+            return
+        task = asyncio.create_task(self._run_shadow(served, version, columns, rows, rid, unit))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _run_shadow(
+        self,
+        served: Served,
+        version: ServedVersion,
+        columns: dict[str, Array],
+        rows: int,
+        rid: str,
+        unit: str | None,
+    ) -> None:
+        started = time.perf_counter()
+        error = None
+        outputs: Outputs = {}
+        try:
+            async with asyncio.timeout(served.timeout_s):
+                outputs = await self.runtime.call(version, version.input_of(columns), rows, True)
+        except TimeoutError:
+            error = "timeout"
+        except Exception as failure:
+            error = describe(failure)
+        outcome_label = "ok" if error is None else "error"
+        self.metrics.shadow.labels(served.name, str(version.version), outcome_label).inc()
+        outcome = _Outcome(version.version, outputs, None, error, time.perf_counter() - started)
+        if self.log is not None:
+            self._log_rows(served, outcome, columns, rows, rid, unit, True)
+
+    def _log_rows(
+        self,
+        served: Served,
+        outcome: _Outcome,
+        columns: dict[str, Array],
+        rows: int,
+        rid: str,
+        unit: str | None,
+        shadow: bool,
+    ) -> None:
+        assert self.log is not None
+        now = datetime.now(UTC)
+        inputs: list[Any] = list(zip(*(c.tolist() for c in columns.values()), strict=True))
+        predictions = _rows_of(outcome.outputs.get("prediction"), rows)
+        probabilities = _rows_of(outcome.outputs.get("probabilities"), rows)
+        latency_ms = outcome.seconds * 1000
+        records = [
+            PredictionRecord(
+                served.name,
+                outcome.version,
+                rid,
+                now,
+                latency_ms,
+                inputs[i],
+                predictions[i],
+                row=i,
+                unit_id=unit,
+                probabilities=probabilities[i],
+                score=_score(probabilities[i]),
+                fallback=outcome.fallback,
+                shadow=shadow,
+                error=outcome.error,
+            )
+            for i in range(rows)
+        ]
+        self.log.log_many(records)
+
+    # -- bodies and errors -------------------------------------------------------------------
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _not_found(self, name: str, *, oip_format: bool) -> Response:
+        self.metrics.error(name, "not_found")
+        message = f"No deployment named '{name}' is served here; see GET /v2/health/ready."
+        if oip_format:
+            return Response(oip.error_body(message), 404, media_type=_JSON)
+        return _envelope(404, "not_found", message, {"field": "name"})
+
+    def _refused(self, name: str, error: Exception, *, oip_format: bool) -> Response:
+        if isinstance(error, _TooLarge):
+            status, code, details = 413, "payload_too_large", {"field": "body"}
+            message = (
+                f"The request body is larger than {self.max_body_bytes} bytes; "
+                "send fewer rows per request."
+            )
+        elif isinstance(error, StewardError):
+            status, code, message = error.http_status, error.code, error.message
+            details = error.details
+            if isinstance(error, InvalidInput) and details.get("field") == "body":
+                status = 400  # not JSON, or not an object: a malformed request
+        else:
+            logger.exception("unexpected error serving %s", name, exc_info=error)
+            status, code, details = 500, "internal", {}
+            message = "The gateway hit an unexpected error; it has been logged."
+        self.metrics.error(name, code)
+        if oip_format:
+            return Response(oip.error_body(message), status, media_type=_JSON)
+        return _envelope(status, code, message, details)
+
+
+def create_gateway(
+    runtime: Runtime,
+    log: PredictionLogWriter | None = None,
+    *,
+    metrics: GatewayMetrics | None = None,
+    poll_seconds: float | None = 1.0,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Starlette:
+    """The ASGI app. Its lifespan loads the deployments, follows the store every
+    ``poll_seconds`` (None: only when `Runtime.refresh` is called) and, on shutdown, drains
+    the batchers and flushes the prediction log."""
+    metrics = metrics or runtime.metrics or GatewayMetrics()
+    runtime.metrics = metrics
+    if log is not None:
+        runtime.on_signature = log.set_signature
+        metrics.watch_log(lambda: log.queue_depth, lambda r: log.dropped_by_reason.get(r, 0))
+    gateway = Gateway(runtime, log, metrics, max_body_bytes=max_body_bytes)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.start(poll_seconds)
+        try:
+            yield
+        finally:
+            await runtime.close()
+            if log is not None:
+                await asyncio.get_running_loop().run_in_executor(None, log.close)
+
+    routes = [
+        Route("/v2/health/live", gateway.live, methods=["GET"]),
+        Route("/v2/health/ready", gateway.ready, methods=["GET"]),
+        Route("/v2/models/{name}", gateway.metadata, methods=["GET"]),
+        Route("/v2/models/{name}/ready", gateway.model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/infer", gateway.infer, methods=["POST"]),
+        Route("/predict/{name}", gateway.predict, methods=["POST"]),
+        Route("/metrics", gateway.metrics_page, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
+
+
+def _unit(given: object, columns: dict[str, Array], served: Served) -> str | None:
+    """The A/B unit: the body's ``unit_id``, else the ``unit_key`` column of the first row."""
+    if given is not None:
+        return str(given)
+    key = served.deployment.unit_key
+    if key is not None and key in columns and len(columns[key]):
+        value = columns[key][0]
+        return str(value.item() if isinstance(value, np.generic) else value)
+    return None
+
+
+def _as_outputs(value: Any, rows: int) -> Outputs:
+    """A fallback's answer as model outputs: a model's dict as is, else one answer per row."""
+    if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+        return value
+    if isinstance(value, np.ndarray) and value.ndim >= 1 and len(value) == rows:
+        return {"prediction": value}
+    if value is None or isinstance(value, bool | int | float | str):
+        return {"prediction": np.asarray([value] * rows)}
+    answers = np.empty(rows, dtype=object)
+    for i in range(rows):
+        answers[i] = value
+    return {"prediction": answers}
+
+
+def _rows_of(array: Array | None, rows: int) -> list[Any]:
+    if array is None:
+        return [None] * rows
+    return list(array.tolist())
+
+
+def _score(probabilities: Any) -> float | None:
+    """The positive class's probability of a binary classifier."""
+    if isinstance(probabilities, list) and len(probabilities) == 2:
+        return float(probabilities[1])
+    return None
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(to_json(body), status, media_type=_JSON)
+
+
+def _envelope(status: int, code: str, message: str, details: dict[str, Any]) -> Response:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return _json(body, status)

@@ -1,0 +1,367 @@
+"""The gateway's loaded deployments, and how a new revision replaces the old one.
+
+A `Runtime` holds one `Served` per deployment: its traffic policy, every version it routes to
+(champion, canary, split variants, shadow, and the previous production version when the
+fallback chain names it) loaded through `steward.flavors.load_model`, the fallback chain, and a
+`MicroBatcher` per version when the deployment asks for batching.
+
+`refresh()` re-reads the deployments; for each new revision it loads and warms (one predict on
+a row built from the signature) every version in a worker thread, and only then swaps the new
+`Served` in with one dict assignment. Requests already running keep the `Served` they started
+with, and the old revision answers until the swap: no request waits on a model load. A revision
+that fails to load is logged and skipped, and the old one keeps serving. `start()` runs a task
+that calls `refresh()` every ``poll_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from steward.domain.deployments import Deployment, FallbackKind
+from steward.domain.signature import Signature
+from steward.errors import NotFound, StewardError
+from steward.flavors import LoadedModel, load_model
+from steward.serving._tensors import Array, is_single_tensor, spec_dtype
+from steward.serving.batching import MicroBatcher
+from steward.serving.fallback import FallbackChain, parse_rules
+from steward.serving.metrics import GatewayMetrics
+from steward.serving.routing import TrafficPolicy
+from steward.store.base import ArtifactStore, MetadataStore
+
+logger = logging.getLogger(__name__)
+
+ModelInput = Array | dict[str, Array]
+Outputs = dict[str, Array]
+
+
+def predict_outputs(model: LoadedModel, data: ModelInput, proba: bool) -> Outputs:
+    """``{"prediction": ...}`` and, when asked and the model has them, ``"probabilities"``."""
+    outputs = {"prediction": model.predict(data)}
+    if proba and model.has_predict_proba:
+        outputs["probabilities"] = model.predict_proba(data)
+    return outputs
+
+
+@dataclass(frozen=True, slots=True)
+class ServedVersion:
+    """One loaded version of a deployment."""
+
+    version: int
+    model: LoadedModel
+    signature: Signature | None
+    load_seconds: float
+    batcher: MicroBatcher[ModelInput, Outputs] | None = None
+
+    def input_of(self, columns: dict[str, Array]) -> ModelInput:
+        """What this version's model takes, from decoded columns (a matrix for one tensor)."""
+        if self.signature is not None and is_single_tensor(self.signature):
+            return columns[self.signature.inputs[0].name]
+        return columns
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One deployment at one revision, ready to answer."""
+
+    deployment: Deployment
+    policy: TrafficPolicy
+    versions: dict[int, ServedVersion]
+    chain: FallbackChain
+    previous: int | None
+    timeout_s: float
+
+    @property
+    def name(self) -> str:
+        return self.deployment.name
+
+    @property
+    def champion(self) -> ServedVersion:
+        return self.versions[self.deployment.champion]
+
+    @property
+    def signature(self) -> Signature | None:
+        """The champion's signature: requests are decoded against it."""
+        return self.champion.signature
+
+
+@dataclass
+class Runtime:
+    """Every served deployment, refreshed from the store; see the module's docstring."""
+
+    store: MetadataStore
+    artifacts: ArtifactStore
+    names: Sequence[str] = ()  # only these deployments (empty: all of them)
+    allow_trusted: bool = False
+    metrics: GatewayMetrics | None = None
+    on_signature: Callable[[str, Signature | None], None] | None = None
+    model_threads: int = field(default_factory=lambda: min(32, (os.cpu_count() or 1) + 4))
+    served: dict[str, Served] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # deployment -> why it did not load
+    loaded_once: bool = False
+
+    def __post_init__(self) -> None:
+        self.executor = ThreadPoolExecutor(self.model_threads, thread_name_prefix="steward-model")
+        self._models: dict[tuple[str, int], tuple[LoadedModel, Signature | None, float]] = {}
+        self._lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def find(self, name: str) -> Served | None:
+        return self.served.get(name)
+
+    @property
+    def ready(self) -> bool:
+        """True once the first refresh loaded every deployment it found."""
+        return self.loaded_once and not self.failures
+
+    async def call(
+        self, version: ServedVersion, data: ModelInput, rows: int, proba: bool
+    ) -> Outputs:
+        """The model's outputs for ``data``: through the batcher for one row when it has one,
+        else in the model thread pool (so a timeout can leave a slow call behind)."""
+        if version.batcher is not None and rows == 1:
+            return await version.batcher.submit(data)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, predict_outputs, version.model, data, proba
+        )
+
+    # -- loading and swapping ----------------------------------------------------------------
+
+    async def start(self, poll_seconds: float | None = 1.0) -> None:
+        """Load every deployment, then follow the store every ``poll_seconds`` (None: never)."""
+        await self.refresh()
+        missing = [name for name in self.names if name not in self.served]
+        if missing and not self.failures:
+            raise NotFound(
+                f"No deployment named {', '.join(repr(n) for n in missing)}; "
+                "create it with `steward deploy` or list them with `steward deployments`.",
+                details={"field": "names", "missing": missing},
+            )
+        if poll_seconds is not None:
+            self._poller = asyncio.create_task(self._poll(poll_seconds))
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        for served in list(self.served.values()):
+            await _close_batchers(served)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def refresh(self) -> list[str]:
+        """Load what changed in the store and swap it in; returns the deployments swapped."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            found = await loop.run_in_executor(None, self._list)
+            swapped: list[str] = []
+            for deployment in found:
+                current = self.served.get(deployment.name)
+                if current is not None and current.deployment.revision == deployment.revision:
+                    continue
+                try:
+                    served = await loop.run_in_executor(None, self._build, deployment)
+                except Exception as error:
+                    reason = f"{type(error).__name__}: {error}"
+                    self.failures[deployment.name] = reason
+                    logger.error(
+                        "deployment %s revision %d did not load (%s); %s",
+                        deployment.name, deployment.revision, reason,
+                        "the previous revision keeps serving" if current else "not served",
+                    )  # fmt: skip
+                    continue
+                self.failures.pop(deployment.name, None)
+                self.served = {**self.served, deployment.name: served}  # the swap
+                swapped.append(deployment.name)
+                self._announce(served)
+                if current is not None:
+                    self._retire(current)
+            gone = set(self.served) - {d.name for d in found}
+            if gone:
+                old = self.served
+                self.served = {n: s for n, s in old.items() if n not in gone}
+                for name in gone:
+                    self._retire(old[name])
+            self._prune_models()
+            self.loaded_once = True
+            return swapped
+
+    async def _poll(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.refresh()
+            except Exception:
+                logger.exception("refreshing the deployments failed; retrying")
+
+    def _list(self) -> list[Deployment]:
+        with self.store.read() as rx:
+            deployments = rx.list_deployments()
+        if self.names:
+            return [d for d in deployments if d.name in self.names]
+        return deployments
+
+    def _build(self, deployment: Deployment) -> Served:
+        """Load and warm every version of ``deployment`` (blocking; runs in a thread)."""
+        policy = TrafficPolicy.model_validate(
+            deployment.model_dump(
+                include={
+                    "champion", "canary", "canary_share", "split", "experiment", "unit_key",
+                    "shadow", "timeout_ms",
+                }
+            )
+        )  # fmt: skip
+        wanted = list(policy.versions)
+        previous = None
+        if any(step.kind is FallbackKind.PREVIOUS for step in deployment.fallbacks):
+            with self.store.read() as rx:
+                previous = rx.previous_production_version(
+                    deployment.model_name, deployment.champion
+                )
+            if previous is not None and previous not in wanted:
+                wanted.append(previous)
+        versions = {v: self._served_version(deployment, v) for v in wanted}
+        timeout_s = deployment.timeout_ms / 1000
+        return Served(
+            deployment, policy, versions, self._chain(deployment, versions, previous, timeout_s),
+            previous, timeout_s,
+        )  # fmt: skip
+
+    def _served_version(self, deployment: Deployment, version: int) -> ServedVersion:
+        model, signature, seconds = self._load(deployment.model_name, version)
+        if self.metrics is not None:
+            self.metrics.model_load.labels(deployment.name, str(version)).set(seconds)
+        batcher = None
+        if deployment.batching is not None:
+            batcher = MicroBatcher[ModelInput, Outputs](
+                _batch_call(model),
+                max_batch=deployment.batching.max_batch,
+                max_wait_ms=deployment.batching.max_wait_ms,
+                executor=self.executor,
+            )
+        return ServedVersion(version, model, signature, seconds, batcher)
+
+    def _load(self, model_name: str, version: int) -> tuple[LoadedModel, Signature | None, float]:
+        key = (model_name, version)
+        cached = self._models.get(key)
+        if cached is not None:  # a version's files never change: reuse it across revisions
+            return cached
+        started = time.perf_counter()
+        with self.store.read() as rx:
+            found = rx.get_version(model_name, version)
+        model = load_model(
+            found.flavor,
+            lambda name: self.artifacts.get_bytes(found.files[name].digest),
+            signature=found.signature,
+            registered_trusted=found.trusted,
+            allow_trusted=self.allow_trusted,
+        )
+        _warm(model, found.signature, f"{model_name} v{version}")
+        loaded = (model, found.signature, time.perf_counter() - started)
+        self._models[key] = loaded
+        return loaded
+
+    def _chain(
+        self,
+        deployment: Deployment,
+        versions: dict[int, ServedVersion],
+        previous: int | None,
+        timeout_s: float,
+    ) -> FallbackChain:
+        steps: dict[str, Any] = {"step_timeout_s": timeout_s}
+        for step in deployment.fallbacks:
+            if step.kind is FallbackKind.PREVIOUS and previous is not None:
+                steps["previous"] = self._previous_step(versions[previous])
+            elif step.kind is FallbackKind.RULE:
+                steps["rules"] = parse_rules(step.rules)
+            elif step.kind is FallbackKind.DEFAULT:
+                steps["default"] = step.value
+                steps["has_default"] = True
+        return FallbackChain(**steps)
+
+    def _previous_step(self, version: ServedVersion) -> Callable[[Any], Awaitable[Any]]:
+        async def previous(columns: dict[str, Array]) -> Outputs:
+            data = version.input_of(columns)
+            rows = len(next(iter(columns.values()))) if columns else 0
+            return await self.call(version, data, rows, proba=True)
+
+        return previous
+
+    def _announce(self, served: Served) -> None:
+        if self.on_signature is not None:
+            self.on_signature(served.name, served.signature)
+        if self.metrics is not None:
+            self.metrics.revision.labels(served.name).set(served.deployment.revision)
+
+    def _retire(self, served: Served) -> None:
+        task = asyncio.create_task(_close_batchers(served))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _prune_models(self) -> None:
+        used = {(s.deployment.model_name, v) for s in self.served.values() for v in s.versions}
+        for key in set(self._models) - used:
+            del self._models[key]
+
+
+async def _close_batchers(served: Served) -> None:
+    for version in served.versions.values():
+        if version.batcher is not None:
+            await version.batcher.close()
+
+
+def _batch_call(model: LoadedModel) -> Callable[[list[ModelInput]], list[Outputs]]:
+    """One model call over single-row inputs; each caller gets its row's outputs."""
+
+    def call(rows: list[ModelInput]) -> list[Outputs]:
+        first = rows[0]
+        batch: ModelInput
+        if isinstance(first, dict):
+            dicts = [r for r in rows if isinstance(r, dict)]
+            batch = {k: np.concatenate([r[k] for r in dicts]) for k in first}
+        else:
+            batch = np.concatenate([r for r in rows if not isinstance(r, dict)])
+        outputs = predict_outputs(model, batch, proba=True)
+        return [{k: v[i : i + 1] for k, v in outputs.items()} for i in range(len(rows))]
+
+    return call
+
+
+def warm_row(signature: Signature) -> ModelInput:
+    """One row of zeros (empty strings, false, the epoch) shaped as ``signature`` says."""
+    columns: dict[str, Array] = {}
+    for spec in signature.inputs:
+        shape = [1, *(d if d > 0 else 1 for d in spec.shape[1:])]
+        dtype = spec_dtype(spec)
+        if spec.dtype in ("string", "object"):
+            columns[spec.name] = np.full(shape, "", dtype=object)
+        else:
+            columns[spec.name] = np.zeros(shape, dtype=dtype)
+    if is_single_tensor(signature):
+        return columns[signature.inputs[0].name]
+    return columns
+
+
+def _warm(model: LoadedModel, signature: Signature | None, what: str) -> None:
+    """One predict before traffic, so the first request does not pay for lazy setup."""
+    if signature is None or not signature.inputs:
+        return
+    try:
+        predict_outputs(model, warm_row(signature), proba=True)
+    except (StewardError, ValueError, TypeError) as error:
+        # A row of zeros may be a value the model refuses (an unknown category); the model
+        # loaded, so it still serves.
+        logger.warning("warm-up predict of %s failed (%s); serving it anyway", what, error)
