@@ -8,7 +8,7 @@ import typer
 
 from steward.cli._output import console
 from steward.cli._state import state
-from steward.errors import InvalidInput
+from steward.errors import InvalidInput, NotFound
 
 DEFAULT_PORT = 8000
 
@@ -42,21 +42,31 @@ def serve(
             field="url",
         )
     services = Services.from_settings(settings)
-    runtime = Runtime(
-        services.store,
-        services.artifacts,
-        names=tuple(names or ()),
-        allow_trusted=settings.allow_trusted_models,
-    )
-    app = create_gateway(runtime, PredictionLogWriter.from_settings(settings))
-    bind = host or settings.server.host
-    which = ", ".join(names) if names else "every deployment"
-    console.print(
-        f"Steward gateway on [bold]http://{bind}:{port}[/bold] serving {which} "
-        "(OIP /v2/models/NAME/infer, POST /predict/NAME, /metrics). Ctrl+C stops it.",
-        soft_wrap=True,
-    )
     try:
+        if names:  # refused here, in one line, rather than by a failed startup inside uvicorn
+            with services.store.read() as rx:
+                known = {d.name for d in rx.list_deployments()}
+            missing = [name for name in names if name not in known]
+            if missing:
+                raise NotFound(
+                    f"No deployment named {', '.join(repr(n) for n in missing)}; create it "
+                    "with `steward deploy` or list them with `steward deployments`.",
+                    details={"field": "names", "missing": missing},
+                )
+        runtime = Runtime(
+            services.store,
+            services.artifacts,
+            names=tuple(names or ()),
+            allow_trusted=settings.allow_trusted_models,
+        )
+        app = create_gateway(runtime, PredictionLogWriter.from_settings(settings))
+        bind = host or settings.server.host
+        which = ", ".join(names) if names else "every deployment"
+        console.print(
+            f"Steward gateway on [bold]http://{bind}:{port}[/bold] serving {which} "
+            "(OIP /v2/models/NAME/infer, POST /predict/NAME, /metrics). Ctrl+C stops it.",
+            soft_wrap=True,
+        )
         # One process, one event loop: uvicorn binds through asyncio, which sets TCP_NODELAY on
         # every connection (with --workers > 1 it would not: DESIGN.md "Known traps").
         uvicorn.run(app, host=bind, port=port, log_level="warning", lifespan="on")

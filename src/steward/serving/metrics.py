@@ -38,7 +38,7 @@ class GatewayMetrics:
         self.errors = Counter(
             "steward_request_errors",
             "Requests refused or failed, by deployment and kind "
-            "(invalid_input, not_found, too_large, unavailable, internal).",
+            "(invalid_input, not_found, payload_too_large, unavailable, internal).",
             ["deployment", "kind"], registry=r,
         )  # fmt: skip
         self.fallbacks = Counter(
@@ -61,6 +61,12 @@ class GatewayMetrics:
         )  # fmt: skip
         self.revision = Gauge(
             "steward_deployment_revision", "The deployment revision being served.",
+            ["deployment"], registry=r,
+        )  # fmt: skip
+        self.load_failed = Gauge(
+            "steward_deployment_load_failed",
+            "The newest revision of a deployment when it failed to load (the served one keeps "
+            "answering), 0 once a revision loads.",
             ["deployment"], registry=r,
         )  # fmt: skip
         self.log_queue = Gauge(

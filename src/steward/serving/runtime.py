@@ -177,6 +177,8 @@ class Runtime:
                 except Exception as error:
                     reason = f"{type(error).__name__}: {error}"
                     self.failures[deployment.name] = reason
+                    if self.metrics is not None:
+                        self.metrics.load_failed.labels(deployment.name).set(deployment.revision)
                     logger.error(
                         "deployment %s revision %d did not load (%s); %s",
                         deployment.name, deployment.revision, reason,
@@ -305,6 +307,7 @@ class Runtime:
             self.on_signature(served.name, served.signature)
         if self.metrics is not None:
             self.metrics.revision.labels(served.name).set(served.deployment.revision)
+            self.metrics.load_failed.labels(served.name).set(0)
 
     def _retire(self, served: Served) -> None:
         task = asyncio.create_task(_close_batchers(served))
