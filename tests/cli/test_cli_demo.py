@@ -13,13 +13,17 @@ from typer.testing import CliRunner
 from steward.cli.main import app
 from steward.demo import DemoSummary, run_demo
 from steward.demo._gates import REVIEWER, Release
+from steward.demo._serving import AFTER_ROLLBACK, REQUESTS, Serving
 
-BC1, BC2 = "models:/breast-cancer/1", "models:/breast-cancer/2"
+BC1, BC2, BC3 = "models:/breast-cancer/1", "models:/breast-cancer/2", "models:/breast-cancer/3"
 DIABETES, IRIS = "models:/diabetes-progression/1", "models:/iris-species/1"
 
 
 def test_demo_no_serve_end_to_end(
-    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    invoke: Invoke,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import steward.demo
 
@@ -37,6 +41,7 @@ def test_demo_no_serve_end_to_end(
     assert "Ledger: ✓ intact" in result.stdout
     assert "search_versions('metrics.auc > 0.9')" in result.stdout
     _check_release(summaries[0].release, demo_home, result.stdout)
+    _check_serving(summaries[0].serving, demo_home, result.stdout)
 
     def run(*args: str) -> Any:
         done = CliRunner().invoke(app, ["--home", str(demo_home), *args])
@@ -52,13 +57,19 @@ def test_demo_no_serve_end_to_end(
     iris = run("show", "models:/iris-species@champion", "--json")
     assert set(iris["files"]) == {"model.skops", "model.onnx"}
     runs = run("runs", "--project", "steward-demo", "--json")
-    assert len(runs) == 4
+    assert len(runs) == 5  # the four of the release, and the canary's
     assert run("audit", "verify", "--json")["ok"] is True
     assert run("show", BC1, "--json")["status"] == "production"
     assert run("show", BC2, "--json")["status"] == "registered"
+    assert run("show", BC3, "--json")["status"] == "approved"  # a canary, never promoted
+    (deployment,) = run("deployments", "--json")
+    assert (deployment["name"], deployment["champion"]) == ("breast-cancer-triage", 1)
+    assert (deployment["canary"], deployment["revision"]) == (None, 2)  # rolled back
+    assert [f["kind"] for f in deployment["fallbacks"]] == ["rule", "default"]
     assert run("policy", "show", "--model", "diabetes-progression", "--json")["name"] == (
         "steward-demo"
     )
+    _check_gateway_serves(demo_home, summaries[0].serving, capsys)
 
 
 def _check_release(release: Release, home: Path, output: str) -> None:
@@ -79,6 +90,71 @@ def _check_release(release: Release, home: Path, output: str) -> None:
     assert "is blocked" in output
     assert "malignant samples called benign" in output
     assert f"{REVIEWER} approves {BC1}" in output
+
+
+def _check_serving(serving: Serving, home: Path, output: str) -> None:
+    """The champion and the canary both answer (about 80/20), every answered request is in the
+    prediction log, and after the rollback only the champion answers."""
+    from steward.serving.prediction_log import read_predictions
+
+    assert (serving.deployment, serving.champion, serving.canary) == ("breast-cancer-triage", 1, 3)
+    assert serving.canary_status == "approved"
+    assert serving.refused == 0
+    assert set(serving.answers) == {1, 3}
+    assert sum(serving.answers.values()) == REQUESTS
+    assert 0.1 * REQUESTS <= serving.answers[3] <= 0.3 * REQUESTS  # the canary's 20%, by unit
+    assert all(p50 <= p95 for p50, p95 in serving.latency_ms.values())
+    assert serving.oip["model_name"] == "breast-cancer-triage"
+    assert {o["name"] for o in serving.oip["outputs"]} == {"prediction", "probabilities"}
+    assert serving.requests == REQUESTS + 1 + AFTER_ROLLBACK
+    assert serving.log_rows == serving.requests
+    assert serving.rolled_back
+    assert serving.answers_after_rollback == {1: AFTER_ROLLBACK}
+    # the prediction log on disk agrees: the canary's rows are there, none after the rollback
+    logged = read_predictions(str(home / "predictions"), "breast-cancer-triage").to_pylist()
+    assert len(logged) == serving.requests
+    by_version = {v: sum(r["version"] == v for r in logged) for v in (1, 3)}
+    oip_version = int(serving.oip["model_version"])
+    assert by_version[3] == serving.answers[3] + (oip_version == 3)
+    assert all(r["version"] == 1 for r in logged[-AFTER_ROLLBACK:])
+    assert {"predict", "infer", "rules"} <= set(serving.files)
+    assert json.loads(serving.files["predict"].read_text())["instances"] == [serving.sample_row]
+    assert "client.rollback('breast-cancer-triage')" in output
+
+
+def _check_gateway_serves(home: Path, serving: Serving, capsys: pytest.CaptureFixture[str]) -> None:
+    """What `steward demo` (serve mode) starts next to the API: the gateway on a real socket,
+    answering the curl it prints."""
+    import socket
+
+    import httpx
+
+    from steward.cli.demo import _Gateway, _print_gateway
+    from steward.demo import demo_settings
+    from steward.settings import Settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = demo_settings(Settings(), home, fresh=True)
+    gateway = _Gateway(settings, port)
+    try:
+        assert gateway.start()
+        url = f"{gateway.url}/predict/{serving.deployment}"
+        answer = httpx.post(url, json={"instances": [serving.sample_row]}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["version"] == 1
+        infer = httpx.post(
+            f"{gateway.url}/v2/models/{serving.deployment}/infer",
+            content=serving.files["infer"].read_bytes(), timeout=10,
+        )  # fmt: skip
+        assert infer.status_code == 200, infer.text
+        _print_gateway(settings, DemoSummary(home=home, serving=serving), gateway, started=True)
+    finally:
+        gateway.stop()
+    printed = capsys.readouterr().out
+    assert f"curl -s {url} -H 'content-type: application/json' -d '" in printed
+    assert f"-d @{serving.files['infer']}" in printed
 
 
 def test_demo_settings_are_embedded_and_fresh(tmp_path: Path) -> None:

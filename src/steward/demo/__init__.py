@@ -5,7 +5,9 @@ series, ``log_model`` with lineage and metrics, owners and risk tiers, filled mo
 release gates: every version is evaluated and gated against the demo's policy; one fails its
 fairness check, a second user approves the others and they are promoted to production (the
 ``champion`` alias). Then a champion is loaded back by alias, versions are searched by metric,
-and the ledger is verified.
+the breast cancer champion is deployed with an approved canary and a fallback chain, traffic
+goes through the inference gateway in-process, the canary is rolled back, and the ledger is
+verified.
 """
 
 from steward.demo._scenario import DemoSummary, demo_settings, run_demo

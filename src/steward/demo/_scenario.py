@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from steward.demo._gates import REVIEWER, Release, release
+from steward.demo._serving import DEPLOYMENT, Serving, release_candidate, serve_canary
 
 if TYPE_CHECKING:
     from steward.client import Client
@@ -55,6 +57,7 @@ class DemoSummary:
     release: Release = field(default_factory=Release)  # gate verdicts, approvals, promotions
     predictions: list[Any] = field(default_factory=list)
     search_hits: list[str] = field(default_factory=list)
+    serving: Serving = field(default_factory=Serving)  # deployment, traffic, rollback
     events_checked: int = 0
     ledger_ok: bool = False
     seconds: float = 0.0
@@ -119,6 +122,9 @@ CANDIDATES = [
     Candidate(DIABETES, "gbm-regressor", "boosted_regressor"),
     Candidate(IRIS, "sgd-onnx", "sgd_classifier", export_onnx=True),
 ]
+# Trained after the release, for the serving step: the champion's pipeline, less regularised.
+CANARY = Candidate(BREAST_CANCER, "logreg-c1", "logistic_regression")
+CANARY_C = 1.0
 
 
 def demo_settings(base: Settings, home: Path | None, *, fresh: bool) -> Settings:
@@ -134,8 +140,8 @@ def demo_settings(base: Settings, home: Path | None, *, fresh: bool) -> Settings
 
 
 def run_demo(settings: Settings, *, console: Console, kept: bool = True) -> DemoSummary:
-    """Train, register, gate, approve, promote, load, search and verify; returns what
-    happened, for tests.
+    """Train, register, gate, approve, promote, load, search, deploy with a canary, serve
+    traffic, roll back and verify; returns what happened, for tests.
 
     ``kept`` says whether the store outlives the demo (to suggest commands to explore it).
     """
@@ -170,6 +176,8 @@ def run_demo(settings: Settings, *, console: Console, kept: bool = True) -> Demo
         summary.search_hits = _search(client, console)
         _summarise(client, console)
         _card_excerpt(client, console)
+        summary.serving = _serve(client, reviewer, console, settings, datasets["breast_cancer"],
+                                 summary, kept=kept)  # fmt: skip
         report = client.verify_ledger()
         summary.ledger_ok, summary.events_checked = report.ok, report.events_checked
         mark = "[green]✓ intact[/green]" if report.ok else f"[red]✗ broken: {report.reason}[/red]"
@@ -182,9 +190,35 @@ def run_demo(settings: Settings, *, console: Console, kept: bool = True) -> Demo
         f"\nDone in {summary.seconds:.1f} s. Try: [bold]steward --home {settings.home} "
         'models[/bold], [bold]versions --all --filter "metrics.auc > 0.9"[/bold], '
         "[bold]show models:/breast-cancer@champion[/bold], [bold]policy show steward-demo"
-        "[/bold], [bold]history breast-cancer[/bold], [bold]audit log[/bold]."
+        "[/bold], [bold]history breast-cancer[/bold], [bold]audit log[/bold], [bold]deployments"
+        f"[/bold], [bold]serve --port {settings.server.port + 1} {DEPLOYMENT}[/bold]."
     )
     return summary
+
+
+def _serve(
+    client: Client,
+    reviewer: Client,
+    console: Console,
+    settings: Settings,
+    data: Dataset,
+    summary: DemoSummary,
+    *,
+    kept: bool,
+) -> Serving:
+    """A canary candidate through the release, then deployed next to the champion."""
+    from steward.demo import _train
+
+    console.rule("[bold]Serving: a canary, a fallback, traffic, a rollback")
+    trainer = partial(_train.logistic_regression, c=CANARY_C)
+    candidate = _train_and_register(client, console, CANARY, data, trainer)
+    summary.versions.append(candidate.uri)
+    status = release_candidate(client, reviewer, console, candidate, data)
+    champion = client.get_version(f"models:/{BREAST_CANCER.name}@champion").version
+    return serve_canary(
+        client, console, settings, champion=champion, canary=candidate.version,
+        canary_status=status, data=data, kept=kept,
+    )  # fmt: skip
 
 
 def _train_and_register(
