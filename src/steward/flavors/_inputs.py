@@ -35,6 +35,11 @@ def to_frame(
 
     ``names`` also labels the columns of matrix-shaped input; without it they are x0, x1, ...
     """
+    if names is not None and isinstance(data, Mapping) and [str(k) for k in data] == list(names):
+        # The gateway's case: already the signature's columns, in order, as numpy arrays.
+        block = _one_block(data)
+        if block is not None and _block_fits(next(iter(data.values())).dtype, specs):
+            return block
     frame = _as_frame(data, list(names) if names is not None else None)
     if names is None:
         return frame
@@ -47,11 +52,31 @@ def to_frame(
             field=missing[0],
             details={"missing": missing},
         )
-    frame = frame.loc[:, list(names)]
+    if list(frame.columns) != list(names):
+        frame = frame.loc[:, list(names)]
+    # Only the columns whose dtype changes are replaced, all at once: assigning each column
+    # back (30 of them) cost ~7 ms a call, most of a one-row prediction (measured).
+    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
+    changed: dict[str, pd.Series] = {}
     for spec in specs or ():
-        if spec.name in frame.columns and len(spec.shape) == 1:
-            frame[spec.name] = cast_column(frame[spec.name], spec)
-    return frame
+        if spec.name not in dtypes or len(spec.shape) != 1 or _already(dtypes[spec.name], spec):
+            continue
+        column = frame[spec.name]
+        cast = cast_column(column, spec)
+        if cast is not column:
+            changed[spec.name] = cast
+    return frame.assign(**changed) if changed else frame
+
+
+def _block_fits(dtype: np.dtype[Any], specs: Sequence[ColumnSpec] | None) -> bool:
+    return all(_already(dtype, spec) for spec in specs or () if len(spec.shape) == 1)
+
+
+def _already(dtype: Any, spec: ColumnSpec) -> bool:
+    """The column already has the numeric or bool dtype the signature asks for."""
+    if spec.dtype in ("string", "object", "datetime64[ns]"):
+        return False
+    return bool(dtype == np.dtype(spec.dtype))
 
 
 def _as_frame(data: object, names: list[str] | None) -> pd.DataFrame:
@@ -83,12 +108,36 @@ def _is_scalar(value: object) -> bool:
 def _from_columns(data: Mapping[Any, Any]) -> pd.DataFrame:
     if all(_is_scalar(v) for v in data.values()):
         return pd.DataFrame([dict(data)])  # a dict of scalars is one row
+    stacked = _one_block(data)
+    if stacked is not None:
+        return stacked
     try:
         return pd.DataFrame({str(k): list(v) for k, v in data.items()})
     except (ValueError, TypeError) as exc:
         raise InvalidInput(
             f"The columns of the input could not be read as a table: {exc}.", field="data"
         ) from exc
+
+
+def _one_block(data: Mapping[Any, Any]) -> pd.DataFrame | None:
+    """Numeric numpy columns of one dtype and length, as a single-block frame.
+
+    What the gateway hands over (decoded per the signature). Building a frame column by column
+    cost ~1 ms for 30 columns; one stacked block costs a few tens of microseconds (measured).
+    """
+    values = list(data.values())
+    first = values[0]
+    if not isinstance(first, np.ndarray) or first.ndim != 1 or first.dtype.kind not in "iufb":
+        return None
+    for value in values:
+        if not (
+            isinstance(value, np.ndarray)
+            and value.ndim == 1
+            and value.dtype == first.dtype
+            and len(value) == len(first)
+        ):
+            return None
+    return pd.DataFrame(np.column_stack(values), columns=[str(k) for k in data])
 
 
 def _from_matrix(array: np.ndarray[Any, Any], names: list[str] | None) -> pd.DataFrame:
