@@ -35,10 +35,10 @@ from _servers import BENCH_DIR, DEFAULT_PG_ADMIN_URL, Context, Row
 ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
 DOC = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = ["import", "log_batch", "registry", "search", "evaluate"]
+BENCHMARKS = ["import", "log_batch", "registry", "search", "evaluate", "serving"]
 SERVER_BENCHMARKS = {"log_batch", "registry", "search"}  # the ones that use --backends
 # The side each benchmark compares Steward with (MLflow unless named here).
-PEERS = {"evaluate": "scikit-learn + fairlearn"}
+PEERS = {"evaluate": "scikit-learn + fairlearn", "serving": "peer"}
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
 
 
