@@ -26,6 +26,7 @@ from steward.cli._output import (
 )
 from steward.cli._state import state
 from steward.errors import GateFailed
+from steward.schemas.gates import DEFAULT_LATENCY_CALLS
 
 if TYPE_CHECKING:
     from steward.domain.evaluation import Estimate, Evaluation
@@ -77,7 +78,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
     latency_calls: Annotated[
         int, typer.Option(min=1, max=100_000, help="Timed predict calls per latency case.")
-    ] = 200,
+    ] = DEFAULT_LATENCY_CALLS,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a version on a table through its real loader: metrics with confidence

@@ -31,6 +31,8 @@ from steward.schemas import parse
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
 from steward.schemas.gates import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LATENCY_CALLS,
     DEFAULT_RESAMPLES,
     ApprovalResult,
     EvaluationCreate,
@@ -221,8 +223,8 @@ class Client:
         *,
         resamples: int = DEFAULT_RESAMPLES,
         seed: int = 0,
-        latency_calls: int = 200,
-        batch_size: int = 256,
+        latency_calls: int = DEFAULT_LATENCY_CALLS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Evaluation:
         """Evaluate a version on ``data`` (a DataFrame, or a .parquet or .csv file) through its
         real loader: metrics with bootstrap intervals, per-group metrics, latency.

@@ -29,9 +29,9 @@ from steward.errors import InvalidInput, NotFound
 from steward.gates.policy import default_policy_text, parse_policy, policy_digest
 from steward.gates.report import build_report
 from steward.gates.review import check_days, review
+from steward.schemas.gates import DEFAULT_BATCH_SIZE, DEFAULT_LATENCY_CALLS, DEFAULT_RESAMPLES
 from steward.store.base import ArtifactStore, EventFilter, MetadataStore, resolve_version
 
-DEFAULT_RESAMPLES = 1000
 _TIERS = (1, 2, 3)
 _SYSTEM_ACTOR = "steward"
 
@@ -162,8 +162,8 @@ class GatesService:
         groups: Sequence[str] = (),
         resamples: int = DEFAULT_RESAMPLES,
         seed: int = 0,
-        latency_calls: int = 200,
-        batch_size: int = 256,
+        latency_calls: int = DEFAULT_LATENCY_CALLS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Evaluation:
         """Evaluate a version on an uploaded Parquet table through its real loader."""
         from steward.flavors import load_model

@@ -18,7 +18,10 @@ from steward.domain.gates import Approval, GateReport
 from steward.schemas import RequestBody
 from steward.schemas.registry import check_metrics
 
-DEFAULT_RESAMPLES = 1000  # as GatesService.evaluate
+# Evaluation defaults, shared by the API body, the SDK, the CLI and GatesService.evaluate.
+DEFAULT_RESAMPLES = 1000
+DEFAULT_LATENCY_CALLS = 200  # timed predict calls per latency case
+DEFAULT_BATCH_SIZE = 256  # rows per batch call when timing
 MAX_POLICY_CHARS = 1_000_000
 MAX_TEXT = 5000
 MAX_SEED = 2**32 - 1
@@ -35,9 +38,12 @@ class EvaluationCreate(RequestBody):
     resamples: int = Field(default=DEFAULT_RESAMPLES, ge=0, le=100_000)
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     latency_calls: int = Field(
-        default=200, ge=1, le=100_000, description="Timed predict calls per latency case"
+        default=DEFAULT_LATENCY_CALLS, ge=1, le=100_000,
+        description="Timed predict calls per latency case",
+    )  # fmt: skip
+    batch_size: int = Field(
+        default=DEFAULT_BATCH_SIZE, ge=1, le=100_000, description="Rows per batch call"
     )
-    batch_size: int = Field(default=256, ge=1, le=100_000, description="Rows per batch call")
 
     @field_validator("data_digest")
     @classmethod
