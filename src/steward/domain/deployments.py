@@ -6,6 +6,7 @@ not in a state that may take traffic (`check_deployable`); the gateway reads it 
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -14,6 +15,7 @@ from pydantic import Field
 
 from steward.domain.entities import Entity
 from steward.domain.enums import VersionStatus
+from steward.domain.uri import MAX_VERSION
 
 # Which lifecycle states may hold each role. The champion and the "previous" fallback answer
 # real traffic on their own; a canary, shadow or split variant is a candidate under watch.
@@ -72,3 +74,22 @@ class Deployment(Entity):
         for version in self.split or {}:
             roles.setdefault(version, "variant")
         return roles
+
+
+def check_split(split: dict[int, float], *, canary: int | None) -> dict[int, float]:
+    """The split, sorted by version; ValueError saying what is wrong with it.
+
+    One rule for the deployment request and the gateway's traffic policy alike.
+    """
+    if canary is not None:
+        raise ValueError("use either a canary or a split, not both")
+    if len(split) < 2:
+        raise ValueError(
+            f"a split needs at least two versions, e.g. {{3: 0.5, 4: 0.5}}; got {split}"
+        )
+    for version, weight in split.items():
+        if not 1 <= version <= MAX_VERSION:
+            raise ValueError(f"split version {version} is not a version number")
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValueError(f"the weight of version {version} must be a number > 0, got {weight}")
+    return dict(sorted(split.items()))

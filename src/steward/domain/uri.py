@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from steward.errors import InvalidInput
 
+MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integer columns
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
 _NAME_RE = re.compile(rf"^{NAME_PATTERN}$")
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")

@@ -10,7 +10,7 @@ from pydantic import Field, StrictFloat, field_validator
 from steward.domain.entities import CARD_SECTIONS, ArtifactRef, Lineage
 from steward.domain.enums import Flavor
 from steward.domain.signature import Signature
-from steward.domain.uri import check_model_name
+from steward.domain.uri import MAX_VERSION, check_model_name
 from steward.errors import InvalidInput
 from steward.schemas import RequestBody
 
@@ -18,7 +18,6 @@ Tags = dict[
     Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=5000)]
 ]
 MetricValue = StrictFloat  # strict: ints pass, strings and booleans do not
-MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integer columns
 
 
 def check_version_number(version: int, field: str = "version") -> int:

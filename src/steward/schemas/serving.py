@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from steward.domain.deployments import Batching, FallbackKind, FallbackStep
+from steward.domain.deployments import Batching, FallbackKind, FallbackStep, check_split
 from steward.schemas import RequestBody
 from steward.schemas.registry import MAX_VERSION
 
@@ -65,16 +64,7 @@ class DeploymentSpec(RequestBody):
     ) -> dict[int, float] | None:
         if value is None:
             return None
-        if info.data.get("canary") is not None:
-            raise ValueError("use either a canary or a split, not both")
-        if len(value) < 2:
-            raise ValueError("a split needs at least two versions, e.g. {3: 0.5, 4: 0.5}")
-        for version, weight in value.items():
-            if not 1 <= version <= MAX_VERSION:
-                raise ValueError(f"split version {version} is not a version number")
-            if not (math.isfinite(weight) and weight > 0):
-                raise ValueError(f"split weight of version {version} must be > 0")
-        return value
+        return check_split(value, canary=info.data.get("canary"))
 
     @field_validator("unit_key")
     @classmethod

@@ -33,9 +33,10 @@ from pydantic import (
     field_validator,
 )
 
+from steward.domain.deployments import check_split
+from steward.domain.uri import MAX_VERSION
 from steward.errors import InvalidInput
 
-MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integer columns
 # The stored deployment's fields that make up its traffic policy.
 TRAFFIC_FIELDS = frozenset(
     {"champion", "canary", "canary_share", "shadow", "split", "experiment", "unit_key",
@@ -165,20 +166,7 @@ class TrafficPolicy(BaseModel):
     ) -> dict[int, float] | None:
         if value is None:
             return None
-        if info.data.get("canary") is not None:
-            raise ValueError("use either a canary or a split, not both")
-        if len(value) < 2:
-            raise ValueError(
-                f"a split needs at least two versions, e.g. {{3: 0.5, 4: 0.5}}; got {value}"
-            )
-        for version, weight in value.items():
-            if not 1 <= version <= MAX_VERSION:
-                raise ValueError(f"split version {version} is not a version number")
-            if not (math.isfinite(weight) and weight > 0):
-                raise ValueError(
-                    f"the weight of version {version} must be a number > 0, got {weight}"
-                )
-        return dict(sorted(value.items()))
+        return check_split(value, canary=info.data.get("canary"))
 
     @field_validator("experiment")
     @classmethod
