@@ -74,6 +74,33 @@ class PredictionLogSettings(BaseSettings):
     )
 
 
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_GATEWAY_", extra="ignore")
+
+    inline_budget_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description=(
+            "`steward serve` calls a scikit-learn or ONNX model on its event loop, without a "
+            "thread hop, when the call is measured under this budget (and a tenth of the "
+            "deployment's timeout); 0 sends every call to the model thread pool."
+        ),
+    )
+
+
+class AlertSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_ALERTS_", extra="ignore")
+
+    webhook_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            'Slack-compatible incoming webhook that gets a message ({"text": ...}) on each '
+            "automatic canary rollback; unset: alerts are logged only."
+        ),
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STEWARD_", extra="ignore")
 
@@ -109,6 +136,14 @@ class Settings(BaseSettings):
         default_factory=PredictionLogSettings,
         description="The prediction log: where it is written and how it is batched.",
     )
+    gateway: GatewaySettings = Field(
+        default_factory=GatewaySettings,
+        description="How `steward serve` runs model calls.",
+    )
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings,
+        description="Where alerts go (automatic canary rollbacks), besides the server's log.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -139,6 +174,11 @@ class Settings(BaseSettings):
     @property
     def prediction_log_root(self) -> str:
         return self.prediction_log.root or str(self.home / "predictions")
+
+    @property
+    def alert_webhook_url(self) -> str | None:
+        url = self.alerts.webhook_url
+        return None if url is None else url.get_secret_value()
 
     def masked(self) -> dict[str, Any]:
         """The effective values with secrets masked, for `steward settings show`."""

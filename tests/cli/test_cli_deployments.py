@@ -51,6 +51,9 @@ def test_deploy_list_and_rollback(
     assert "Nothing to roll back" in nothing.stderr
 
 
+CANARY = ["--canary", "1", "--canary-share", "0.1"]
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [
@@ -58,9 +61,56 @@ def test_deploy_list_and_rollback(
         (["--fallback", "teleport"], "--fallback"),
         (["--fallback", "default:{oops"], "not valid JSON"),
         (["--canary", "1"], "canary"),
+        ([*CANARY, "--canary-max-error-rate", "1.5"], "--canary-max-error-rate"),
+        ([*CANARY, "--canary-max-error-rate", "lots"], "--canary-max-error-rate"),
+        ([*CANARY, "--canary-max-p95-ms", "0"], "--canary-max-p95-ms"),
+        ([*CANARY, "--canary-max-p95-ms", "50", "--slo-window", "soon"], "--slo-window"),
+        ([*CANARY, "--canary-max-p95-ms", "50", "--slo-window", "2s"], "--slo-window"),
+        ([*CANARY, "--canary-max-p95-ms", "50", "--slo-window", "2h"], "--slo-window"),
+        ([*CANARY, "--canary-max-p95-ms", "50", "--slo-min-requests", "0"],
+         "--slo-min-requests"),
+        ([*CANARY, "--slo-window", "60"], "--canary-max-error-rate"),
+        (["--canary-max-error-rate", "0.1"], "add --canary"),
+        (["--split", "1=1,2=1", "--unit-key", "u", "--canary-max-p95-ms", "9"], "--split"),
     ],
-)
+)  # fmt: skip
 def test_bad_options_exit_2(invoke: Invoke, registry: Path, args: list[str], field: str) -> None:
     result = invoke("deploy", "x", "--model", "churn", "--champion", "2", *args)
     assert result.exit_code == 2, result.output
     assert field in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_deploy_with_a_canary_slo(
+    invoke: Invoke, registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _production(invoke, tmp_path, monkeypatch)  # v2 in production; the reviewer acts from here
+    v1 = "models:/churn/1"
+    data = str(_data(tmp_path))
+    evaluated = invoke(
+        "evaluate", v1, "--data", data, "--label", "y", "--groups", "region", "--resamples", "0"
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    invoke("gate", v1)
+    assert invoke("approve", v1).exit_code == 0
+    deployed = invoke(
+        "deploy", "churn-api", "--model", "churn", "--champion", "2", "--canary", "1",
+        "--canary-share", "0.2", "--canary-max-error-rate", "0.05", "--canary-max-p95-ms", "50",
+        "--slo-window", "2m", "--slo-min-requests", "30", "--json",
+    )  # fmt: skip
+    assert deployed.exit_code == 0, deployed.output
+    slo = {"max_error_rate": 0.05, "max_p95_ms": 50.0, "window_s": 120, "min_requests": 30}
+    assert json.loads(deployed.stdout)["canary_slo"] == slo
+    listed = invoke("deployments")
+    assert listed.exit_code == 0, listed.output
+    assert "SLO" in listed.stdout
+    only_rate = invoke(
+        "deploy", "churn-api", "--model", "churn", "--champion", "2", "--canary", "1",
+        "--canary-share", "0.2", "--canary-max-error-rate", "0.1",
+    )  # fmt: skip
+    assert only_rate.exit_code == 0, only_rate.output
+    assert "SLO errors <= 10.0% over 60 s, from 50 requests" in only_rate.stdout
+    back = invoke("rollback", "churn-api", "--json")
+    assert back.exit_code == 0, back.output
+    rolled_back = json.loads(back.stdout)
+    assert (rolled_back["canary"], rolled_back["canary_slo"]) == (None, None)

@@ -94,3 +94,26 @@ def test_serve_refuses_a_remote_url(runs: list[dict[str, Any]]) -> None:
 
 def test_serve_bad_port_exits_2(invoke: Invoke) -> None:
     assert invoke("serve", "--port", "0").exit_code == 2
+
+
+def test_serve_passes_the_alert_webhook_to_the_gateway(
+    invoke: Invoke, registry: Path, runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = "https://hooks.example.com/services/T0/B0/flag"
+    assert invoke("serve", "--alert-webhook", flag).exit_code == 0
+    monkeypatch.setenv("STEWARD_ALERTS_WEBHOOK_URL", "https://hooks.example.com/services/env")
+    assert invoke("serve").exit_code == 0
+    assert invoke("serve", "--alert-webhook", flag).exit_code == 0  # the flag wins
+    urls = [call["app"].state.gateway.guard.alerts.url for call in runs]
+    assert urls == [flag, "https://hooks.example.com/services/env", flag]
+    monkeypatch.delenv("STEWARD_ALERTS_WEBHOOK_URL")
+    assert invoke("serve").exit_code == 0
+    assert runs[-1]["app"].state.gateway.guard.alerts is None
+
+
+def test_serve_refuses_a_bad_alert_webhook(invoke: Invoke, runs: list[dict[str, Any]]) -> None:
+    result = invoke("serve", "--alert-webhook", "hooks.example.com/secret-token")
+    assert result.exit_code == 2, result.output
+    assert "alert webhook must be an http(s) URL" in result.stderr
+    assert "secret-token" not in result.stderr  # the path may hold the hook's token
+    assert runs == []

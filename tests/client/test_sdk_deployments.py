@@ -3,6 +3,8 @@ are revisions on the ledger, and a rollback sends everything back to the champio
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +121,65 @@ def test_bad_specs_are_refused_naming_the_field(client: Client, changes, field) 
         client.deploy("x", model="pricing", champion=1, **changes)
     assert refused.value.field is not None
     assert refused.value.field.startswith(field.split(".")[0])
+
+
+SLO = {"max_error_rate": 0.05, "max_p95_ms": 50.0, "window_s": 120, "min_requests": 30}
+
+
+def test_a_canary_slo_is_kept_and_goes_with_the_canary(
+    client: Client, reviewer: Client, table_and_model
+) -> None:
+    table, model = table_and_model
+    _versions(client, reviewer, table, model)
+    deployed = client.deploy(
+        "slo-api", model="pricing", champion=1, canary=2, canary_share=0.1, canary_slo=SLO
+    )
+    assert deployed.canary_slo is not None
+    assert deployed.canary_slo.model_dump() == SLO
+    assert client.get_deployment("slo-api").canary_slo == deployed.canary_slo
+    defaults = client.deploy(
+        "slo-api", model="pricing", champion=1, canary=2, canary_share=0.1,
+        canary_slo={"max_error_rate": 0.1},
+    )  # fmt: skip
+    assert defaults.canary_slo is not None
+    assert (defaults.canary_slo.window_s, defaults.canary_slo.min_requests) == (60, 50)
+    assert defaults.canary_slo.max_p95_ms is None
+    back = client.rollback("slo-api", reason="by hand", evidence={"p95_ms": 80})
+    assert (back.canary, back.canary_slo) == (None, None)
+    events = client.list_events(subject_type="deployment", subject_id="slo-api").items
+    assert [e.kind for e in events] == [
+        "deployment.created", "deployment.updated", "deployment.rolled_back",
+    ]  # fmt: skip
+    assert events[0].payload["canary_slo"] == SLO
+    assert events[-1].payload["canary_slo"] is None
+    assert events[-1].payload["evidence"] == {"p95_ms": 80}
+
+
+CANARY = {"canary": 2, "canary_share": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "says"),
+    [
+        ({"canary_slo": {"max_error_rate": 0.1}}, "canary_slo", "needs a canary"),
+        ({"split": {1: 1, 2: 1}, "unit_key": "u", "canary_slo": {"max_p95_ms": 50}},
+         "canary_slo", "not a split"),
+        ({**CANARY, "canary_slo": {}}, "canary_slo", "max_error_rate"),
+        ({**CANARY, "canary_slo": {"max_error_rate": 1.5}}, "canary_slo.max_error_rate", "less"),
+        ({**CANARY, "canary_slo": {"max_error_rate": -0.1}}, "canary_slo.max_error_rate",
+         "greater"),
+        ({**CANARY, "canary_slo": {"max_p95_ms": 0}}, "canary_slo.max_p95_ms", "greater than 0"),
+        ({**CANARY, "canary_slo": {"max_p95_ms": 5, "window_s": 1}}, "canary_slo.window_s", "5"),
+        ({**CANARY, "canary_slo": {"max_p95_ms": 5, "window_s": 7200}}, "canary_slo.window_s",
+         "3600"),
+        ({**CANARY, "canary_slo": {"max_p95_ms": 5, "min_requests": 0}},
+         "canary_slo.min_requests", "1"),
+        ({**CANARY, "canary_slo": {"max_p95_ms": 5, "p99_ms": 9}}, "canary_slo.p99_ms", "Extra"),
+    ],
+)  # fmt: skip
+def test_bad_canary_slos_are_refused_naming_the_field(
+    client: Client, changes: dict[str, Any], field: str, says: str
+) -> None:
+    with pytest.raises(InvalidInput, match=says) as refused:
+        client.deploy("x", model="pricing", champion=1, **changes)
+    assert refused.value.field == field

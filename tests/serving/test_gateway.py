@@ -217,12 +217,41 @@ def test_body_over_the_limit_is_413(serve: Callable[..., Served]) -> None:
     assert served.http.post("/v2/models/plain/infer", json=oip_body(ROWS * 100)).status_code == 413
 
 
+def test_a_fast_model_is_called_on_the_event_loop(
+    serve: Callable[..., Served], store: Store
+) -> None:
+    served = serve("plain")
+    version = served.runtime.served["plain"].versions[1]
+    assert version.inline is not None
+    assert version.inline.allows(1)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an inline call went to the thread pool")
+
+    served.runtime.executor.submit = refuse  # type: ignore[method-assign]
+    answer = served.http.post("/predict/plain", json={"instances": ROWS}).json()
+    assert answer["predictions"] == expected(store.v1)
+
+
+def test_inline_calls_can_be_turned_off(store: Store) -> None:
+    services = Services.from_settings(Settings(home=store.home, url=None))
+    runtime = Runtime(services.store, services.artifacts, names=("plain",), inline_budget_ms=0)
+    try:
+        with TestClient(create_gateway(runtime, None, poll_seconds=None)) as http:
+            assert runtime.served["plain"].versions[1].inline is None
+            answer = http.post("/predict/plain", json={"instances": ROWS}).json()
+            assert answer["predictions"] == expected(store.v1)
+    finally:
+        services.close()
+
+
 def _break(runtime: Runtime, deployment: str, version: int) -> None:
     def boom(data: object) -> Any:
         raise RuntimeError("model exploded")
 
     model = runtime.served[deployment].versions[version].model
     model.predict = boom  # type: ignore[method-assign]
+    model.predict_with_proba = boom  # type: ignore[method-assign]
 
 
 def test_model_error_falls_back_and_is_counted(serve: Callable[..., Served]) -> None:
@@ -250,6 +279,7 @@ def test_timeout_falls_back(serve: Callable[..., Served]) -> None:
     served = serve("slow")
     model = served.runtime.served["slow"].versions[1].model
     model.predict = lambda data: time.sleep(0.3)  # type: ignore[method-assign]
+    model.predict_with_proba = lambda data: time.sleep(0.3)  # type: ignore[method-assign]
     answer = served.http.post("/predict/slow", json={"instances": ROWS}).json()
     assert (answer["predictions"], answer["fallback"]) == ([0, 0], "timeout")
     assert 'reason="timeout",source="default"} 1.0' in served.http.get("/metrics").text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +12,12 @@ import typer
 
 from steward.cli._output import console, print_json, short_time, success, table
 from steward.cli._state import state
-from steward.domain.deployments import Deployment
+from steward.domain.deployments import (
+    MAX_SLO_WINDOW_S,
+    MIN_SLO_WINDOW_S,
+    CanarySlo,
+    Deployment,
+)
 from steward.errors import InvalidInput
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only, on stdout.")]
@@ -51,18 +58,40 @@ def deploy(
     batch_wait_ms: Annotated[
         float, typer.Option(help="Micro-batching: longest wait for a batch to fill.")
     ] = 2.0,
+    canary_max_error_rate: Annotated[
+        float | None,
+        typer.Option(help="Canary SLO: roll back above this error rate, in [0, 1]."),
+    ] = None,
+    canary_max_p95_ms: Annotated[
+        float | None,
+        typer.Option(help="Canary SLO: roll back above this p95 latency, in ms (> 0)."),
+    ] = None,
+    slo_window: Annotated[
+        str | None,
+        typer.Option(metavar="60s|5m|60", help="Canary SLO: the sliding window (default 60s)."),
+    ] = None,
+    slo_min_requests: Annotated[
+        int | None,
+        typer.Option(min=1, help="Canary SLO: canary requests in the window before it judges."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a deployment or replace its routing. The store refuses versions that may not take
     traffic: the champion must be in production, a canary, shadow or split variant approved,
-    staging or production."""
+    staging or production. With a canary SLO, `steward serve` rolls the canary back when it
+    breaks it (docs/deployments.md, "Automatic rollback")."""
     split_versions = _split(split) if split else None
+    slo = _canary_slo(
+        canary_max_error_rate, canary_max_p95_ms, slo_window, slo_min_requests,
+        canary=canary, split=split_versions,
+    )  # fmt: skip
     deployment = state(ctx).client.deploy(
         name, model=model, champion=champion, canary=canary, canary_share=canary_share,
         shadow=shadow, split=split_versions,
         experiment=experiment or (name if split_versions else None), unit_key=unit_key,
         fallbacks=[_fallback(text) for text in fallback or []], timeout_ms=timeout_ms,
         batching={"max_batch": batch_max, "max_wait_ms": batch_wait_ms} if batch_max else None,
+        canary_slo=slo,
     )  # fmt: skip
     if as_json:
         print_json(deployment)
@@ -107,6 +136,8 @@ def _routing(deployment: Deployment) -> str:
     parts = [f"champion v{deployment.champion}"]
     if deployment.canary is not None:
         parts.append(f"canary v{deployment.canary} {deployment.canary_share:.0%}")
+        if deployment.canary_slo is not None:
+            parts[-1] += f" ({_slo_text(deployment.canary_slo)})"
     if deployment.split:
         total = sum(deployment.split.values())
         parts.append(
@@ -115,6 +146,84 @@ def _routing(deployment: Deployment) -> str:
     if deployment.shadow is not None:
         parts.append(f"shadow v{deployment.shadow}")
     return ", ".join(parts)
+
+
+def _slo_text(slo: CanarySlo) -> str:
+    """``SLO errors <= 5%, p95 <= 50 ms over 60 s, from 50 requests``."""
+    limits = []
+    if slo.max_error_rate is not None:
+        limits.append(f"errors <= {slo.max_error_rate:.1%}")
+    if slo.max_p95_ms is not None:
+        limits.append(f"p95 <= {slo.max_p95_ms:g} ms")
+    return f"SLO {', '.join(limits)} over {slo.window_s} s, from {slo.min_requests} requests"
+
+
+_SLO_FLAGS = "--canary-max-error-rate / --canary-max-p95-ms"
+
+
+def _canary_slo(
+    max_error_rate: float | None,
+    max_p95_ms: float | None,
+    window: str | None,
+    min_requests: int | None,
+    *,
+    canary: int | None,
+    split: dict[int, float] | None,
+) -> dict[str, Any] | None:
+    """The SLO the flags describe, or None without any; refusals name the flags."""
+    if max_error_rate is None and max_p95_ms is None:
+        if window is not None or min_requests is not None:
+            raise InvalidInput(
+                f"--slo-window and --slo-min-requests shape a canary SLO; give it a limit with "
+                f"{_SLO_FLAGS}.",
+                field="canary_slo",
+            )
+        return None
+    if canary is None:
+        also = " (a --split is not rolled back automatically)" if split else ""
+        raise InvalidInput(
+            f"{_SLO_FLAGS} watch a canary: add --canary V --canary-share S{also}.",
+            field="canary_slo",
+        )
+    # checked here too, so the refusal names the flag rather than the spec's field
+    if max_error_rate is not None and not 0 <= max_error_rate <= 1:
+        raise InvalidInput(
+            f"--canary-max-error-rate must be between 0 and 1, e.g. 0.05; got {max_error_rate}.",
+            field="canary_max_error_rate",
+        )
+    if max_p95_ms is not None and not 0 < max_p95_ms < math.inf:
+        raise InvalidInput(
+            f"--canary-max-p95-ms must be a number of milliseconds > 0; got {max_p95_ms}.",
+            field="canary_max_p95_ms",
+        )
+    slo: dict[str, Any] = {"max_error_rate": max_error_rate, "max_p95_ms": max_p95_ms}
+    if window is not None:
+        slo["window_s"] = _window_seconds(window)
+    if min_requests is not None:
+        slo["min_requests"] = min_requests
+    return slo
+
+
+_DURATION = re.compile(r"(\d+)\s*(s|sec|m|min|h)?")
+_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def _window_seconds(text: str) -> int:
+    """``60``, ``60s``, ``5m``, ``1h`` as whole seconds, within the SLO window's bounds."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    if found is None:
+        raise InvalidInput(
+            f"--slo-window takes whole seconds or minutes, e.g. 60, 60s or 5m; got {text!r}.",
+            field="slo_window",
+        )
+    seconds = int(found[1]) * _UNIT_SECONDS[found[2]]
+    if not MIN_SLO_WINDOW_S <= seconds <= MAX_SLO_WINDOW_S:
+        raise InvalidInput(
+            f"--slo-window must be between {MIN_SLO_WINDOW_S}s and {MAX_SLO_WINDOW_S}s; "
+            f"got {text!r}.",
+            field="slo_window",
+        )
+    return seconds
 
 
 def _split(text: str) -> dict[int, float]:

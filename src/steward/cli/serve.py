@@ -23,11 +23,29 @@ def serve(
         str | None, typer.Option(help="Address to bind (default: STEWARD_SERVER_HOST).")
     ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = DEFAULT_PORT,
+    inline_budget_ms: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=1000,
+            help="Call scikit-learn/ONNX models measured under this many ms on the event loop; "
+            "0: always in the thread pool (default: STEWARD_GATEWAY_INLINE_BUDGET_MS, 2).",
+        ),
+    ] = None,
+    alert_webhook: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Slack-compatible webhook told of each automatic canary rollback "
+            "(default: STEWARD_ALERTS_WEBHOOK_URL).",
+        ),
+    ] = None,
 ) -> None:
     """Serve deployments over HTTP: Open Inference Protocol v2 (/v2/...), POST /predict/NAME,
     GET /metrics. Deployment changes are picked up within a second, with no dropped request."""
     import uvicorn
 
+    from steward.alerts import WebhookAlerts
     from steward.serving.gateway import create_gateway
     from steward.serving.prediction_log import PredictionLogWriter
     from steward.serving.runtime import Runtime
@@ -41,6 +59,8 @@ def serve(
             "server's store.",
             field="url",
         )
+    # checked before the store is opened: a typo in the URL fails here, not at the first breach
+    alerts = WebhookAlerts.from_url(alert_webhook or settings.alert_webhook_url)
     services = Services.from_settings(settings)
     try:
         if names:  # refused here, in one line, rather than by a failed startup inside uvicorn
@@ -58,8 +78,11 @@ def serve(
             services.artifacts,
             names=tuple(names or ()),
             allow_trusted=settings.allow_trusted_models,
+            inline_budget_ms=(
+                settings.gateway.inline_budget_ms if inline_budget_ms is None else inline_budget_ms
+            ),
         )
-        app = create_gateway(runtime, PredictionLogWriter.from_settings(settings))
+        app = create_gateway(runtime, PredictionLogWriter.from_settings(settings), alerts=alerts)
         bind = host or settings.server.host
         which = ", ".join(names) if names else "every deployment"
         console.print(

@@ -288,17 +288,22 @@ class Client:
         fallbacks: Sequence[Mapping[str, Any]] = (),
         timeout_ms: int = 1000,
         batching: Mapping[str, Any] | None = None,
+        canary_slo: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Create deployment ``name`` or replace its routing. The champion must be in
         production; a canary, shadow or split variant approved, staging or production (the
         store refuses others). ``fallbacks``: ``{"kind": "previous"}``, ``{"kind": "rule",
-        "rules": [...]}``, ``{"kind": "default", "value": ...}``, tried in order."""
+        "rules": [...]}``, ``{"kind": "default", "value": ...}``, tried in order.
+        ``canary_slo``: ``{"max_error_rate": 0.05, "max_p95_ms": 50, "window_s": 60,
+        "min_requests": 50}`` (a limit or both); the gateway rolls the canary back when it
+        breaks it."""
         body = parse(DeploymentSpec, {
             "model": model, "champion": champion, "canary": canary,
             "canary_share": canary_share, "shadow": shadow,
             "split": dict(split) if split is not None else None, "experiment": experiment,
             "unit_key": unit_key, "fallbacks": [dict(f) for f in fallbacks],
             "timeout_ms": timeout_ms, "batching": dict(batching) if batching else None,
+            "canary_slo": dict(canary_slo) if canary_slo is not None else None,
         })  # fmt: skip
         return self._backend.deploy(name, body)
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from steward.domain.entities import Entity
 from steward.domain.enums import VersionStatus
@@ -44,6 +44,35 @@ class Batching(Entity):
     max_wait_ms: float = Field(gt=0, le=1_000)
 
 
+# Bounds of a canary SLO's window: one-second buckets, so a second is the resolution; an hour
+# bounds the memory a server keeps per watched deployment (window_s buckets).
+MIN_SLO_WINDOW_S = 5
+MAX_SLO_WINDOW_S = 3600
+
+
+class CanarySlo(Entity):
+    """What a canary must hold to keep its share of the traffic.
+
+    Over the last ``window_s`` seconds, with at least ``min_requests`` canary requests in the
+    window, the canary breaches when its error rate is above ``max_error_rate`` or its p95
+    latency above ``max_p95_ms``; the serving gateway then rolls the deployment back to its
+    champion. At least one of the two limits is required.
+    """
+
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    max_p95_ms: float | None = Field(default=None, gt=0, le=600_000)
+    window_s: int = Field(default=60, ge=MIN_SLO_WINDOW_S, le=MAX_SLO_WINDOW_S)
+    min_requests: int = Field(default=50, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> CanarySlo:
+        if self.max_error_rate is None and self.max_p95_ms is None:
+            raise ValueError(
+                "a canary SLO needs max_error_rate (in [0, 1]) or max_p95_ms (> 0), or both"
+            )
+        return self
+
+
 class Deployment(Entity):
     name: str
     model_name: str
@@ -58,6 +87,8 @@ class Deployment(Entity):
     fallbacks: list[FallbackStep] = Field(default_factory=list)
     timeout_ms: int = 1000
     batching: Batching | None = None
+    # The canary's SLO; a breach rolls the canary back. Absent from rows written before it.
+    canary_slo: CanarySlo | None = None
     revision: int = 1  # bumped by every change; servers swap when they see a new one
     created_at: datetime
     created_by: str

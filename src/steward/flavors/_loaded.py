@@ -27,6 +27,8 @@ class Predictor(Protocol):
 
     def predict_proba(self, data: object) -> NDArray[Any]: ...
 
+    def predict_with_proba(self, data: object) -> tuple[NDArray[Any], NDArray[Any] | None]: ...
+
 
 class LoadedModel:
     """A model ready to predict, whatever its flavor.
@@ -72,6 +74,11 @@ class LoadedModel:
                 field="predict_proba",
             )
         return self._predictor.predict_proba(data)
+
+    def predict_with_proba(self, data: object) -> tuple[NDArray[Any], NDArray[Any] | None]:
+        """``predict`` and, when the model has them, ``predict_proba`` in one pass: the input
+        converted once and, where the flavor allows, one model call (the serving hot path)."""
+        return self._predictor.predict_with_proba(data)
 
     def __repr__(self) -> str:
         inputs = self._signature.input_names if self._signature else "unknown"

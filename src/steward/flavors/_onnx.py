@@ -106,23 +106,35 @@ class OnnxPredictor:
         frame = to_frame(data, names, self._specs)
         return {node.name: _column(frame, node) for node in self._inputs}
 
-    def _run(self, data: object, output: str) -> np.ndarray[Any, Any]:
+    def _run(self, data: object, outputs: list[str]) -> list[np.ndarray[Any, Any]]:
         try:
-            result = self._session.run([output], self._feeds(data))[0]
+            results = self._session.run(outputs, self._feeds(data))
         except InvalidInput:
             raise
         except Exception as exc:  # onnxruntime's errors are pybind types without a common base
             raise InvalidInput(f"The ONNX model rejected the input: {exc}.", field="data") from exc
-        return _as_array(result)
+        return [_as_array(result) for result in results]
 
     def predict(self, data: object) -> np.ndarray[Any, Any]:
-        label = self._run(data, self._label)
-        return label.ravel() if label.ndim == 2 and label.shape[1] == 1 else label
+        return _labels(self._run(data, [self._label])[0])
+
+    def predict_with_proba(
+        self, data: object
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        """Both outputs from one session run."""
+        if self._proba is None:
+            return self.predict(data), None
+        label, proba = self._run(data, [self._label, self._proba])
+        return _labels(label), proba
 
     def predict_proba(self, data: object) -> np.ndarray[Any, Any]:
         if self._proba is None:
             raise InvalidInput("This ONNX model has no probability output.", field="predict_proba")
-        return self._run(data, self._proba)
+        return self._run(data, [self._proba])[0]
+
+
+def _labels(label: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return label.ravel() if label.ndim == 2 and label.shape[1] == 1 else label
 
 
 def _column(frame: Any, node: Any) -> np.ndarray[Any, Any]:

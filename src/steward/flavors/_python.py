@@ -91,6 +91,13 @@ class PythonPredictor:
     def predict_proba(self, data: object) -> np.ndarray[Any, Any]:
         return np.asarray(self._model.predict_proba(self._input(data)))
 
+    def predict_with_proba(
+        self, data: object
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        x = self._input(data)
+        labels = np.asarray(self._model.predict(x))
+        return labels, np.asarray(self._model.predict_proba(x)) if self.has_proba else None
+
 
 def signature_for(model: object, sample: object) -> Signature:
     names = getattr(model, "feature_names_in_", None)

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, is_classifier
 
 from steward.domain.signature import Signature
 from steward.errors import InvalidInput, PermissionDenied
-from steward.flavors._inputs import to_frame
+from steward.flavors._inputs import numeric_matrix, to_frame, uniform_dtype
 from steward.flavors._signature import infer_signature
 
 # Types from these packages are data and estimators, not code an attacker chooses.
@@ -27,6 +27,22 @@ DENIED_TYPES = frozenset(
         "builtins.breakpoint", "builtins.exit", "builtins.quit", "builtins.help",
         "numpy.load", "numpy.save", "numpy.savez", "numpy.savetxt", "numpy.fromfile",
         "numpy.memmap", "numpy.loadtxt", "numpy.genfromtxt",
+    }
+)  # fmt: skip
+
+
+# Classifiers whose ``predict`` is, by construction, the class of the largest
+# ``predict_proba`` column (argmax of the same decision values, or of the probabilities
+# themselves). For them the gateway makes one model call per request instead of two. The one
+# divergence: a binary LogisticRegression or MLPClassifier whose decision value is within
+# ~1e-16 of 0 has a probability that rounds to exactly 0.5, where argmax picks the first class.
+_PROBA_DECIDES = frozenset(
+    {
+        "LogisticRegression", "LogisticRegressionCV", "RandomForestClassifier",
+        "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier",
+        "GradientBoostingClassifier", "HistGradientBoostingClassifier", "GaussianNB",
+        "MultinomialNB", "BernoulliNB", "ComplementNB", "CategoricalNB", "MLPClassifier",
+        "CalibratedClassifierCV", "LinearDiscriminantAnalysis", "QuadraticDiscriminantAnalysis",
     }
 )  # fmt: skip
 
@@ -105,6 +121,7 @@ class SklearnPredictor:
             self._columns: list[str] | None = [c.name for c in self._specs]
         else:
             self._columns = self._names
+        self._matrix_dtype = uniform_dtype(self._specs) if self._names is None else None
 
     @property
     def classes(self) -> list[Any] | None:
@@ -117,6 +134,10 @@ class SklearnPredictor:
         return is_classifier(self._model) and hasattr(self._model, "predict_proba")
 
     def _input(self, data: object) -> Any:
+        if self._matrix_dtype is not None and self._columns is not None:
+            matrix = numeric_matrix(data, self._columns, self._matrix_dtype)
+            if matrix is not None:
+                return matrix
         frame = to_frame(data, self._columns, self._specs)
         if self._names is not None:
             return frame
@@ -127,6 +148,27 @@ class SklearnPredictor:
 
     def predict_proba(self, data: object) -> np.ndarray[Any, Any]:
         return np.asarray(self._model.predict_proba(self._input(data)))
+
+    def predict_with_proba(
+        self, data: object
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        """Labels and probabilities from one input conversion, and one model call when the
+        estimator's labels are the argmax of its probabilities."""
+        x = self._input(data)
+        if not self.has_proba:
+            return np.asarray(self._model.predict(x)), None
+        proba = np.asarray(self._model.predict_proba(x))
+        if _final_step_name(self._model) in _PROBA_DECIDES and proba.ndim == 2:
+            return np.asarray(self._model.classes_).take(proba.argmax(axis=1)), proba
+        return np.asarray(self._model.predict(x)), proba
+
+
+def _final_step_name(model: object) -> str:
+    """The class name of the estimator that decides (a Pipeline's last step)."""
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list) and steps:
+        return _final_step_name(steps[-1][1])
+    return type(model).__name__
 
 
 def signature_for(model: object, sample: object) -> Signature:

@@ -6,7 +6,13 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from steward.domain.deployments import Batching, FallbackKind, FallbackStep, check_split
+from steward.domain.deployments import (
+    Batching,
+    CanarySlo,
+    FallbackKind,
+    FallbackStep,
+    check_split,
+)
 from steward.schemas import RequestBody
 from steward.schemas.registry import MAX_VERSION
 
@@ -28,6 +34,8 @@ class DeploymentSpec(RequestBody):
     fallbacks: list[FallbackStep] = Field(default_factory=list, max_length=8)
     timeout_ms: int = Field(default=1000, ge=1, le=600_000)
     batching: Batching | None = None
+    # The canary's SLO: a breach rolls the canary back (after canary and split: see below).
+    canary_slo: CanarySlo | None = None
 
     # Cross-field rules as field validators (fields validate in order, ``info.data`` holds the
     # earlier ones), so each refusal names the field to fix.
@@ -85,6 +93,20 @@ class DeploymentSpec(RequestBody):
         if len(set(kinds)) != len(kinds):
             raise ValueError("each kind of fallback may appear once")
         return steps
+
+    @field_validator("canary_slo")
+    @classmethod
+    def _slo(cls, value: CanarySlo | None, info: ValidationInfo) -> CanarySlo | None:
+        if value is None or "canary" not in info.data:  # no SLO, or the canary was refused
+            return value
+        if info.data.get("split") is not None:
+            raise ValueError(
+                "a canary SLO watches a canary, not a split: an A/B split is read as an "
+                "experiment; deploy a canary (canary, canary_share) to roll back on an SLO"
+            )
+        if info.data["canary"] is None:
+            raise ValueError("a canary SLO needs a canary: set canary and canary_share")
+        return value
 
     def routing(self) -> dict[str, Any]:
         """The spec as stored (everything but the model, which the store keeps by id)."""

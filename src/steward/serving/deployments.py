@@ -45,11 +45,25 @@ class DeploymentService:
         *,
         reason: str | None = None,
         evidence: dict[str, Any] | None = None,
+        if_revision: int | None = None,
     ) -> Deployment:
-        """Send all traffic back to the champion: the canary or split is removed, the shadow
-        and fallbacks stay. The event carries the reason and the evidence (an SLO breach)."""
+        """Send all traffic back to the champion: the canary (and its SLO) or the split is
+        removed, the shadow and fallbacks stay. The event carries the reason and the evidence
+        (an SLO breach).
+
+        With ``if_revision``, only if the deployment is still at that revision: the gateway
+        passes the revision whose canary breached, so a change made meanwhile, or another
+        replica's rollback of the same breach, wins and this one raises Conflict. Either way
+        the write is a compare-and-set on the revision read here, so a deployment changed
+        between the read and the write is never overwritten with a stale spec."""
         with self.store.write(actor) as tx:
             current = tx.get_deployment(name)
+            if if_revision is not None and current.revision != if_revision:
+                raise Conflict(
+                    f"{name} is at revision {current.revision}, not {if_revision}: it changed "
+                    "since; nothing rolled back.",
+                    details={"field": "revision", "revision": current.revision},
+                )
             if current.canary is None and current.split is None:
                 raise Conflict(
                     f"Nothing to roll back: {name} already sends all traffic to its champion "
@@ -62,6 +76,7 @@ class DeploymentService:
                     "model": current.model_name,
                     "canary": None,
                     "canary_share": None,
+                    "canary_slo": None,  # it watched the canary that goes
                     "split": None,
                     "experiment": None,
                 }
@@ -74,12 +89,13 @@ class DeploymentService:
                 kind="deployment.rolled_back",
                 reason=reason or f"traffic back to champion v{current.champion}",
                 details={"from_versions": moved_from, "evidence": evidence},
+                expected_revision=current.revision,
             )  # fmt: skip
 
 
 _ROUTING_FIELDS = {
     "champion", "canary", "canary_share", "shadow", "split", "experiment", "unit_key",
-    "fallbacks", "timeout_ms", "batching",
+    "fallbacks", "timeout_ms", "batching", "canary_slo",
 }  # fmt: skip
 
 

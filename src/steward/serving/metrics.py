@@ -78,6 +78,11 @@ class GatewayMetrics:
             "Prediction-log records dropped (queue full, write error, closed), since start.",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.canary_rollbacks = Counter(
+            "steward_canary_rollbacks",
+            "Canaries this server rolled back on an SLO breach, by deployment and canary version.",
+            ["deployment", "version"], registry=r,
+        )  # fmt: skip
         self._answered: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def answered(self, deployment: str, version: int, seconds: float) -> None:

@@ -16,6 +16,7 @@ that calls `refresh()` every ``poll_seconds``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -32,6 +33,14 @@ from steward.errors import NotFound, StewardError
 from steward.flavors import LoadedModel, load_model
 from steward.serving._tensors import Array, is_single_tensor, spec_dtype
 from steward.serving.batching import MicroBatcher
+from steward.serving.canary_watch import CanaryWatch
+from steward.serving.execution import (
+    DEFAULT_INLINE_BUDGET_MS,
+    CallCost,
+    InlineExecution,
+    inline_execution,
+    measure_cost,
+)
 from steward.serving.fallback import FallbackChain, parse_rules
 from steward.serving.metrics import GatewayMetrics
 from steward.serving.routing import TrafficPolicy
@@ -41,14 +50,18 @@ logger = logging.getLogger(__name__)
 
 ModelInput = Array | dict[str, Array]
 Outputs = dict[str, Array]
+# A loaded model, its signature, its load time and its measured call cost (None: not timed).
+_Loaded = tuple[LoadedModel, Signature | None, float, CallCost | None]
 
 
 def predict_outputs(model: LoadedModel, data: ModelInput, proba: bool) -> Outputs:
     """``{"prediction": ...}`` and, when asked and the model has them, ``"probabilities"``."""
-    outputs = {"prediction": model.predict(data)}
-    if proba and model.has_predict_proba:
-        outputs["probabilities"] = model.predict_proba(data)
-    return outputs
+    if not proba:
+        return {"prediction": model.predict(data)}
+    labels, probabilities = model.predict_with_proba(data)
+    if probabilities is None:
+        return {"prediction": labels}
+    return {"prediction": labels, "probabilities": probabilities}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +73,7 @@ class ServedVersion:
     signature: Signature | None
     load_seconds: float
     batcher: MicroBatcher[ModelInput, Outputs] | None = None
+    inline: InlineExecution | None = None  # None: every call goes to the model thread pool
 
     def input_of(self, columns: dict[str, Array]) -> ModelInput:
         """What this version's model takes, from decoded columns (a matrix for one tensor)."""
@@ -78,6 +92,8 @@ class Served:
     chain: FallbackChain
     previous: int | None
     timeout_s: float
+    # The canary's SLO watch, new with each revision (None: no canary_slo, nothing recorded)
+    watch: CanaryWatch | None = None
 
     @property
     def name(self) -> str:
@@ -104,13 +120,14 @@ class Runtime:
     metrics: GatewayMetrics | None = None
     on_signature: Callable[[str, Signature | None], None] | None = None
     model_threads: int = field(default_factory=lambda: min(32, (os.cpu_count() or 1) + 4))
+    inline_budget_ms: float = DEFAULT_INLINE_BUDGET_MS  # 0: never call a model on the loop
     served: dict[str, Served] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)  # deployment -> why it did not load
     loaded_once: bool = False
 
     def __post_init__(self) -> None:
         self.executor = ThreadPoolExecutor(self.model_threads, thread_name_prefix="steward-model")
-        self._models: dict[tuple[str, int], tuple[LoadedModel, Signature | None, float]] = {}
+        self._models: dict[tuple[str, int], _Loaded] = {}
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -129,9 +146,14 @@ class Runtime:
         self, version: ServedVersion, data: ModelInput, rows: int, proba: bool
     ) -> Outputs:
         """The model's outputs for ``data``: through the batcher for one row when it has one,
+        on the event loop when the version is measured fast enough (`steward.serving.execution`),
         else in the model thread pool (so a timeout can leave a slow call behind)."""
         if version.batcher is not None and rows == 1:
             return await version.batcher.submit(data)
+        inline = version.inline
+        if inline is not None and inline.allows(rows):
+            outputs: Outputs = inline.run(lambda: predict_outputs(version.model, data, proba))
+            return outputs
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.executor, predict_outputs, version.model, data, proba
@@ -142,6 +164,10 @@ class Runtime:
     async def start(self, poll_seconds: float | None = 1.0) -> None:
         """Load every deployment, then follow the store every ``poll_seconds`` (None: never)."""
         await self.refresh()
+        # What is loaded now (libraries, models) lives as long as the server: keep it out of
+        # the cyclic collector's full passes, which otherwise scan it all and pause a request
+        # for ~100 ms (seen under load). Objects freed by reference counting are still freed.
+        gc.freeze()
         missing = [name for name in self.names if name not in self.served]
         if missing and not self.failures:
             raise NotFound(
@@ -239,11 +265,11 @@ class Runtime:
         timeout_s = deployment.timeout_ms / 1000
         return Served(
             deployment, policy, versions, self._chain(deployment, versions, previous, timeout_s),
-            previous, timeout_s,
+            previous, timeout_s, CanaryWatch.of(deployment),
         )  # fmt: skip
 
     def _served_version(self, deployment: Deployment, version: int) -> ServedVersion:
-        model, signature, seconds = self._load(deployment.model_name, version)
+        model, signature, seconds, cost = self._load(deployment.model_name, version)
         if self.metrics is not None:
             self.metrics.model_load.labels(deployment.name, str(version)).set(seconds)
         batcher = None
@@ -254,9 +280,13 @@ class Runtime:
                 max_wait_ms=deployment.batching.max_wait_ms,
                 executor=self.executor,
             )
-        return ServedVersion(version, model, signature, seconds, batcher)
+        inline = inline_execution(
+            f"{deployment.model_name} v{version}", cost,
+            budget_ms=self.inline_budget_ms, timeout_s=deployment.timeout_ms / 1000,
+        )  # fmt: skip
+        return ServedVersion(version, model, signature, seconds, batcher, inline)
 
-    def _load(self, model_name: str, version: int) -> tuple[LoadedModel, Signature | None, float]:
+    def _load(self, model_name: str, version: int) -> _Loaded:
         key = (model_name, version)
         cached = self._models.get(key)
         if cached is not None:  # a version's files never change: reuse it across revisions
@@ -271,8 +301,14 @@ class Runtime:
             registered_trusted=found.trusted,
             allow_trusted=self.allow_trusted,
         )
-        _warm(model, found.signature, f"{model_name} v{version}")
-        loaded = (model, found.signature, time.perf_counter() - started)
+        warmed = _warm(model, found.signature, f"{model_name} v{version}")
+        seconds = time.perf_counter() - started
+        cost = None
+        if warmed is not None and self.inline_budget_ms > 0:
+            cost = measure_cost(
+                model.flavor, lambda data: predict_outputs(model, data, proba=True), warmed
+            )
+        loaded = (model, found.signature, seconds, cost)
         self._models[key] = loaded
         return loaded
 
@@ -358,13 +394,17 @@ def warm_row(signature: Signature) -> ModelInput:
     return columns
 
 
-def _warm(model: LoadedModel, signature: Signature | None, what: str) -> None:
-    """One predict before traffic, so the first request does not pay for lazy setup."""
+def _warm(model: LoadedModel, signature: Signature | None, what: str) -> ModelInput | None:
+    """One predict before traffic, so the first request does not pay for lazy setup; returns
+    the row it used when the model answered."""
     if signature is None or not signature.inputs:
-        return
+        return None
+    row = warm_row(signature)
     try:
-        predict_outputs(model, warm_row(signature), proba=True)
+        predict_outputs(model, row, proba=True)
     except (StewardError, ValueError, TypeError) as error:
         # A row of zeros may be a value the model refuses (an unknown category); the model
         # loaded, so it still serves.
         logger.warning("warm-up predict of %s failed (%s); serving it anyway", what, error)
+        return None
+    return row

@@ -142,6 +142,7 @@ class WriteSession(ReadSession, Protocol):
         kind: str | None = None,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
+        expected_revision: int | None = None,
     ) -> Deployment: ...
     def transition(
         self, name: str, version: int, target: VersionStatus, reason: str | None, at: datetime

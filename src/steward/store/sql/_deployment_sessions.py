@@ -43,12 +43,17 @@ class DeploymentWrites(DeploymentReads):
         kind: str | None = None,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
+        expected_revision: int | None = None,
     ) -> Deployment:
         """Create or replace a deployment, refused unless every version may take its role;
-        recorded as ``kind`` (default deployment.created / deployment.updated)."""
+        recorded as ``kind`` (default deployment.created / deployment.updated). With
+        ``expected_revision``, refused with Conflict unless the stored deployment is still at
+        that revision (checked on the locked row: a compare-and-set)."""
         model = _registry.get_model_row(self.session, model_name)
         _deployments.check_deployable(self.session, model, spec)
-        deployment, created = _deployments.write(self.session, model, name, spec, at, self.actor)
+        deployment, created = _deployments.write(
+            self.session, model, name, spec, at, self.actor, expected_revision=expected_revision
+        )
         self.record(
             kind or ("deployment.created" if created else "deployment.updated"),
             "deployment", name,

@@ -136,9 +136,21 @@ def write(
     spec: dict[str, Any],
     at: datetime,
     actor: str,
+    *,
+    expected_revision: int | None = None,
 ) -> tuple[Deployment, bool]:
-    """Create or replace ``name``; return it and whether it was created."""
+    """Create or replace ``name``; return it and whether it was created. With
+    ``expected_revision``, only if the row is still at that revision."""
     row = find_row(session, name, lock=True)
+    # Compared on the locked row: on PostgreSQL a plain read earlier in the transaction may be
+    # stale by now (READ COMMITTED), the row lock is what serializes two writers.
+    if expected_revision is not None and (row is None or row.revision != expected_revision):
+        found = None if row is None else row.revision
+        raise Conflict(
+            f"Deployment {name!r} changed meanwhile: it is at revision {found}, not "
+            f"{expected_revision}. Read it again (`steward deployments`) and retry.",
+            details={"field": "revision", "revision": found, "expected": expected_revision},
+        )
     created = row is None
     if row is None:
         row = DeploymentRow(
