@@ -8,8 +8,8 @@ Steward's ``export_onnx``), served on 127.0.0.1 by one process each, all pinned 
 - ``steward serve`` over a scratch store where the model is registered, evaluated, gated,
   approved, promoted to production and deployed (routing, prediction log and metrics on, as
   shipped); ``POST /predict/{name}`` and OIP ``/v2/models/{name}/infer``; deployments with
-  and without micro-batching; the ONNX export as an ONNX-flavor version of its own (the
-  gateway has no switch to prefer a version's export);
+  and without micro-batching; the same version's ONNX export through onnxruntime (deployments
+  with ``runtime="onnx"``);
 - a bare Starlette app calling ``model.predict`` (or the onnxruntime session) on the parsed
   JSON, and the same returning a constant: the HTTP floor (``_bare_starlette.py``);
 - ``mlflow models serve --env-manager local -w 1`` on the same estimator saved with
@@ -84,7 +84,6 @@ class Prepared:
 
 
 def prepare(ctx: Context) -> Prepared:
-    import numpy as np
     import pandas as pd
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
@@ -108,20 +107,17 @@ def prepare(ctx: Context) -> Prepared:
         Client(settings=settings) as client,
         Client(settings=Settings(url=None, home=home, actor="reviewer")) as reviewer,
     ):
-        sources: list[tuple[str, object, dict[str, Any], Any]] = [
-            ("clf", model, {"export_onnx": True}, x[:5]),
-            ("clf-onnx", onnx_path, {"flavor": "onnx"}, x[:5].astype(np.float32)),
-        ]
-        for name, obj, options, sample in sources:
-            client.create_model(name, owner="bench@example.com")
-            client.set_policy(POLICY, model=name)
-            uri = log_model(obj, name, sample_input=sample, client=client, **options).uri
-            client.evaluate(uri, table, "label", resamples=10, latency_calls=3)
-            client.gate(uri)
-            reviewer.approve(uri)
-            client.promote(uri, "production")
-            client.deploy(name, model=name, champion=1)
-            client.deploy(f"{name}-batch", model=name, champion=1, batching=BATCHING)
+        client.create_model("clf", owner="bench@example.com")
+        client.set_policy(POLICY, model="clf")
+        uri = log_model(model, "clf", sample_input=x[:5], client=client, export_onnx=True).uri
+        client.evaluate(uri, table, "label", resamples=10, latency_calls=3)
+        client.gate(uri)
+        reviewer.approve(uri)
+        client.promote(uri, "production")
+        for runtime, name in (("native", "clf"), ("onnx", "clf-onnx")):  # onnx: its export
+            client.deploy(name, model="clf", champion=1, runtime=runtime)
+            client.deploy(f"{name}-batch", model="clf", champion=1, runtime=runtime,
+                          batching=BATCHING)  # fmt: skip
 
     mlflow_path = work / "mlflow-model"
     _save_mlflow(model, x, mlflow_path)
@@ -221,7 +217,7 @@ def targets(prep: Prepared, with_bentoml: bool) -> list[Target]:
         Target("steward/onnx/predict", "steward", "/predict/clf-onnx",
                lambda n: instances(x, n), check='"version":1'),
         Target("steward/onnx/oip", "steward", "/v2/models/clf-onnx/infer",
-               lambda n: oip(x, n, "FP32"), check='"model_version":"1"'),
+               lambda n: oip(x, n, "FP64"), check='"model_version":"1"'),
         Target("steward/onnx/batch", "steward", "/predict/clf-onnx-batch",
                lambda n: instances(x, n), rows=(1,), check='"version":1'),
         Target("mlflow/tensor", "mlflow", "/invocations", lambda n: mlflow_tensor(x, n)),

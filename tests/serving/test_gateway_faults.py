@@ -493,14 +493,15 @@ def test_rule_set_answers_by_a_column_value(store: Store, tmp_path: Path) -> Non
             oip = (await gw.http.post("/v2/models/ruled/infer", content=oip_body(slow))).json()
             assert oip["parameters"] == {"version": 2, "fallback": "timeout"}
             assert oip["outputs"][0]["data"] == [1, 0]
-            # A row no rule matches (b missing, read as NaN): the rule set does not answer and
-            # nothing else is left in the chain.
+            # A missing `b` (the one value no rule matches) never reaches the model or the
+            # chain: a LogisticRegression takes no NaN, so it is the client's fault, a 422.
+            # (A row no rule matches: tests/serving/test_fallback.py.)
             unmatched = b'{"instances": [{"a": 999.0, "b": null, "n": 1}]}'
             refused = await gw.http.post("/predict/ruled", content=unmatched)
-            assert refused.status_code == 503
-            reasons = refused.json()["error"]["details"]["reasons"]
-            assert [r["source"] for r in reasons] == ["primary", "rule"]
-            assert "No rule matches row 0" in reasons[1]["reason"]
+            assert refused.status_code == 422
+            error = refused.json()["error"]
+            assert error["details"]["field"] == "instances[0].b"
+            assert "Input 'b' has a missing value (null/NaN) in row 0" in error["message"]
             metrics = await gw.metrics()
             logged = gw.logged("ruled")
         for reason in ("error", "timeout"):

@@ -191,11 +191,13 @@ def test_tritonclient_request_decodes() -> None:
     np.testing.assert_array_equal(request.model_input, matrix)
 
 
-def test_tritonclient_binary_data_is_refused_with_advice() -> None:
-    raw = body([{**tensor("X", [1, 3], "FP32", []), "parameters": {"binary_data_size": 12}}])
-    error = refusal(raw, ONNX)
-    assert error.field == "inputs[0].parameters"
-    assert "binary_data=False" in error.message
+def test_binary_data_without_the_header_is_refused() -> None:
+    inputs = [
+        {"name": "X", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": 12}}
+    ]
+    error = refusal(body(inputs), ONNX)
+    assert error.field == "body"  # a 400: the body cannot be split without the header
+    assert "Inference-Header-Content-Length" in error.message
 
 
 # -- refusals, each naming its field -------------------------------------------------------

@@ -75,3 +75,25 @@ def test_the_store_refuses_deploying_a_version_that_was_never_released(
         tx.put_deployment("sneaky", "undeployable", spec, utcnow())
     with services.store.read() as rx:
         assert rx.list_deployments() == []
+
+
+def test_a_deployment_with_a_rule_or_default_fallback_is_a_way_back(services: Services) -> None:
+    _register(services, "served")
+    services.gates.set_policy("admin", POLICY, model="served")
+    services.gates.gate("ana", "models:/served/1")
+    services.gates.approve("bo", Role.APPROVER, "models:/served/1")
+    services.gates.promote("ana", "models:/served/1", S.PRODUCTION)
+
+    def fallback_configured() -> bool:
+        with services.store.read() as rx:
+            return rx.gate_context("served", 1, utcnow()).fallback_configured
+
+    assert not fallback_configured()
+    plain = {"champion": 1, "fallbacks": [], "timeout_ms": 100}
+    with services.store.write("ana") as tx:
+        tx.put_deployment("served-api", "served", plain, utcnow())
+    assert not fallback_configured()
+    safe = {**plain, "fallbacks": [{"kind": "default", "value": 0}]}
+    with services.store.write("ana") as tx:
+        tx.put_deployment("served-api", "served", safe, utcnow())
+    assert fallback_configured()

@@ -17,6 +17,7 @@ from steward.domain.deployments import (
     MIN_SLO_WINDOW_S,
     CanarySlo,
     Deployment,
+    ModelRuntime,
 )
 from steward.errors import InvalidInput
 
@@ -74,6 +75,13 @@ def deploy(
         int | None,
         typer.Option(min=1, help="Canary SLO: canary requests in the window before it judges."),
     ] = None,
+    runtime: Annotated[
+        ModelRuntime,
+        typer.Option(
+            help="What runs the versions: native (their own library) or onnx (onnxruntime on "
+            "each version's ONNX export, from log_model(..., export_onnx=True))."
+        ),
+    ] = ModelRuntime.NATIVE,
     as_json: JsonOption = False,
 ) -> None:
     """Create a deployment or replace its routing. The store refuses versions that may not take
@@ -91,12 +99,12 @@ def deploy(
         experiment=experiment or (name if split_versions else None), unit_key=unit_key,
         fallbacks=[_fallback(text) for text in fallback or []], timeout_ms=timeout_ms,
         batching={"max_batch": batch_max, "max_wait_ms": batch_wait_ms} if batch_max else None,
-        canary_slo=slo,
+        canary_slo=slo, runtime=runtime,
     )  # fmt: skip
     if as_json:
         print_json(deployment)
         return
-    success(f"{deployment.name} r{deployment.revision}: {_routing(deployment)}")
+    success(f"{deployment.name} r{deployment.revision}: {_summary(deployment)}")
 
 
 def deployments(
@@ -104,13 +112,14 @@ def deployments(
     model: Annotated[str | None, typer.Option(help="Only this model's deployments.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List deployments: model, routing, fallbacks, revision, last change."""
+    """List deployments: model, routing (and runtime when not native), fallbacks, revision,
+    last change."""
     items = state(ctx).client.deployments(model)
     if as_json:
         print_json(items)
         return
     rows = (
-        [d.name, d.model_name, _routing(d), ", ".join(f.kind.value for f in d.fallbacks) or "-",
+        [d.name, d.model_name, _summary(d), ", ".join(f.kind.value for f in d.fallbacks) or "-",
          d.revision, short_time(d.updated_at), d.updated_by]
         for d in items
     )  # fmt: skip
@@ -129,7 +138,7 @@ def rollback(
     if as_json:
         print_json(deployment)
         return
-    success(f"{deployment.name} r{deployment.revision}: {_routing(deployment)}")
+    success(f"{deployment.name} r{deployment.revision}: {_summary(deployment)}")
 
 
 def _routing(deployment: Deployment) -> str:
@@ -146,6 +155,15 @@ def _routing(deployment: Deployment) -> str:
     if deployment.shadow is not None:
         parts.append(f"shadow v{deployment.shadow}")
     return ", ".join(parts)
+
+
+def _summary(deployment: Deployment) -> str:
+    """The routing, and the runtime when it is not the default: a column of its own would
+    push the table past 80 characters for a value that is usually "native"."""
+    routing = _routing(deployment)
+    if deployment.runtime is ModelRuntime.NATIVE:
+        return routing
+    return f"{routing}, runtime {deployment.runtime.value}"
 
 
 def _slo_text(slo: CanarySlo) -> str:

@@ -289,6 +289,7 @@ class Client:
         timeout_ms: int = 1000,
         batching: Mapping[str, Any] | None = None,
         canary_slo: Mapping[str, Any] | None = None,
+        runtime: str = "native",
     ) -> Deployment:
         """Create deployment ``name`` or replace its routing. The champion must be in
         production; a canary, shadow or split variant approved, staging or production (the
@@ -296,7 +297,9 @@ class Client:
         "rules": [...]}``, ``{"kind": "default", "value": ...}``, tried in order.
         ``canary_slo``: ``{"max_error_rate": 0.05, "max_p95_ms": 50, "window_s": 60,
         "min_requests": 50}`` (a limit or both); the gateway rolls the canary back when it
-        breaks it."""
+        breaks it. ``runtime``: ``"native"`` (each version's own library) or ``"onnx"``
+        (onnxruntime on each version's ONNX export, from ``log_model(..., export_onnx=True)``;
+        refused when a version the deployment routes to has none)."""
         body = parse(DeploymentSpec, {
             "model": model, "champion": champion, "canary": canary,
             "canary_share": canary_share, "shadow": shadow,
@@ -304,6 +307,7 @@ class Client:
             "unit_key": unit_key, "fallbacks": [dict(f) for f in fallbacks],
             "timeout_ms": timeout_ms, "batching": dict(batching) if batching else None,
             "canary_slo": dict(canary_slo) if canary_slo is not None else None,
+            "runtime": runtime,
         })  # fmt: skip
         return self._backend.deploy(name, body)
 

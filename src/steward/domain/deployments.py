@@ -25,6 +25,27 @@ CANDIDATE_STATES = frozenset(
 )
 
 
+class ModelRuntime(StrEnum):
+    """What runs a deployment's versions."""
+
+    NATIVE = "native"  # the flavor's own library: scikit-learn for skops, onnxruntime for ONNX
+    ONNX = "onnx"  # onnxruntime on the version's ONNX export (log_model(..., export_onnx=True))
+
+
+# The file a scikit-learn version's ONNX export is stored under: what
+# ``log_model(..., export_onnx=True)`` writes and what ``load_model(..., prefer=ONNX)`` reads
+# (steward.flavors MODEL_FILES; a test keeps the two equal, the store may not import flavors).
+ONNX_EXPORT_FILE = "model.onnx"
+
+# The ledger events a serving replica follows (DESIGN.md "The ledger"): every change of a
+# deployment, and a version's status change, which can move a "previous" fallback's target.
+DEPLOYMENT_EVENTS = frozenset(
+    {"deployment.created", "deployment.updated", "deployment.rolled_back"}
+)
+VERSION_STATUS_EVENT = "version.transitioned"
+FOLLOWED_EVENTS = DEPLOYMENT_EVENTS | {VERSION_STATUS_EVENT}
+
+
 class FallbackKind(StrEnum):
     PREVIOUS = "previous"  # the previous production version (the model's rollback target)
     RULE = "rule"  # a small declarative rule set
@@ -89,6 +110,8 @@ class Deployment(Entity):
     batching: Batching | None = None
     # The canary's SLO; a breach rolls the canary back. Absent from rows written before it.
     canary_slo: CanarySlo | None = None
+    # What runs the versions; absent from rows written before it, which run natively.
+    runtime: ModelRuntime = ModelRuntime.NATIVE
     revision: int = 1  # bumped by every change; servers swap when they see a new one
     created_at: datetime
     created_by: str

@@ -18,13 +18,19 @@ SIGNATURE_DTYPES = frozenset(
 
 
 class ColumnSpec(BaseModel):
-    """One named input or output; ``shape`` uses -1 for a free dimension (the batch)."""
+    """One named input or output; ``shape`` uses -1 for a free dimension (the batch).
+
+    ``nullable=False``: missing values (null / NaN) are refused in this input.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=256)]
     dtype: str
     shape: list[int] = Field(default_factory=lambda: [-1])
+    # Left out of dumps while true, the default: signatures stored before it existed, and their
+    # hashes in the ledger, serialize exactly as they did.
+    nullable: bool = Field(default=True, exclude_if=lambda value: value is True)
 
     @field_validator("dtype")
     @classmethod

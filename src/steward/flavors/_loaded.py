@@ -60,6 +60,14 @@ class LoadedModel:
         return found
 
     @property
+    def accepts_missing(self) -> bool | None:
+        """Whether the model takes missing values (NaN) in its inputs: False when it is known
+        to refuse them (a scikit-learn estimator whose tags say so, which would raise deep
+        inside ``predict``), None when unknown (ONNX, Python models)."""
+        found: bool | None = getattr(self._predictor, "accepts_missing", None)
+        return found
+
+    @property
     def has_predict_proba(self) -> bool:
         return self._predictor.has_proba
 

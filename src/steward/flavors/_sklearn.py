@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import skops.io as sio
 from sklearn.base import BaseEstimator, is_classifier
+from sklearn.utils import get_tags
 
 from steward.domain.signature import Signature
 from steward.errors import InvalidInput, PermissionDenied
@@ -122,6 +123,8 @@ class SklearnPredictor:
         else:
             self._columns = self._names
         self._matrix_dtype = uniform_dtype(self._specs) if self._names is None else None
+        # Worked out here, at load time (in a worker thread): the gateway reads it per request.
+        self._accepts_missing = accepts_missing(model)
 
     @property
     def classes(self) -> list[Any] | None:
@@ -132,6 +135,11 @@ class SklearnPredictor:
     @property
     def has_proba(self) -> bool:
         return is_classifier(self._model) and hasattr(self._model, "predict_proba")
+
+    @property
+    def accepts_missing(self) -> bool | None:
+        """Whether ``predict`` takes NaN; None when the estimator does not say."""
+        return self._accepts_missing
 
     def _input(self, data: object) -> Any:
         if self._matrix_dtype is not None and self._columns is not None:
@@ -161,6 +169,48 @@ class SklearnPredictor:
         if _final_step_name(self._model) in _PROBA_DECIDES and proba.ndim == 2:
             return np.asarray(self._model.classes_).take(proba.argmax(axis=1)), proba
         return np.asarray(self._model.predict(x)), proba
+
+
+def accepts_missing(model: object) -> bool | None:
+    """Whether ``model.predict`` takes NaN in its input, from scikit-learn's ``allow_nan`` input
+    tag; None when unknown.
+
+    A meta-estimator's own tags ignore what it wraps (a Pipeline, a search or a calibrated
+    classifier says False even around an estimator that takes NaN), so a Pipeline is walked
+    step by step, a fitted search asks its best estimator, and other meta-estimators are
+    unknown rather than wrongly refused.
+    """
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list):
+        for _, step in steps:
+            if step is None or step == "passthrough":
+                continue
+            verdict = accepts_missing(step)
+            if verdict is not True:  # refuses the NaN it is given, or cannot tell
+                return verdict
+            if type(step).__module__.startswith("sklearn.impute"):
+                return True  # the steps after an imputer never see NaN
+        return True  # every step takes NaN (and passes it on)
+    best = getattr(model, "best_estimator_", None)
+    if best is not None:
+        return accepts_missing(best)
+    if not isinstance(model, BaseEstimator):
+        return None
+    try:
+        if _wraps_estimators(model):
+            return None
+        return bool(get_tags(model).input_tags.allow_nan)
+    except Exception:  # a third-party estimator whose params or tags cannot be read: unknown,
+        return None  # and never a reason for a version not to load
+
+
+def _wraps_estimators(model: BaseEstimator) -> bool:
+    def holds(value: object) -> bool:
+        if isinstance(value, BaseEstimator):
+            return True
+        return isinstance(value, list | tuple) and any(holds(v) for v in value)
+
+    return any(holds(v) for v in model.get_params(deep=False).values())
 
 
 def _final_step_name(model: object) -> str:

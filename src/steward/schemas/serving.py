@@ -11,6 +11,7 @@ from steward.domain.deployments import (
     CanarySlo,
     FallbackKind,
     FallbackStep,
+    ModelRuntime,
     check_split,
 )
 from steward.schemas import RequestBody
@@ -36,6 +37,9 @@ class DeploymentSpec(RequestBody):
     batching: Batching | None = None
     # The canary's SLO: a breach rolls the canary back (after canary and split: see below).
     canary_slo: CanarySlo | None = None
+    # What runs the versions: "onnx" needs each version the deployment routes to to have an
+    # ONNX export (or be an ONNX model); the store checks that when it writes the deployment.
+    runtime: ModelRuntime = ModelRuntime.NATIVE
 
     # Cross-field rules as field validators (fields validate in order, ``info.data`` holds the
     # earlier ones), so each refusal names the field to fix.

@@ -8,7 +8,8 @@ array), never element by element, except for the ``isinstance(str)`` check of st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -254,3 +255,108 @@ def _quoted(names: Sequence[str]) -> str:
 def batch_size(array: Array) -> int:
     """The rows of an input: its first dimension (a scalar input counts as one row)."""
     return int(array.shape[0]) if array.ndim else 1
+
+
+# -- missing values --------------------------------------------------------------------------
+
+# Signature dtypes whose decoded values can be missing: NaN in floats, None or NaN in objects,
+# NaT in date-times. Integers, booleans and strings cannot hold one (their decoding refuses it).
+_MISSING_DTYPES = frozenset({"float16", "float32", "float64", "object", "datetime64[ns]"})
+_FORBIDDEN: dict[tuple[int, bool | None], tuple[Signature, frozenset[str]]] = {}
+
+# Names a field from the input's name and the row of the missing value.
+FieldOf = Callable[[str, int], str]
+
+
+def missing_forbidden(signature: Signature | None, accepts_missing: bool | None) -> frozenset[str]:
+    """The inputs that may not hold a missing value (null / NaN): those the signature marks
+    ``nullable: false``, and all of them when the model does not accept missing values
+    (``LoadedModel.accepts_missing`` is False). Only inputs able to hold one are named.
+
+    Called per request, so the answer is kept per signature object (a served version keeps its
+    Signature; the entry keeps it alive, so its id is not reused while cached).
+    """
+    if signature is None:
+        return frozenset()
+    key = (id(signature), accepts_missing)
+    found = _FORBIDDEN.get(key)
+    if found is not None and found[0] is signature:
+        return found[1]
+    names = frozenset(
+        spec.name
+        for spec in signature.inputs
+        if spec.dtype in _MISSING_DTYPES and (not spec.nullable or accepts_missing is False)
+    )
+    if len(_FORBIDDEN) >= 256:
+        _FORBIDDEN.clear()
+    _FORBIDDEN[key] = (signature, names)
+    return names
+
+
+def refuse_missing(
+    block: Array, columns: Mapping[str, Array], forbid: frozenset[str], field_of: FieldOf
+) -> None:
+    """Refuse a missing value in a column of ``forbid``, naming the input and its first row.
+
+    ``block`` holds every value of ``columns`` (their matrix, or the one buffer they were read
+    into, or the column itself): a request without missing values pays one vectorized test
+    over it, never a loop over the columns.
+    """
+    if not forbid or block.dtype.kind not in "fOM" or not _has_missing(block):
+        return
+    for name, values in columns.items():
+        if name in forbid and _has_missing(values):
+            mask = _missing_mask(values)
+            if mask.ndim > 1:  # a row is missing a value when any of its cells is
+                mask = np.asarray(mask.reshape(mask.shape[0], -1).any(axis=1))
+            row = int(mask.reshape(-1).argmax())
+            raise InvalidInput(
+                f"Input '{name}' has a missing value (null/NaN) in row {row}; this model does "
+                "not accept missing values.",
+                field=field_of(name, row),
+                details={"row": row},
+            )
+
+
+def refuse_missing_in(
+    columns: Mapping[str, Array], forbid: frozenset[str], field_of: FieldOf
+) -> None:
+    """``refuse_missing`` for columns decoded one by one: their float values are joined into
+    one block for the test (one ``np.concatenate`` costs less than a test per column)."""
+    if not forbid:
+        return
+    floats: dict[str, Array] = {}
+    for name, values in columns.items():
+        if name not in forbid:
+            continue
+        if values.dtype.kind == "f":
+            floats[name] = values
+        else:  # objects and date-times: rare, tested one by one
+            refuse_missing(values, {name: values}, forbid, field_of)
+    if floats:
+        block = np.concatenate(list(floats.values()), axis=None)
+        refuse_missing(block, floats, forbid, field_of)
+
+
+def _has_missing(values: Array) -> bool:
+    kind = values.dtype.kind
+    if kind == "f":
+        return bool(np.isnan(values).any())
+    if kind in "OM":
+        return bool(_missing_mask(values).any())
+    return False
+
+
+def _missing_mask(values: Array) -> Array:
+    kind = values.dtype.kind
+    if kind == "f":
+        return np.isnan(values)
+    if kind == "M":
+        return np.isnat(values)
+    if kind == "O":
+        return np.asarray(np.frompyfunc(_is_missing, 1, 1)(values), dtype=bool)
+    return np.zeros(values.shape, dtype=bool)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -95,7 +95,7 @@ class DeploymentService:
 
 _ROUTING_FIELDS = {
     "champion", "canary", "canary_share", "shadow", "split", "experiment", "unit_key",
-    "fallbacks", "timeout_ms", "batching", "canary_slo",
+    "fallbacks", "timeout_ms", "batching", "canary_slo", "runtime",
 }  # fmt: skip
 
 

@@ -228,14 +228,19 @@ async def answer(
     *,
     timeout_s: float,
     inputs: Any = None,
+    now: Callable[[], Any] | None = None,
 ) -> Answered:
     """Run ``primary`` within ``timeout_s``; on error or timeout, the chain's first answer.
 
+    ``now``, when given, replaces ``primary``: a synchronous call that enforces the deadline
+    itself (raising TimeoutError), as an inline model call does; it saves the timeout scope.
     Raises Unavailable (503) with every source's reason when nothing answers. InvalidInput
     from the primary is the caller's mistake, not the model's: it propagates, untouched, and
     so does cancellation of the caller.
     """
     try:
+        if now is not None:
+            return Answered(now(), "primary")
         async with asyncio.timeout(timeout_s):
             return Answered(await primary(), "primary")
     except TimeoutError:

@@ -1,9 +1,11 @@
-"""Open Inference Protocol v2 (KServe / Triton REST, JSON form): decode requests, encode answers.
+"""Open Inference Protocol v2 (KServe / Triton REST): decode requests, encode answers.
 
 Pure functions, no server. ``decode_infer_request`` validates a request against the version's
 signature before any model sees it; every refusal is an ``InvalidInput`` whose ``field`` names
-the culprit (``inputs[2].shape``). ``encode_infer_response``, ``model_metadata`` and
-``error_body`` write the protocol's other bodies. docs/serving-protocols.md has the rules.
+the culprit (``inputs[2].shape``). ``encode_infer_answer`` (``encode_infer_response`` for JSON
+alone), ``model_metadata`` and ``error_body`` write the protocol's other bodies. Tensor data
+travels as JSON or, with Triton's binary tensor data extension (tritonclient's default), as
+raw bytes after the JSON (``steward.serving._binary``). docs/serving-protocols.md has the rules.
 
 Datatypes are strict, as KServe is, except for lossless widening: a tensor may be sent in a
 narrower type that converts exactly to the signature's (INT32 for an int64 input, FP32 for a
@@ -15,15 +17,26 @@ number.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from steward.domain.signature import ColumnSpec, Signature
 from steward.errors import InvalidInput
+from steward.serving._binary import (
+    HEADER,
+    Binary,
+    attach,
+    output_bytes,
+    raw_request,
+    read_array,
+    read_strings,
+    split_body,
+)
+from steward.serving._datatypes import DATATYPES, accepts, datatype_for, datatype_of
+from steward.serving._oip_fast import fast_binary_columns, fast_columns
 from steward.serving._tensors import (
     Array,
     batch_size,
@@ -35,29 +48,19 @@ from steward.serving._tensors import (
     is_tabular,
     missing_inputs,
     parse_object,
+    refuse_missing,
+    refuse_missing_in,
     request_id,
     spec_dtype,
     to_json,
     unknown_input,
 )
 
-# OIP datatype -> the signature dtype its JSON data is read as.
-DATATYPES: dict[str, str] = {
-    "BOOL": "bool",
-    "UINT8": "uint8",
-    "UINT16": "uint16",
-    "UINT32": "uint32",
-    "UINT64": "uint64",
-    "INT8": "int8",
-    "INT16": "int16",
-    "INT32": "int32",
-    "INT64": "int64",
-    "FP16": "float16",
-    "FP32": "float32",
-    "FP64": "float64",
-    "BYTES": "string",
-}
-_BY_DTYPE = {v: k for k, v in DATATYPES.items()}
+__all__ = [  # the protocol's names, some defined in the private modules this one uses
+    "DATATYPES", "HEADER", "InferRequest", "InferResponse", "accepts", "datatype_for",
+    "datatype_of", "decode_infer_request", "encode_infer_answer", "encode_infer_response",
+    "error_body", "flat_values", "model_metadata",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class InferRequest:
     ``inputs`` holds one array per signature input, in the signature's order and dtype, with
     the batch first (columns are 1-D). ``matrix`` is set when the model takes one 2-D tensor
     (a single-tensor signature such as an ONNX export, or a table sent as one [N, k] tensor).
+    ``binary_outputs`` holds each requested output's ``binary_data`` choice, and
+    ``binary_default`` the request's ``binary_data_output``, the choice for the others.
     """
 
     id: str | None
@@ -75,11 +80,33 @@ class InferRequest:
     matrix: Array | None = None
     outputs: list[str] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    binary_outputs: dict[str, bool] = field(default_factory=dict)
+    binary_default: bool = False
 
     @property
     def model_input(self) -> Array | dict[str, Array]:
         """What to hand to ``LoadedModel.predict``."""
         return self.matrix if self.matrix is not None else self.inputs
+
+    def wants_binary(self, output: str) -> bool:
+        """Whether ``output`` goes back as binary data (the binary tensor data extension)."""
+        return self.binary_outputs.get(output, self.binary_default)
+
+
+@dataclass(frozen=True, slots=True)
+class InferResponse:
+    """An encoded inference response; ``header_length`` is the length of its JSON part when
+    binary output data follows it."""
+
+    body: bytes
+    header_length: int | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers it needs besides a JSON body's (Triton's, when binary data follows)."""
+        if self.header_length is None:
+            return {}
+        return {"content-type": "application/octet-stream", HEADER: str(self.header_length)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,51 +125,54 @@ class _Tensor:
         return f"Input '{self.name}'"
 
 
-def datatype_for(dtype: str) -> str:
-    """The OIP datatype of a signature dtype (strings, objects and dates travel as BYTES)."""
-    return _BY_DTYPE.get(dtype, "BYTES")
+def decode_infer_request(
+    body: bytes | str,
+    signature: Signature | None,
+    *,
+    header_length: str | None = None,
+    forbid_missing: frozenset[str] = frozenset(),
+) -> InferRequest:
+    """Parse and validate an OIP inference request; refusals are ``InvalidInput``.
 
-
-def datatype_of(array: Array) -> str:
-    """The OIP datatype of a numpy array."""
-    kind = array.dtype.kind
-    if kind in "biuf":
-        return _BY_DTYPE.get(array.dtype.name, "BYTES")
-    return "BYTES"
-
-
-@cache
-def accepts(datatype: str, dtype: str) -> bool:
-    """Whether a tensor of ``datatype`` may feed a signature input of ``dtype`` losslessly."""
-    if dtype == "object":
-        return True
-    source = DATATYPES[datatype]
-    if source == "string" or dtype in ("string", "datetime64[ns]"):
-        return source == "string" and dtype in ("string", "datetime64[ns]")
-    src, dst = np.dtype(source), np.dtype(dtype)
-    if src == dst:
-        return True
-    if (src.kind == "b") != (dst.kind == "b") or not np.can_cast(src, dst, "safe"):
-        return False
-    # numpy calls int64 -> float64 safe; past 2**53 it is not, so ints need a wider float.
-    return not (src.kind in "iu" and dst.kind == "f" and src.itemsize >= dst.itemsize)
-
-
-def decode_infer_request(body: bytes | str, signature: Signature | None) -> InferRequest:
-    """Parse and validate an OIP inference request; refusals are ``InvalidInput``."""
-    obj = parse_object(body)
+    ``header_length`` is the request's ``Inference-Header-Content-Length`` header: when given,
+    the body is the JSON and then its inputs' binary data (0: the body is the raw data of the
+    model's one input). ``forbid_missing`` names the inputs refused when they hold null / NaN
+    (``_tensors.missing_forbidden``).
+    """
+    tail = None  # the bytes after the JSON
+    if header_length is None:
+        obj = parse_object(body)
+    else:
+        raw = body.encode() if isinstance(body, str) else body
+        obj, tail = _with_binary_data(raw, header_length, signature)
     rid = request_id(obj.get("id"))
     parameters = _parameters(obj.get("parameters"), "parameters")
-    requested = _requested_outputs(obj.get("outputs"), signature)
+    binary_default = _flag(
+        parameters.get("binary_data_output", False), "parameters.binary_data_output"
+    )
+    requested, binary = _requested_outputs(obj.get("outputs"), signature)
+    inputs, rows, matrix = _decode_inputs(obj.get("inputs"), signature, forbid_missing, tail)
+    return InferRequest(rid, inputs, rows, matrix, requested, parameters, binary, binary_default)
+
+
+_Decoded = tuple[dict[str, Array], int, Array | None]  # inputs, rows, the model's matrix
+
+
+def _decode_inputs(
+    raw: object, signature: Signature | None, forbid: frozenset[str], binary: memoryview | None
+) -> _Decoded:
     if signature is not None and is_tabular(signature):
-        fast = _fast_columns(obj.get("inputs"), signature)
+        if binary is None:
+            fast = fast_columns(raw, signature, forbid)
+        else:
+            fast = fast_binary_columns(raw, signature, forbid, binary)
         if fast is not None:
-            return InferRequest(rid, fast[0], fast[1], None, requested, parameters)
-    tensors = _read_tensors(obj.get("inputs"))
+            return fast[0], fast[1], None
+    tensors = _read_tensors(raw)
     if signature is None or not signature.inputs:
-        return _unchecked(tensors, rid, requested, parameters)
+        return _unchecked(tensors)
     if _is_matrix_form(tensors, signature):
-        return _matrix_form(tensors[0], signature, rid, requested, parameters)
+        return _matrix_form(tensors[0], signature, forbid)
     by_name = {spec.name: spec for spec in signature.inputs}
     arrays: dict[str, Array] = {}
     fields: dict[str, str] = {}
@@ -154,58 +184,31 @@ def decode_infer_request(body: bytes | str, signature: Signature | None) -> Infe
         fields[tensor.name] = tensor.field("shape")
     missing_inputs(signature, set(arrays), "inputs")
     inputs = {spec.name: arrays[spec.name] for spec in signature.inputs}
+    if forbid:
+        index = {tensor.name: tensor.index for tensor in tensors}
+        refuse_missing_in(inputs, forbid, lambda name, row: f"inputs[{index[name]}].data")
     rows = check_batch({n: batch_size(a) for n, a in inputs.items()}, fields)
     matrix = next(iter(inputs.values())) if is_single_tensor(signature) else None
-    return InferRequest(rid, inputs, rows, matrix, requested, parameters)
+    return inputs, rows, matrix
 
 
-_Groups = dict[tuple[str, str], list[tuple[ColumnSpec, list[Any]]]]
+def _with_binary_data(
+    body: bytes, header_length: str, signature: Signature | None
+) -> tuple[dict[str, Any], memoryview]:
+    """The request object, each binary input's data cut from the bytes after the JSON, and
+    those bytes."""
+    header, binary = split_body(body, header_length)
+    if not header:
+        return raw_request(binary, signature), binary
+    obj = parse_object(header)
+    attach(obj.get("inputs"), binary)
+    return obj, binary
 
 
-def _fast_columns(raw: object, signature: Signature) -> tuple[dict[str, Array], int] | None:
-    """A table sent as one flat [N] (or [N, 1]) tensor per column, converted in one numpy call
-    per datatype; None when anything is unusual, and the careful path then names the fault."""
-    specs = {spec.name: spec for spec in signature.inputs}
-    if not isinstance(raw, list) or len(raw) != len(specs):
-        return None
-    groups: _Groups = {}
-    rows = len(raw[0].get("data") or ()) if type(raw[0]) is dict else 0
-    if rows == 0 or not all(_fast_member(item, specs, rows, groups) for item in raw):
-        return None
-    arrays: dict[str, Array] = {}
-    for (_, read_as), members in groups.items():
-        try:
-            block = coerce(list(chain.from_iterable(d for _, d in members)), read_as, "", "")
-        except InvalidInput:
-            return None
-        if block.ndim != 1 or block.size != rows * len(members):
-            return None
-        for values, (spec, _) in zip(block.reshape(len(members), rows), members, strict=True):
-            arrays[spec.name] = values.astype(spec_dtype(spec), copy=False)
-    if len(arrays) != len(specs):  # a column given twice, another missing
-        return None
-    return {name: arrays[name] for name in specs}, rows
-
-
-def _fast_member(item: object, specs: dict[str, ColumnSpec], rows: int, groups: _Groups) -> bool:
-    if type(item) is not dict:
-        return False
-    name = item.get("name")
-    spec = specs.get(name) if isinstance(name, str) else None
-    if spec is None:
-        return False
-    datatype, data, shape = item.get("datatype"), item.get("data"), item.get("shape")
-    if type(data) is not list or len(data) != rows or datatype not in DATATYPES:
-        return False
-    if not accepts(datatype, spec.dtype) or item.get("parameters") is not None:
-        return False
-    if shape != [rows] and shape != [rows, 1]:
-        return False
-    read_as = DATATYPES[datatype]
-    if datatype == "BYTES" and spec.dtype != "object":
-        read_as = spec.dtype
-    groups.setdefault((datatype, read_as), []).append((spec, data))
-    return True
+def _flag(value: object, field: str) -> bool:
+    if type(value) is not bool:
+        raise InvalidInput(f"'{field}' must be true or false; got {value!r:.40}.", field=field)
+    return value
 
 
 def _parameters(value: object, field: str) -> dict[str, Any]:
@@ -264,27 +267,31 @@ def _read_tensor(item: object, index: int) -> _Tensor:
             field=f"{where}.shape",
         )
     params = _parameters(item.get("parameters"), f"{where}.parameters")
-    if "binary_data_size" in params:
+    if "binary_data_size" in params and not isinstance(item.get("data"), Binary):
         raise InvalidInput(
-            f"Input '{name}' uses the binary tensor extension, which this server does not "
-            "accept; send the data as JSON (tritonclient: set_data_from_numpy(array, "
-            "binary_data=False)).",
-            field=f"{where}.parameters",
+            f"Input '{name}' is sent as binary data (binary_data_size) but the request has no "
+            "Inference-Header-Content-Length header giving the length of its JSON part; send "
+            "the header (tritonclient does), or the data as JSON.",
+            field="body",
         )
     if "data" not in item:
         raise InvalidInput(f"Input '{name}' has no 'data'.", field=f"{where}.data")
     return _Tensor(index, name, datatype, shape, item["data"])
 
 
-def _requested_outputs(value: object, signature: Signature | None) -> list[str] | None:
+def _requested_outputs(
+    value: object, signature: Signature | None
+) -> tuple[list[str] | None, dict[str, bool]]:
+    """The outputs asked for, in order (None: all of them), and each one's binary_data."""
     if value is None:
-        return None
+        return None, {}
     if not isinstance(value, list):
         raise InvalidInput(
             "The 'outputs' must be an array of {\"name\": ...} objects.", field="outputs"
         )
     known = [s.name for s in signature.outputs] if signature else []
     names: list[str] = []
+    binary: dict[str, bool] = {}
     for j, item in enumerate(value):
         name = item.get("name") if isinstance(item, dict) else None
         where = f"outputs[{j}].name"
@@ -299,12 +306,29 @@ def _requested_outputs(value: object, signature: Signature | None) -> list[str] 
         if name in names:
             raise InvalidInput(f"Output '{name}' is requested twice.", field=where)
         names.append(name)
-    return names
+        params = _parameters(item.get("parameters"), f"outputs[{j}].parameters")
+        if "classification" in params:
+            raise InvalidInput(
+                "The classification extension (class_count) is not supported; ask for the "
+                "'probabilities' output instead.",
+                field=f"outputs[{j}].parameters.classification",
+            )
+        if "binary_data" in params:
+            binary[name] = _flag(params["binary_data"], f"outputs[{j}].parameters.binary_data")
+    return names, binary
 
 
 def _read_data(tensor: _Tensor, read_as: str) -> Array:
-    """The tensor's data as ``read_as``, checked against its declared shape and reshaped."""
-    array = coerce(tensor.data, read_as, tensor.field("data"), tensor.label)
+    """The tensor's data as ``read_as``, checked against its declared shape and reshaped.
+    Binary numbers come as their datatype's array (read_as is that datatype), sized exactly."""
+    data = tensor.data
+    if isinstance(data, Binary):
+        where, shape = tensor.field("parameters.binary_data_size"), tensor.shape
+        if tensor.datatype != "BYTES":
+            dtype = np.dtype(DATATYPES[tensor.datatype])
+            return read_array(data, dtype, tensor.datatype, shape, tensor.label, where)
+        data = read_strings(data, shape, tensor.label, where)
+    array = coerce(data, read_as, tensor.field("data"), tensor.label)
     expected = math.prod(tensor.shape)
     if array.size != expected:
         raise InvalidInput(
@@ -351,32 +375,25 @@ def _is_matrix_form(tensors: list[_Tensor], signature: Signature) -> bool:
     )
 
 
-def _matrix_form(
-    tensor: _Tensor,
-    signature: Signature,
-    rid: str | None,
-    requested: list[str] | None,
-    parameters: dict[str, Any],
-) -> InferRequest:
+def _matrix_form(tensor: _Tensor, signature: Signature, forbid: frozenset[str]) -> _Decoded:
     for spec in signature.inputs:
         _check_datatype(tensor, spec)
     array = _read_data(tensor, DATATYPES[tensor.datatype])
     rows = check_batch({tensor.name: array.shape[0]}, {tensor.name: tensor.field("shape")})
+    columns = {spec.name: array[:, j] for j, spec in enumerate(signature.inputs)}
+    if forbid:
+        where = tensor.field("data")
+        refuse_missing(array, columns, forbid, lambda name, row: where)
     inputs = {
-        spec.name: array[:, j].astype(spec_dtype(spec), copy=False)
-        for j, spec in enumerate(signature.inputs)
+        spec.name: columns[spec.name].astype(spec_dtype(spec), copy=False)
+        for spec in signature.inputs
     }
     dtypes = {spec_dtype(spec) for spec in signature.inputs}
     matrix = array.astype(dtypes.pop(), copy=False) if len(dtypes) == 1 else array
-    return InferRequest(rid, inputs, rows, matrix, requested, parameters)
+    return inputs, rows, matrix
 
 
-def _unchecked(
-    tensors: list[_Tensor],
-    rid: str | None,
-    requested: list[str] | None,
-    parameters: dict[str, Any],
-) -> InferRequest:
+def _unchecked(tensors: list[_Tensor]) -> _Decoded:
     """No signature to check against: take each tensor as it declares itself."""
     inputs: dict[str, Array] = {}
     fields: dict[str, str] = {}
@@ -391,7 +408,7 @@ def _unchecked(
     rows = check_batch({n: batch_size(a) for n, a in inputs.items()}, fields)
     only = next(iter(inputs.values()))
     matrix = only if len(inputs) == 1 and only.ndim >= 2 else None
-    return InferRequest(rid, inputs, rows, matrix, requested, parameters)
+    return inputs, rows, matrix
 
 
 def encode_infer_response(
@@ -402,13 +419,32 @@ def encode_infer_response(
     requested: list[str] | None = None,
     parameters: dict[str, Any] | None = None,
 ) -> bytes:
+    """The OIP inference response in JSON; see ``encode_infer_answer``."""
+    answer = encode_infer_answer(
+        model_name, model_version, request_id, outputs, requested, parameters
+    )
+    return answer.body
+
+
+def encode_infer_answer(
+    model_name: str,
+    model_version: str | None,
+    request_id: str | None,
+    outputs: dict[str, Array],
+    requested: list[str] | None = None,
+    parameters: dict[str, Any] | None = None,
+    binary: Callable[[str], bool] | None = None,
+) -> InferResponse:
     """The OIP inference response: each output's datatype, shape and row-major data.
 
     ``requested`` (from the request) picks and orders the outputs; None returns them all.
-    NaN and infinities are written as null (JSON has no spelling for them).
+    ``binary`` (``InferRequest.wants_binary``) says which outputs go back as binary data after
+    the JSON; the others, and any holding values only JSON can carry, are written in the JSON,
+    where NaN and infinities are written as null (JSON has no spelling for them).
     """
     names = list(outputs) if requested is None else requested
     tensors = []
+    blobs: list[memoryview | bytes] = []
     for j, name in enumerate(names):
         if name not in outputs:
             raise InvalidInput(
@@ -416,7 +452,14 @@ def encode_infer_response(
                 f"{', '.join(repr(n) for n in outputs)}.",
                 field=f"outputs[{j}].name",
             )
-        tensors.append(_output_tensor(name, np.asarray(outputs[name])))
+        array = np.asarray(outputs[name])
+        data = output_bytes(array) if binary is not None and binary(name) else None
+        if data is None:
+            tensors.append(_output_tensor(name, array))
+            continue
+        tensors.append({"name": name, "shape": list(array.shape), "datatype": datatype_of(array),
+                        "parameters": {"binary_data_size": len(data)}})  # fmt: skip
+        blobs.append(data)
     body: dict[str, Any] = {"model_name": model_name}
     if model_version is not None:
         body["model_version"] = model_version
@@ -425,7 +468,10 @@ def encode_infer_response(
     if parameters:
         body["parameters"] = parameters
     body["outputs"] = tensors
-    return to_json(body)
+    header = to_json(body)
+    if not blobs:
+        return InferResponse(header)
+    return InferResponse(b"".join([header, *blobs]), len(header))
 
 
 def _output_tensor(name: str, array: Array) -> dict[str, Any]:

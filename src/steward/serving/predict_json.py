@@ -5,7 +5,8 @@ signature's input order), or columns, ``{"inputs": {"age": [31, ...], ...}}``, p
 ``"id"`` (the request id the prediction log keeps) and ``"unit_id"`` (the A/B unit). It is
 validated against the version's signature with the same rules as the Open Inference Protocol
 route, but JSON carries no datatypes: numbers fit numeric inputs, true/false boolean ones,
-strings string and date-time ones. docs/serving-protocols.md has the rules.
+strings string and date-time ones. Inputs named in ``forbid_missing`` (see
+``_tensors.missing_forbidden``) refuse null / NaN. docs/serving-protocols.md has the rules.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from steward.serving._tensors import (
     is_tabular,
     missing_inputs,
     parse_object,
+    refuse_missing,
+    refuse_missing_in,
     request_id,
     spec_dtype,
     to_json,
@@ -54,8 +57,13 @@ class PredictRequest:
         return self.matrix if self.matrix is not None else self.inputs
 
 
-def decode_predict_request(body: bytes | str, signature: Signature | None) -> PredictRequest:
-    """Parse and validate a ``/predict`` body; refusals are ``InvalidInput`` naming the field."""
+def decode_predict_request(
+    body: bytes | str, signature: Signature | None, forbid_missing: frozenset[str] = frozenset()
+) -> PredictRequest:
+    """Parse and validate a ``/predict`` body; refusals are ``InvalidInput`` naming the field.
+
+    ``forbid_missing``: the inputs refused when they hold null / NaN (``missing_forbidden``).
+    """
     obj = parse_object(body)
     unknown = [key for key in obj if key not in _KEYS]
     if unknown:
@@ -75,9 +83,9 @@ def decode_predict_request(body: bytes | str, signature: Signature | None) -> Pr
     if signature is None or not signature.inputs:
         inputs, fields = _unchecked(obj)
     elif "instances" in obj:
-        inputs, fields = _from_instances(obj["instances"], signature)
+        inputs, fields = _from_instances(obj["instances"], signature, forbid_missing)
     else:
-        inputs, fields = _from_columns(obj["inputs"], signature)
+        inputs, fields = _from_columns(obj["inputs"], signature, forbid_missing)
     if isinstance(fields, _Matrix):  # a table of one numeric dtype, decoded as one block
         return PredictRequest(rid, unit, inputs, len(fields.block), fields.block)
     rows = check_batch({n: batch_size(a) for n, a in inputs.items()}, fields)
@@ -161,7 +169,7 @@ def _table(signature: Signature) -> _Table:
     return table
 
 
-def _from_instances(instances: object, signature: Signature) -> Decoded:
+def _from_instances(instances: object, signature: Signature, forbid: frozenset[str]) -> Decoded:
     if not isinstance(instances, list) or not instances:
         raise InvalidInput(
             "'instances' must be a non-empty array of rows (objects keyed by input name, or "
@@ -169,12 +177,14 @@ def _from_instances(instances: object, signature: Signature) -> Decoded:
             field="instances",
         )
     if isinstance(instances[0], Mapping):
-        return _from_objects(instances, signature)
+        return _from_objects(instances, signature, forbid)
     if len(signature.inputs) == 1:  # the rows are the one input's values
         spec = signature.inputs[0]
-        return {spec.name: _column(instances, spec, "instances")}, {spec.name: "instances"}
+        one = {spec.name: _column(instances, spec, "instances")}
+        refuse_missing_in(one, forbid, lambda name, row: f"instances[{row}]")
+        return one, {spec.name: "instances"}
     if _table(signature).tabular:
-        return _from_lists(instances, signature)
+        return _from_lists(instances, signature, forbid)
     raise InvalidInput(
         "This model takes several tensor inputs; send each row as an object keyed by input "
         f"name ({', '.join(signature.input_names)}).",
@@ -182,7 +192,7 @@ def _from_instances(instances: object, signature: Signature) -> Decoded:
     )
 
 
-def _from_objects(rows: list[Any], signature: Signature) -> Decoded:
+def _from_objects(rows: list[Any], signature: Signature, forbid: frozenset[str]) -> Decoded:
     names = signature.input_names
     expected = set(names)
     for i, row in enumerate(rows):
@@ -193,7 +203,7 @@ def _from_objects(rows: list[Any], signature: Signature) -> Decoded:
             )
         if row.keys() != expected:
             _refuse_row_keys(row, i, signature)
-    fast = _grouped(rows, signature, by_position=False)
+    fast = _grouped(rows, signature, forbid, by_position=False)
     if fast is not None:
         return fast
     inputs: dict[str, Array] = {}
@@ -202,12 +212,16 @@ def _from_objects(rows: list[Any], signature: Signature) -> Decoded:
         where = f"instances[*].{spec.name}"
         inputs[spec.name] = _column([row[spec.name] for row in rows], spec, where)
         fields[spec.name] = where
+    refuse_missing_in(inputs, forbid, _in_row)
     return inputs, fields
 
 
-def _grouped(rows: list[Any], signature: Signature, *, by_position: bool) -> Decoded | None:
+def _grouped(
+    rows: list[Any], signature: Signature, forbid: frozenset[str], *, by_position: bool
+) -> Decoded | None:
     """Columns of a table read in one numpy call per dtype; None (then the column-by-column
-    path names the fault) when a value does not fit or the model has non-column inputs."""
+    path names the fault) when a value does not fit or the model has non-column inputs.
+    A missing value where ``forbid`` refuses one is refused here, one test per block."""
     table = _table(signature)
     if not table.tabular:
         return None
@@ -221,6 +235,7 @@ def _grouped(rows: list[Any], signature: Signature, *, by_position: bool) -> Dec
         if block.shape != (len(rows), len(table.names)):
             return None
         columns = {name: block[:, j] for j, name in enumerate(table.names)}
+        refuse_missing(block, columns, forbid, _in_row)
         return columns, _Matrix(table.fields, block)
     inputs: dict[str, Array] = {}
     for dtype, positions, names, dtypes in table.groups:
@@ -232,8 +247,10 @@ def _grouped(rows: list[Any], signature: Signature, *, by_position: bool) -> Dec
         if block.ndim != 1:
             return None
         block = block.reshape(len(rows), len(names))
-        for i, (name, target) in enumerate(zip(names, dtypes, strict=True)):
-            inputs[name] = block[:, i].astype(target, copy=False)
+        columns = {name: block[:, i] for i, name in enumerate(names)}
+        refuse_missing(block, columns, forbid, _in_row)
+        for name, target in zip(names, dtypes, strict=True):
+            inputs[name] = columns[name].astype(target, copy=False)
     ordered = {name: inputs[name] for name in table.names}
     if uniform is not None:
         return ordered, _Matrix(table.fields, np.column_stack(list(ordered.values())))
@@ -253,7 +270,11 @@ def _refuse_row_keys(row: Mapping[str, Any], index: int, signature: Signature) -
     )
 
 
-def _from_lists(rows: list[Any], signature: Signature) -> Decoded:
+def _in_row(name: str, row: int) -> str:
+    return f"instances[{row}].{name}"
+
+
+def _from_lists(rows: list[Any], signature: Signature, forbid: frozenset[str]) -> Decoded:
     width = len(signature.inputs)
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != width:
@@ -262,7 +283,7 @@ def _from_lists(rows: list[Any], signature: Signature) -> Decoded:
                 f"({', '.join(signature.input_names)}), or an object keyed by input name.",
                 field=f"instances[{i}]",
             )
-    fast = _grouped(rows, signature, by_position=True)
+    fast = _grouped(rows, signature, forbid, by_position=True)
     if fast is not None:
         return fast
     inputs: dict[str, Array] = {}
@@ -271,13 +292,16 @@ def _from_lists(rows: list[Any], signature: Signature) -> Decoded:
         where = f"instances[*].{spec.name}"
         inputs[spec.name] = _column(list(values), spec, where)
         fields[spec.name] = where
+    refuse_missing_in(inputs, forbid, _in_row)
     return inputs, fields
 
 
-def _from_columns(columns: object, signature: Signature) -> Decoded:
+def _from_columns(columns: object, signature: Signature, forbid: frozenset[str]) -> Decoded:
     if isinstance(columns, list) and len(signature.inputs) == 1:
         spec = signature.inputs[0]  # the one input's values, as TensorFlow Serving takes them
-        return {spec.name: _column(columns, spec, "inputs")}, {spec.name: "inputs"}
+        one = {spec.name: _column(columns, spec, "inputs")}
+        refuse_missing_in(one, forbid, lambda name, row: "inputs")
+        return one, {spec.name: "inputs"}
     if not isinstance(columns, dict) or not columns:
         raise InvalidInput(
             "'inputs' must be an object of columns: "
@@ -294,6 +318,7 @@ def _from_columns(columns: object, signature: Signature) -> Decoded:
         where = f"inputs.{spec.name}"
         inputs[spec.name] = _column(columns[spec.name], spec, where)
         fields[spec.name] = where
+    refuse_missing_in(inputs, forbid, lambda name, row: f"inputs.{name}")
     return inputs, fields
 
 

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -109,6 +110,64 @@ class PredictionRecord(NamedTuple):
     error: str | None = None
 
 
+class RequestRecord(NamedTuple):
+    """One answered request with its rows as arrays: what the gateway logs.
+
+    One object per request instead of one per row: the per-row work (splitting inputs and
+    outputs into rows) is done by the writer thread, in numpy and Arrow, instead of on the
+    event loop in Python (measured: ~30 µs a one-row request before, ~2 µs now). ``inputs``
+    maps each input name to an array with one entry per row; ``predictions`` has one entry per
+    row and ``probabilities`` one row of class probabilities per row (or None).
+    """
+
+    deployment: str
+    version: int
+    request_id: str
+    timestamp: datetime
+    latency_ms: float
+    inputs: Mapping[str, Any]
+    predictions: Any
+    probabilities: Any
+    rows: int
+    unit_id: str | None = None
+    fallback: str | None = None
+    shadow: bool = False
+    error: str | None = None
+    # The inputs as one rows x columns array in the signature's order, when the request was
+    # decoded as one: the writer then joins one array per request, not one per column.
+    matrix: Any = None
+
+    def to_rows(self) -> list[PredictionRecord]:
+        """The request as one `PredictionRecord` per row (the general path)."""
+        columns = [_plain(column) for column in self.inputs.values()]
+        inputs = list(zip(*columns, strict=True)) if columns else [()] * self.rows
+        predictions = _per_row(self.predictions, self.rows)
+        probabilities = _per_row(self.probabilities, self.rows)
+        return [
+            PredictionRecord(
+                self.deployment, self.version, self.request_id, self.timestamp,
+                self.latency_ms, inputs[i], predictions[i], row=i, unit_id=self.unit_id,
+                score=_score(probabilities[i]), probabilities=probabilities[i],
+                fallback=self.fallback, shadow=self.shadow, error=self.error,
+            )
+            for i in range(self.rows)
+        ]  # fmt: skip
+
+
+Logged = PredictionRecord | RequestRecord
+
+
+def _per_row(values: Any, rows: int) -> list[Any]:
+    return [None] * rows if values is None else list(_plain(values))
+
+
+def _score(probabilities: Any) -> float | None:
+    """The positive class's probability of a binary classifier."""
+    if isinstance(probabilities, list) and len(probabilities) == 2:
+        return float(probabilities[1])
+    return None
+
+
 class PredictionLogWriter:
     """Buffers records in memory and writes them as Parquet from one background thread."""
 
@@ -124,9 +183,10 @@ class PredictionLogWriter:
         self._lock = threading.Lock()
         self._done_cond = threading.Condition(self._lock)
         self._wake = threading.Event()
-        self._buffer: deque[PredictionRecord] = deque()
-        self._accepted = 0  # records ever accepted by log()
-        self._processed = 0  # records written or dropped by the writer thread
+        self._buffer: deque[Logged] = deque()
+        self._buffered_rows = 0  # rows in the buffer (a RequestRecord holds several)
+        self._accepted = 0  # rows ever accepted by log() and log_request()
+        self._processed = 0  # rows written or dropped by the writer thread
         self._signatures: dict[str, Signature] = {}
         self._made_dirs: set[str] = set()
         self._thread: threading.Thread | None = None
@@ -146,15 +206,26 @@ class PredictionLogWriter:
 
     def log(self, record: PredictionRecord) -> bool:
         """Queue one record without ever blocking; False (and counted) when it was dropped."""
+        return self._queue(record, 1)
+
+    def log_request(self, record: RequestRecord) -> bool:
+        """Queue the rows of one request at once; False (and all counted) when dropped.
+
+        The queue counts rows: a request that does not fit whole is dropped whole."""
+        return self._queue(record, record.rows)
+
+    def _queue(self, record: Logged, rows: int) -> bool:
         with self._lock:
-            if self._accepted - self._processed >= self.queue_size or self._closed:
-                self.dropped_by_reason["closed" if self._closed else "queue_full"] += 1
+            if self._accepted - self._processed + rows > self.queue_size or self._closed:
+                self.dropped_by_reason["closed" if self._closed else "queue_full"] += rows
                 return False
             self._buffer.append(record)
-            self._accepted += 1
+            self._accepted += rows
+            before = self._buffered_rows
+            self._buffered_rows = before + rows
             if self._thread is None:
                 self._start()
-            if len(self._buffer) == self.flush_rows:
+            if before < self.flush_rows <= before + rows:
                 self._wake.set()
         return True
 
@@ -219,6 +290,7 @@ class PredictionLogWriter:
             with self._lock:
                 batch = list(self._buffer)
                 self._buffer.clear()
+                self._buffered_rows = 0
                 closing = self._closed
                 signatures = dict(self._signatures)
             if batch:
@@ -228,8 +300,8 @@ class PredictionLogWriter:
                     if not self._buffer:
                         return
 
-    def _write_batch(self, batch: list[PredictionRecord], signatures: dict[str, Signature]) -> None:
-        groups: dict[tuple[str, str], list[PredictionRecord]] = {}
+    def _write_batch(self, batch: list[Logged], signatures: dict[str, Signature]) -> None:
+        groups: dict[tuple[str, str], list[Logged]] = {}
         for record in batch:
             try:
                 key = (str(record.deployment), _hour_of(record.timestamp))
@@ -237,26 +309,27 @@ class PredictionLogWriter:
                 key = ("", "")  # not a record: fails below, is logged and counted
             groups.setdefault(key, []).append(record)
         for (deployment, hour), records in groups.items():
+            rows = sum(r.rows if isinstance(r, RequestRecord) else 1 for r in records)
             try:
                 if not deployment:
                     raise ValueError("records without a deployment name or a datetime timestamp")
-                table = records_to_table(records, signatures.get(deployment))
+                table = logged_to_table(records, signatures.get(deployment))
                 self._write_file(deployment, hour, table)
             except Exception:
                 logger.exception(
                     "The prediction log could not write %d records of deployment %r (hour %s) "
                     "to %s; they are dropped and counted as write_error.",
-                    len(records), deployment, hour, self.root,
+                    rows, deployment, hour, self.root,
                 )  # fmt: skip
                 outcome = "write_error"
             else:
                 outcome = "written"
             with self._lock:
                 if outcome == "written":
-                    self.written += len(records)
+                    self.written += rows
                 else:
-                    self.dropped_by_reason["write_error"] += len(records)
-                self._processed += len(records)
+                    self.dropped_by_reason["write_error"] += rows
+                self._processed += rows
                 self._done_cond.notify_all()
 
     @cached_property
@@ -294,6 +367,140 @@ def _hour_of(timestamp: datetime) -> str:
 
 
 # -- records to Arrow ----------------------------------------------------------------------
+
+
+def logged_to_table(records: Sequence[Logged], signature: Signature | None) -> pa.Table:
+    """One file's table from what was logged: requests column by column when they all allow
+    it (`requests_to_table`), else everything row by row."""
+    if all(isinstance(r, RequestRecord) for r in records):
+        requests = [r for r in records if isinstance(r, RequestRecord)]
+        table = requests_to_table(requests, signature)
+        if table is not None:
+            return table
+    rows: list[PredictionRecord] = []
+    for record in records:
+        if isinstance(record, RequestRecord):
+            rows.extend(record.to_rows())
+        else:
+            rows.append(record)
+    return records_to_table(rows, signature)
+
+
+def requests_to_table(
+    requests: Sequence[RequestRecord], signature: Signature | None
+) -> pa.Table | None:
+    """The table of ``requests`` built from their arrays, the same as `records_to_table`
+    would build from their rows; None when something needs the row-by-row path (no
+    signature, multi-dimensional inputs, predictions that are not numbers or text,
+    probabilities of different widths)."""
+    if signature is None or not signature.inputs:
+        return None
+    if any(len(spec.shape) != 1 for spec in signature.inputs):
+        return None
+    counts = np.fromiter((r.rows for r in requests), dtype=np.int64, count=len(requests))
+    total = int(counts.sum())
+    prediction = _prediction_columns([r.predictions for r in requests], total)
+    probabilities = _probability_columns([r.probabilities for r in requests], total)
+    inputs = _input_columns(requests, signature)
+    if prediction is None or probabilities is None or inputs is None:
+        return None
+    per_request = pa.table(
+        {
+            "timestamp": pa.array([r.timestamp for r in requests], pa.timestamp("us", tz="UTC")),
+            "request_id": pa.array([r.request_id for r in requests], pa.string()),
+            "unit_id": pa.array([r.unit_id for r in requests], pa.string()),
+            "version": pa.array([r.version for r in requests], pa.int64()),
+            "shadow": pa.array([bool(r.shadow) for r in requests], pa.bool_()),
+            "latency_ms": pa.array([r.latency_ms for r in requests], pa.float64()),
+            "fallback": pa.array([r.fallback for r in requests], pa.string()),
+            "error": pa.array([r.error for r in requests], pa.string()),
+        }
+    )
+    owner = np.repeat(np.arange(len(requests)), counts)  # the request of each row
+    first_row = np.cumsum(counts) - counts
+    columns: dict[str, pa.Array] = {
+        name: column.combine_chunks() for name, column in zip(
+            per_request.column_names, per_request.take(owner).columns, strict=True
+        )
+    }  # fmt: skip
+    columns["row"] = pa.array(np.arange(total) - first_row[owner], pa.int32())
+    columns["prediction"], columns["prediction_label"] = prediction
+    columns["score"], columns["probabilities"] = probabilities
+    columns["inputs"] = pa.nulls(total, pa.string())
+    columns.update(inputs)
+    fields = list(RECORD_SCHEMA) + [pa.field(n, a.type) for n, a in inputs.items()]
+    schema = pa.schema(fields, metadata=RECORD_SCHEMA.metadata)
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _prediction_columns(values: list[Any], total: int) -> tuple[pa.Array, pa.Array] | None:
+    """(prediction, prediction_label): numbers and bools as numbers, text as labels."""
+    if any(v is None for v in values):
+        return None
+    joined = np.concatenate([np.asarray(v).reshape(-1) for v in values])
+    if len(joined) != total:
+        return None
+    if joined.dtype.kind in "biuf":
+        return pa.array(joined.astype(np.float64)), pa.nulls(total, pa.string())
+    if joined.dtype.kind == "U" or (
+        joined.dtype.kind == "O" and all(isinstance(v, str) for v in joined)
+    ):
+        return pa.nulls(total, pa.float64()), pa.array(joined.astype(object), pa.string())
+    return None
+
+
+def _probability_columns(values: list[Any], total: int) -> tuple[pa.Array, pa.Array] | None:
+    """(score, probabilities): the positive class's probability for two classes."""
+    if all(v is None for v in values):
+        return pa.nulls(total, pa.float64()), pa.nulls(total, pa.list_(pa.float64()))
+    if any(v is None for v in values):
+        return None
+    arrays = [np.asarray(v, dtype=np.float64) for v in values]
+    widths = {a.shape[1] if a.ndim == 2 else -1 for a in arrays}
+    if len(widths) != 1 or -1 in widths:
+        return None
+    joined = np.concatenate(arrays)
+    if len(joined) != total:
+        return None
+    width = widths.pop()
+    lists = pa.FixedSizeListArray.from_arrays(pa.array(joined.reshape(-1)), width)
+    score = pa.array(joined[:, 1]) if width == 2 else pa.nulls(total, pa.float64())
+    return score, lists.cast(pa.list_(pa.float64()))
+
+
+def _joined_matrix(requests: Sequence[RequestRecord], width: int) -> Any:
+    """Every request's input matrix stacked, when each has one of that width (else None)."""
+    matrices = [r.matrix for r in requests]
+    if any(m is None or m.ndim != 2 or m.shape[1] != width for m in matrices):
+        return None
+    return np.concatenate(matrices)
+
+
+def _input_columns(
+    requests: Sequence[RequestRecord], signature: Signature
+) -> dict[str, pa.Array] | None:
+    arrays: dict[str, pa.Array] = {}
+    matrix = _joined_matrix(requests, len(signature.inputs))
+    for j, spec in enumerate(signature.inputs):
+        if matrix is not None:
+            joined = matrix[:, j]
+        else:
+            try:
+                parts = [np.asarray(r.inputs[spec.name]).reshape(-1) for r in requests]
+            except KeyError:
+                return None
+            joined = np.concatenate(parts)
+        arrow_type = _ARROW_TYPES[spec.dtype]
+        values: Any = joined
+        if spec.dtype in ("string", "object"):
+            values = [v if v is None or isinstance(v, str) else _json(v) for v in joined]
+        elif joined.dtype.kind not in "biuf" or joined.dtype == np.float16:
+            values = joined.tolist()  # as the row path converts them
+        try:
+            arrays[INPUT_PREFIX + spec.name] = pa.array(values, arrow_type)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return None
+    return arrays
 
 
 def records_to_table(records: Sequence[PredictionRecord], signature: Signature | None) -> pa.Table:
@@ -371,7 +578,7 @@ def _split_prediction(value: Any) -> tuple[float | None, str | None]:
 
 
 def _plain(value: Any) -> Any:
-    """NumPy scalars and arrays as Python values (without importing NumPy)."""
+    """NumPy scalars and arrays as Python values."""
     tolist = getattr(value, "tolist", None)
     return tolist() if callable(tolist) else value
 
@@ -505,7 +712,10 @@ __all__ = [
     "RECORD_SCHEMA",
     "PredictionLogWriter",
     "PredictionRecord",
+    "RequestRecord",
+    "logged_to_table",
     "partition_path",
     "read_predictions",
     "records_to_table",
+    "requests_to_table",
 ]

@@ -10,7 +10,9 @@ a row built from the signature) every version in a worker thread, and only then 
 `Served` in with one dict assignment. Requests already running keep the `Served` they started
 with, and the old revision answers until the swap: no request waits on a model load. A revision
 that fails to load is logged and skipped, and the old one keeps serving. `start()` runs a task
-that calls `refresh()` every ``poll_seconds``.
+that follows the ledger (`steward.serving.follow`) and calls `refresh()` only when a followed
+event names something served here, or while a revision has failed to load. The runtime also
+says what runs the models: a deployment's ``runtime`` "onnx" loads each version's ONNX export.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from steward.domain.deployments import Deployment, FallbackKind
+from steward.domain.deployments import Deployment, FallbackKind, ModelRuntime
+from steward.domain.enums import Flavor
 from steward.domain.signature import Signature
 from steward.errors import NotFound, StewardError
 from steward.flavors import LoadedModel, load_model
@@ -42,6 +45,7 @@ from steward.serving.execution import (
     measure_cost,
 )
 from steward.serving.fallback import FallbackChain, parse_rules
+from steward.serving.follow import FeedChanges, LedgerFollower
 from steward.serving.metrics import GatewayMetrics
 from steward.serving.routing import TrafficPolicy
 from steward.store.base import ArtifactStore, MetadataStore
@@ -52,6 +56,9 @@ ModelInput = Array | dict[str, Array]
 Outputs = dict[str, Array]
 # A loaded model, its signature, its load time and its measured call cost (None: not timed).
 _Loaded = tuple[LoadedModel, Signature | None, float, CallCost | None]
+# A loaded model's cache key: the runtime is part of it, since one version may be served
+# natively by one deployment and through its ONNX export by another.
+_ModelKey = tuple[str, int, ModelRuntime]
 
 
 def predict_outputs(model: LoadedModel, data: ModelInput, proba: bool) -> Outputs:
@@ -127,9 +134,10 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.executor = ThreadPoolExecutor(self.model_threads, thread_name_prefix="steward-model")
-        self._models: dict[tuple[str, int], _Loaded] = {}
+        self._models: dict[_ModelKey, _Loaded] = {}
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
+        self.follower: LedgerFollower | None = None  # set by start() unless it never follows
         self._closing: set[asyncio.Task[None]] = set()
 
     # -- the hot path ------------------------------------------------------------------------
@@ -150,19 +158,37 @@ class Runtime:
         else in the model thread pool (so a timeout can leave a slow call behind)."""
         if version.batcher is not None and rows == 1:
             return await version.batcher.submit(data)
-        inline = version.inline
-        if inline is not None and inline.allows(rows):
-            outputs: Outputs = inline.run(lambda: predict_outputs(version.model, data, proba))
-            return outputs
+        now = self.inline_call(version, data, rows, proba)
+        if now is not None:
+            return now()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.executor, predict_outputs, version.model, data, proba
         )
 
+    def inline_call(
+        self, version: ServedVersion, data: ModelInput, rows: int, proba: bool
+    ) -> Callable[[], Outputs] | None:
+        """The call to make right here, on the event loop, when `call` would make it inline."""
+        inline = version.inline
+        if inline is None or not inline.allows(rows) or (version.batcher and rows == 1):
+            return None
+
+        def now() -> Outputs:
+            outputs: Outputs = inline.run(lambda: predict_outputs(version.model, data, proba))
+            return outputs
+
+        return now
+
     # -- loading and swapping ----------------------------------------------------------------
 
     async def start(self, poll_seconds: float | None = 1.0) -> None:
-        """Load every deployment, then follow the store every ``poll_seconds`` (None: never)."""
+        """Load every deployment, then follow the ledger (`steward.serving.follow`): read its
+        feed every ``poll_seconds`` (None: never follow), and at once when the store pushes a
+        change (PostgreSQL)."""
+        cursor = None
+        if poll_seconds is not None:  # read first: a change made during the load is not missed
+            cursor = await asyncio.get_running_loop().run_in_executor(None, self._ledger_tip)
         await self.refresh()
         # What is loaded now (libraries, models) lives as long as the server: keep it out of
         # the cyclic collector's full passes, which otherwise scan it all and pause a request
@@ -175,8 +201,11 @@ class Runtime:
                 "create it with `steward deploy` or list them with `steward deployments`.",
                 details={"field": "names", "missing": missing},
             )
-        if poll_seconds is not None:
-            self._poller = asyncio.create_task(self._poll(poll_seconds))
+        if poll_seconds is not None and cursor is not None:
+            self.follower = LedgerFollower(
+                self.store, self._on_feed, cursor=cursor, poll_seconds=poll_seconds
+            )
+            self._poller = asyncio.create_task(self.follower.run())
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -188,8 +217,11 @@ class Runtime:
             await asyncio.gather(*self._closing, return_exceptions=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-    async def refresh(self) -> list[str]:
-        """Load what changed in the store and swap it in; returns the deployments swapped."""
+    async def refresh(self, recheck: frozenset[str] = frozenset()) -> list[str]:
+        """Load what changed in the store and swap it in; returns the deployments swapped.
+
+        A deployment is rebuilt when its revision changed, or, when named in ``recheck``, when
+        its "previous" fallback now names another version (a promotion moved it)."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             found = await loop.run_in_executor(None, self._list)
@@ -197,7 +229,10 @@ class Runtime:
             for deployment in found:
                 current = self.served.get(deployment.name)
                 if current is not None and current.deployment.revision == deployment.revision:
-                    continue
+                    if deployment.name not in recheck:
+                        continue
+                    if not await loop.run_in_executor(None, self._previous_moved, current):
+                        continue
                 try:
                     served = await loop.run_in_executor(None, self._build, deployment)
                 except Exception as error:
@@ -227,13 +262,29 @@ class Runtime:
             self.loaded_once = True
             return swapped
 
-    async def _poll(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await self.refresh()
-            except Exception:
-                logger.exception("refreshing the deployments failed; retrying")
+    async def _on_feed(self, changes: FeedChanges) -> None:
+        """Refresh when the ledger changed something served here; and on every tick while a
+        revision failed to load, so a passing failure (the artifact store down) heals."""
+        wanted = changes.deployments if not self.names else changes.deployments & set(self.names)
+        recheck = frozenset(
+            served.name
+            for served in self.served.values()
+            if served.deployment.model_name in changes.models
+            and any(step.kind is FallbackKind.PREVIOUS for step in served.deployment.fallbacks)
+        )
+        if wanted or recheck or changes.reset or self.failures:
+            await self.refresh(recheck)
+
+    def _ledger_tip(self) -> int:
+        with self.store.read() as rx:
+            return rx.ledger_tip()
+
+    def _previous_moved(self, served: Served) -> bool:
+        """Whether the "previous" fallback of ``served`` names another version by now."""
+        deployment = served.deployment
+        with self.store.read() as rx:
+            now = rx.previous_production_version(deployment.model_name, deployment.champion)
+        return now != served.previous
 
     def _list(self) -> list[Deployment]:
         with self.store.read() as rx:
@@ -269,7 +320,9 @@ class Runtime:
         )  # fmt: skip
 
     def _served_version(self, deployment: Deployment, version: int) -> ServedVersion:
-        model, signature, seconds, cost = self._load(deployment.model_name, version)
+        model, signature, seconds, cost = self._load(
+            deployment.model_name, version, deployment.runtime
+        )
         if self.metrics is not None:
             self.metrics.model_load.labels(deployment.name, str(version)).set(seconds)
         batcher = None
@@ -286,8 +339,8 @@ class Runtime:
         )  # fmt: skip
         return ServedVersion(version, model, signature, seconds, batcher, inline)
 
-    def _load(self, model_name: str, version: int) -> _Loaded:
-        key = (model_name, version)
+    def _load(self, model_name: str, version: int, runtime: ModelRuntime) -> _Loaded:
+        key = (model_name, version, runtime)
         cached = self._models.get(key)
         if cached is not None:  # a version's files never change: reuse it across revisions
             return cached
@@ -300,6 +353,9 @@ class Runtime:
             signature=found.signature,
             registered_trusted=found.trusted,
             allow_trusted=self.allow_trusted,
+            # The store refused "onnx" for routed versions without an export; a "previous"
+            # fallback without one loads natively (load_model falls back to its own file).
+            prefer=Flavor.ONNX if runtime is ModelRuntime.ONNX else None,
         )
         warmed = _warm(model, found.signature, f"{model_name} v{version}")
         seconds = time.perf_counter() - started
@@ -351,7 +407,11 @@ class Runtime:
         task.add_done_callback(self._closing.discard)
 
     def _prune_models(self) -> None:
-        used = {(s.deployment.model_name, v) for s in self.served.values() for v in s.versions}
+        used = {
+            (s.deployment.model_name, v, s.deployment.runtime)
+            for s in self.served.values()
+            for v in s.versions
+        }
         for key in set(self._models) - used:
             del self._models[key]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +53,40 @@ class EventFilter:
     after_seq: int | None = None
 
 
+@dataclass(frozen=True)
+class FeedItem:
+    """One followed event of the ledger, without its payload: what a follower reacts to."""
+
+    seq: int
+    kind: str
+    subject_id: str
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """Followed events after a cursor, and the cursor to read from next time."""
+
+    cursor: int  # the ledger's newest seq, or the last item's when the page was full
+    items: list[FeedItem]
+
+
+class FeedListener(Protocol):
+    """Pushes from the database when a followed event commits (PostgreSQL LISTEN/NOTIFY).
+
+    A hint, not the feed: the follower still reads the ledger after its cursor, so a lost
+    notification only delays a change until the next poll.
+    """
+
+    async def connect(self) -> None:
+        """Open the connection and start listening; Unavailable when the database is not."""
+
+    async def wait(self) -> int:
+        """Wait for the next notification; its event's seq. Unavailable when the connection
+        is lost."""
+
+    async def close(self) -> None: ...
+
+
 class ReadSession(Protocol):
     def get_model(self, name: str) -> Model: ...
     def list_models(
@@ -74,6 +108,10 @@ class ReadSession(Protocol):
         self, flt: EventFilter, *, limit: int, offset: int, newest_first: bool = False
     ) -> list[Event]: ...
     def verify_ledger(self) -> VerifyReport: ...
+    def ledger_tip(self) -> int: ...
+    def read_feed(
+        self, after_seq: int, kinds: Collection[str], *, limit: int = 1000
+    ) -> FeedPage: ...
     def find_token_by_hash(self, secret_hash: str) -> Token | None: ...
     def list_tokens(self) -> list[Token]: ...
     # release gates
@@ -153,6 +191,9 @@ class MetadataStore(Protocol):
     def read(self) -> AbstractContextManager[ReadSession]: ...
     def write(self, actor: str) -> AbstractContextManager[WriteSession]: ...
     def dispose(self) -> None: ...
+    def feed_listener(self) -> FeedListener | None:
+        """A listener for pushed feed changes, or None when the backend cannot push (SQLite):
+        then the feed is polled."""
 
 
 class ArtifactStore(Protocol):

@@ -2,8 +2,10 @@
 
 The rule is checked here, in the transaction that writes the deployment, so the API, the SDK
 and anything else that writes through the store are refused alike: a champion must be in
-production, a canary, shadow or split variant approved, staging or production, and a
-"previous" fallback needs a version that was in production before.
+production, a canary, shadow or split variant approved, staging or production, a
+"previous" fallback needs a version that was in production before, and the ONNX runtime needs
+an ONNX model (or a scikit-learn version's ONNX export) for every version the deployment routes
+to.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from sqlalchemy.orm import Session
 from steward.domain.deployments import (
     CANDIDATE_STATES,
     CHAMPION_STATES,
+    ONNX_EXPORT_FILE,
     Deployment,
     FallbackKind,
+    ModelRuntime,
 )
-from steward.domain.enums import VersionStatus
-from steward.errors import Conflict, GateFailed, NotFound
+from steward.domain.enums import Flavor, VersionStatus
+from steward.errors import Conflict, GateFailed, InvalidInput, NotFound
 from steward.store.sql import _gates
 from steward.store.sql.tables import DeploymentRow, ModelRow, ModelVersionRow
 
@@ -105,6 +109,37 @@ def check_deployable(session: Session, model: ModelRow, spec: dict[str, Any]) ->
                 f"(other than v{champion}); use a rule or a default answer as the fallback.",
                 details={"field": "fallbacks"},
             )
+    if spec.get("runtime", ModelRuntime.NATIVE) == ModelRuntime.ONNX:
+        _check_onnx_runnable(session, model, roles)
+
+
+def _check_onnx_runnable(
+    session: Session, model: ModelRow, roles: dict[int, tuple[str, str]]
+) -> None:
+    """Refuse the ONNX runtime unless every routed version is ONNX or has an ONNX export.
+
+    Checked here rather than left to the gateway: without an export the gateway would load the
+    version natively and serve it at a cost the deployment did not ask for. The "previous"
+    fallback is left out: which version it names moves with promotions, so the gateway runs its
+    export when it has one and the version natively otherwise.
+    """
+    found = session.execute(
+        select(ModelVersionRow.version, ModelVersionRow.flavor, ModelVersionRow.files).where(
+            ModelVersionRow.model_id == model.id, ModelVersionRow.version.in_(list(roles))
+        )
+    ).all()
+    for version, flavor, files in sorted(found):
+        if flavor == Flavor.ONNX or (flavor == Flavor.SKLEARN and ONNX_EXPORT_FILE in files):
+            continue
+        role = roles[version][0]
+        raise InvalidInput(
+            f"The runtime 'onnx' needs an ONNX export of every version the deployment routes "
+            f"to, and models:/{model.name}/{version} (its {role}, flavor '{flavor}') has none. "
+            "Register it again with log_model(..., export_onnx=True) and deploy the new "
+            "version, or deploy with runtime 'native'.",
+            field="runtime",
+            details={"version": version, "role": role, "flavor": flavor},
+        )
 
 
 def previous_version(session: Session, model: ModelRow, champion: int) -> int | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from steward.domain.deployments import FallbackKind
 from steward.domain.entities import ModelVersion
 from steward.domain.enums import Role
 from steward.domain.enums import VersionStatus as S
@@ -24,7 +25,7 @@ from steward.domain.gates import (
 )
 from steward.domain.lifecycle import check_requested_move
 from steward.domain.uri import version_uri
-from steward.store.sql import _gates, _registry
+from steward.store.sql import _deployments, _gates, _registry
 from steward.store.sql.tables import (
     EvaluationRow,
     GateReportRow,
@@ -67,8 +68,8 @@ class GateReads:
         return _gates.approvals(self.session, row, model.name)
 
     def gate_context(self, name: str, version: int, now: datetime) -> GateContext:
-        """What the store knows that a gate's checks read (fallbacks and drift rules are
-        added by the capabilities that own them)."""
+        """What the store knows that a gate's checks read (drift rules are added by the
+        capability that owns them)."""
         model_row, row = self._rows(name, version)
         evaluation = _gates.latest_evaluation(self.session, row, name)
         champion = _gates.champion_row(self.session, model_row)
@@ -92,12 +93,24 @@ class GateReads:
             reproduction=_gates.latest_reproduction(self.session, row, name),
             rollback_targets=sorted(released & loadable),
             previously_in_production=sorted(released),
+            fallback_configured=_answers_without_a_model(self.session, name),
             now=now,
         )
 
     def _rows(self, name: str, version: int) -> tuple[ModelRow, ModelVersionRow]:
         model = _registry.get_model_row(self.session, name)
         return model, _gates.version_row(self.session, model, version)
+
+
+def _answers_without_a_model(session: Session, model: str) -> bool:
+    """Whether a deployment of ``model`` has a rule or a default answer in its fallback chain:
+    a way to keep answering that needs no version of the model at all."""
+    kinds = {FallbackKind.RULE, FallbackKind.DEFAULT}
+    return any(
+        step.kind in kinds
+        for deployment in _deployments.list_all(session, model)
+        for step in deployment.fallbacks
+    )
 
 
 class GateWrites(GateReads):

@@ -7,7 +7,7 @@ nothing is. ``store.read()`` gives the same queries without a write lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
@@ -31,8 +31,8 @@ from steward.domain.entities import (
 from steward.domain.search import Condition
 from steward.errors import InvalidInput, NotFound, StewardError, Unavailable
 from steward.settings import Settings
-from steward.store.base import EventFilter, PointRow
-from steward.store.sql import _ledger, _registry, _tracking
+from steward.store.base import EventFilter, FeedListener, FeedPage, PointRow
+from steward.store.sql import _feed, _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
 from steward.store.sql._gate_sessions import GateReads, GateWrites
@@ -136,6 +136,12 @@ class SqlReadSession(GateReads, DeploymentReads):
 
     def verify_ledger(self) -> VerifyReport:
         return _ledger.verify_chain(self.session)
+
+    def ledger_tip(self) -> int:
+        return _feed.ledger_tip(self.session)
+
+    def read_feed(self, after_seq: int, kinds: Collection[str], *, limit: int = 1000) -> FeedPage:
+        return _feed.read_feed(self.session, after_seq, kinds, limit)
 
     def find_token_by_hash(self, secret_hash: str) -> Token | None:
         row = self.session.scalars(
@@ -318,10 +324,20 @@ class SqlMetadataStore:
             with session.begin():
                 yield writer
                 writer.events = _ledger.append_events(session, actor, writer.pending)
+                _feed.notify(session, writer.events)  # sent at commit, with the events
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+    def feed_listener(self) -> FeedListener | None:
+        """LISTEN/NOTIFY on PostgreSQL; None on SQLite, whose followers poll the feed."""
+        if self.dialect != "postgresql":
+            return None
+        # Imported here: psycopg costs ~0.2 s to import, which SQLite stores never need.
+        from steward.store.sql._pg_listen import PgFeedListener
+
+        return PgFeedListener(self.engine)
 
 
 @contextmanager
