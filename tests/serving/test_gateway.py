@@ -425,3 +425,45 @@ def test_a_deployment_change_swaps_with_no_failed_request(store: Store, tmp_path
     assert len(statuses) == 220
     assert before == {1, 2}
     assert after == {1}
+
+
+def test_oip_server_metadata_and_versioned_routes(serve: Callable[..., Served]) -> None:
+    served = serve("canary")
+    server = served.http.get("/v2").json()
+    assert server["name"] == "steward"
+    assert "binary_tensor_data" in server["extensions"]
+    assert served.http.get("/v2/models/canary/versions/2").json()["versions"] == ["1", "2"]
+    assert served.http.get("/v2/models/canary/versions/2/ready").json()["ready"] is True
+    answered = served.http.post("/v2/models/canary/versions/1/infer", json=oip_body(ROWS))
+    assert answered.status_code == 200
+    assert answered.json()["model_version"] in ("1", "2")  # the policy routes, not the path
+    for path in ("/v2/models/canary/versions/7", "/v2/models/canary/versions/7/ready"):
+        refused = served.http.get(path)
+        assert refused.status_code == 404
+        assert "not '7'" in refused.json()["error"]
+    refused = served.http.post("/v2/models/canary/versions/7/infer", json=oip_body(ROWS))
+    assert refused.status_code == 404
+    assert "answers with version(s) 1, 2" in refused.json()["error"]
+
+
+def test_a_body_in_several_chunks_is_read_whole(serve: Callable[..., Served], store: Store) -> None:
+    served = serve("plain")
+    body = json.dumps({"instances": ROWS}).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+
+    answer = served.http.post("/predict/plain", content=chunks())
+    assert answer.status_code == 200
+    assert answer.json()["predictions"] == expected(store.v1)
+
+
+@pytest.mark.parametrize(
+    "path", ["/predict/", "/predict/plain/x", "/v2/models//infer", "/v2/models/a/b/infer"]
+)
+def test_paths_that_only_look_like_the_hot_routes_go_to_the_router(
+    serve: Callable[..., Served], path: str
+) -> None:
+    served = serve("plain")
+    assert served.http.post(path, json={"instances": ROWS}).status_code == 404

@@ -9,7 +9,7 @@ array), never element by element, except for the ``isinstance(str)`` check of st
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,34 @@ from steward.errors import InvalidInput
 Array = np.ndarray[Any, Any]
 
 MAX_REQUEST_ID_LENGTH = 256
+
+
+class ColumnView(Mapping[str, Array]):
+    """The columns of a rows x columns matrix, by name, without making them up front.
+
+    A table decoded as one block is handed to the model as that block; the columns are only
+    looked at when something needs one (a unit id column, a rule, another version's input),
+    and building twenty column views per request cost more than the rest of the decoding.
+    """
+
+    __slots__ = ("_index", "matrix")
+
+    def __init__(self, matrix: Array, index: Mapping[str, int]) -> None:
+        self.matrix = matrix
+        self._index = index  # name -> column position, shared by every request of a signature
+
+    def __getitem__(self, name: str) -> Array:
+        return self.matrix[:, self._index[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
 
 # Signature dtypes read from JSON strings rather than numbers.
 _TEXT_DTYPES = frozenset({"string", "datetime64[ns]"})

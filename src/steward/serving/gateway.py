@@ -18,7 +18,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +31,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from steward.errors import InvalidInput, StewardError, Unavailable
+from steward._version import __version__
+from steward.errors import InvalidInput, NotFound, StewardError, Unavailable
 from steward.serving import oip
 from steward.serving._tensors import Array, missing_forbidden, to_json
 from steward.serving.canary_rollback import AlertSender, CanaryGuard
@@ -71,8 +72,8 @@ class Reply:
 
     status: int
     content: bytes
-    content_type: str = _JSON
     after: Callable[[], None] | None = None
+    headers: dict[str, str] | None = None  # content-type and others; None: JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +113,19 @@ class Gateway:
         ready = self.runtime.ready
         return _json({"ready": ready}, 200 if ready else 503)
 
+    async def server_metadata(self, request: Request) -> Response:
+        """OIP server metadata; the extension tells Triton's clients they may send binary."""
+        return _json({"name": "steward", "version": __version__,
+                      "extensions": ["binary_tensor_data"]})  # fmt: skip
+
     async def model_ready(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if self.runtime.find(name) is None:
+        served = self.runtime.find(name)
+        if served is None:
             return self._not_found(name, oip_format=True)
+        refused = self._path_version_refused(served, request)
+        if refused is not None:
+            return refused
         return _json({"name": name, "ready": True})
 
     async def metadata(self, request: Request) -> Response:
@@ -123,10 +133,23 @@ class Gateway:
         served = self.runtime.find(name)
         if served is None:
             return self._not_found(name, oip_format=True)
+        refused = self._path_version_refused(served, request)
+        if refused is not None:
+            return refused
         answering = [v for v in served.policy.versions if v != served.policy.shadow]
         platform = f"steward_{served.champion.model.flavor.value}"
         body = oip.model_metadata(name, [str(v) for v in answering], platform, served.signature)
         return _json(body)
+
+    def _path_version_refused(self, served: Served, request: Request) -> Response | None:
+        version = request.path_params.get("version")
+        if version is None:
+            return None
+        try:
+            _check_path_version(served, version)
+        except NotFound as error:
+            return _response(self._refusal(served.name, error, oip_format=True))
+        return None
 
     async def metrics_page(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
@@ -134,14 +157,30 @@ class Gateway:
     # -- inference ---------------------------------------------------------------------------
 
     async def infer(self, request: Request) -> Response:
-        name = request.path_params["name"]
+        params = request.path_params
+        reply = await self.serve_infer(
+            params["name"], params.get("version"), request.headers.get(oip.HEADER),
+            lambda: self._body(request),
+        )  # fmt: skip
+        return _response(reply)
+
+    async def serve_infer(
+        self,
+        name: str,
+        version: str | None,
+        header_length: str | None,
+        body: Callable[[], Awaitable[bytes]],
+    ) -> Reply:
+        """``POST /v2/models/{name}[/versions/{version}]/infer``. A version in the path must be
+        one the deployment answers with: the traffic policy, not the client, picks among them."""
         served = self.runtime.find(name)
         if served is None:
-            return self._not_found(name, oip_format=True)
+            return self._not_found_reply(name, oip_format=True)
         try:
-            body = await self._body(request)
+            if version is not None:
+                _check_path_version(served, version)
             decoded = oip.decode_infer_request(
-                body, served.signature, header_length=request.headers.get(oip.HEADER),
+                await body(), served.signature, header_length=header_length,
                 forbid_missing=missing_forbidden(
                     served.signature, served.champion.model.accepts_missing
                 ),
@@ -156,13 +195,16 @@ class Gateway:
                 name, str(outcome.version), rid, outcome.outputs, requested, parameters,
                 decoded.wants_binary,
             )  # fmt: skip
+        except _Disconnected:
+            raise
         except Exception as error:
-            return self._refused(name, error, oip_format=True)
-        response = self._answered(
-            served, encoded.body, outcome, decoded.inputs, decoded.rows, rid, unit
-        )
-        response.headers.update(encoded.headers)  # binary outputs: Triton's headers
-        return response
+            return self._refusal(name, error, oip_format=True)
+        reply = self._reply(
+            served, encoded.body, outcome, decoded.inputs, decoded.rows, rid, unit,
+            decoded.matrix,
+        )  # fmt: skip
+        reply.headers = encoded.headers or None  # binary outputs: Triton's headers
+        return reply
 
     async def predict(self, request: Request) -> Response:
         reply = await self.serve_predict(request.path_params["name"], lambda: self._body(request))
@@ -197,7 +239,7 @@ class Gateway:
         self,
         served: Served,
         data: ModelInput,
-        columns: dict[str, Array],
+        columns: Mapping[str, Array],
         rows: int,
         rid: str,
         unit: str | None,
@@ -242,24 +284,12 @@ class Gateway:
         if breach is not None:
             self.guard.breached(breach)
 
-    def _answered(
-        self,
-        served: Served,
-        content: bytes,
-        outcome: _Outcome,
-        columns: dict[str, Array],
-        rows: int,
-        rid: str,
-        unit: str | None,
-    ) -> Response:
-        return _response(self._reply(served, content, outcome, columns, rows, rid, unit))
-
     def _reply(
         self,
         served: Served,
         content: bytes,
         outcome: _Outcome,
-        columns: dict[str, Array],
+        columns: Mapping[str, Array],
         rows: int,
         rid: str,
         unit: str | None,
@@ -281,7 +311,7 @@ class Gateway:
         self,
         served: Served,
         version: ServedVersion,
-        columns: dict[str, Array],
+        columns: Mapping[str, Array],
         rows: int,
         rid: str,
         unit: str | None,
@@ -297,7 +327,7 @@ class Gateway:
         self,
         served: Served,
         version: ServedVersion,
-        columns: dict[str, Array],
+        columns: Mapping[str, Array],
         rows: int,
         rid: str,
         unit: str | None,
@@ -322,7 +352,7 @@ class Gateway:
         self,
         served: Served,
         outcome: _Outcome,
-        columns: dict[str, Array],
+        columns: Mapping[str, Array],
         rows: int,
         rid: str,
         unit: str | None,
@@ -424,11 +454,15 @@ def create_gateway(
             await loop.run_in_executor(None, guard.close)
 
     routes = [
+        Route("/v2", gateway.server_metadata, methods=["GET"]),
         Route("/v2/health/live", gateway.live, methods=["GET"]),
         Route("/v2/health/ready", gateway.ready, methods=["GET"]),
         Route("/v2/models/{name}", gateway.metadata, methods=["GET"]),
         Route("/v2/models/{name}/ready", gateway.model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}", gateway.metadata, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/ready", gateway.model_ready, methods=["GET"]),
         Route("/v2/models/{name}/infer", gateway.infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", gateway.infer, methods=["POST"]),
         Route("/predict/{name}", gateway.predict, methods=["POST"]),
         Route("/metrics", gateway.metrics_page, methods=["GET"]),
     ]
@@ -451,27 +485,76 @@ class GatewayApp(Starlette):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            if path.startswith("/predict/") and path.find("/", 9) == -1 and len(path) > 9:
-                await self._predict(path[9:], scope, receive, send)
+            route = _hot_route(scope["path"])
+            if route is not None:
+                await self._answer(route, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
-    async def _predict(self, name: str, scope: Any, receive: Any, send: Any) -> None:
+    async def _answer(self, route: _HotRoute, scope: Any, receive: Any, send: Any) -> None:
         gateway = self.gateway
+        name, version, is_infer = route
+
+        def body() -> Awaitable[bytes]:
+            return _read_body(scope, receive, gateway.max_body_bytes)
+
         try:
-            reply = await gateway.serve_predict(
-                name, lambda: _read_body(scope, receive, gateway.max_body_bytes)
-            )
+            if is_infer:
+                header = _header(scope, _OIP_HEADER)
+                reply = await gateway.serve_infer(name, version, header, body)
+            else:
+                reply = await gateway.serve_predict(name, body)
         except _Disconnected:
             return
-        await send({"type": "http.response.start", "status": reply.status, "headers": [
-            (b"content-type", reply.content_type.encode()),
-            (b"content-length", str(len(reply.content)).encode()),
-        ]})  # fmt: skip
+        headers = [(b"content-length", str(len(reply.content)).encode())]
+        if reply.headers is None:
+            headers.append((b"content-type", _JSON_BYTES))
+        else:
+            headers += [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.content})
         if reply.after is not None:
             _run_after(reply.after)
+
+
+# (deployment, version in the path or None, OIP infer rather than /predict)
+_HotRoute = tuple[str, str | None, bool]
+_OIP_HEADER = oip.HEADER.lower().encode()
+_JSON_BYTES = _JSON.encode()
+
+
+def _hot_route(path: str) -> _HotRoute | None:
+    """The deployment of ``POST /predict/{name}``, ``/v2/models/{name}/infer`` or
+    ``/v2/models/{name}/versions/{version}/infer`` (a path segment never holds a slash)."""
+    if path.startswith("/predict/"):
+        name = path[9:]
+        return (name, None, False) if name and "/" not in name else None
+    if not (path.startswith("/v2/models/") and path.endswith("/infer")):
+        return None
+    parts = path[11:-6].split("/")
+    if len(parts) == 1 and parts[0]:
+        return parts[0], None, True
+    if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
+        return parts[0], parts[2], True
+    return None
+
+
+def _header(scope: Any, key: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == key:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _check_path_version(served: Served, version: str) -> None:
+    answering = {str(v) for v in served.policy.versions if v != served.policy.shadow}
+    if version not in answering:
+        raise NotFound(
+            f"Deployment '{served.name}' answers with version(s) "
+            f"{', '.join(sorted(answering, key=int))}, not '{version}'; call "
+            f"/v2/models/{served.name}/infer and let the deployment route the request.",
+            details={"field": "version"},
+        )
 
 
 async def _read_body(scope: Any, receive: Any, limit: int) -> bytes:
@@ -494,7 +577,7 @@ async def _read_body(scope: Any, receive: Any, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _unit(given: object, columns: dict[str, Array], served: Served) -> str | None:
+def _unit(given: object, columns: Mapping[str, Array], served: Served) -> str | None:
     """The A/B unit: the body's ``unit_id``, else the ``unit_key`` column of the first row."""
     if given is not None:
         return str(given)
@@ -538,7 +621,9 @@ def _response(reply: Reply) -> Response:
             _run_after(after)
 
         task = BackgroundTask(run_after)
-    return Response(reply.content, reply.status, media_type=reply.content_type, background=task)
+    if reply.headers is None:
+        return Response(reply.content, reply.status, media_type=_JSON, background=task)
+    return Response(reply.content, reply.status, headers=reply.headers, background=task)
 
 
 def _run_after(after: Callable[[], None]) -> None:

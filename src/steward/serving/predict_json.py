@@ -22,6 +22,7 @@ from steward.errors import InvalidInput
 from steward.serving._tensors import (
     MAX_REQUEST_ID_LENGTH,
     Array,
+    ColumnView,
     batch_size,
     check_batch,
     coerce,
@@ -47,12 +48,12 @@ class PredictRequest:
 
     id: str | None
     unit_id: str | None
-    inputs: dict[str, Array]
+    inputs: Mapping[str, Array]
     rows: int
     matrix: Array | None = None
 
     @property
-    def model_input(self) -> Array | dict[str, Array]:
+    def model_input(self) -> Array | Mapping[str, Array]:
         """What to hand to ``LoadedModel.predict``."""
         return self.matrix if self.matrix is not None else self.inputs
 
@@ -120,7 +121,7 @@ class _Matrix(dict[str, str]):
         self.block = block
 
 
-Decoded = tuple[dict[str, Array], dict[str, str]]
+Decoded = tuple[Mapping[str, Array], dict[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,7 @@ class _Table:
     fields: dict[str, str]
     # dtype -> (positions, names, numpy dtypes) of the columns of that dtype
     groups: tuple[tuple[str, tuple[int, ...], tuple[str, ...], tuple[np.dtype[Any], ...]], ...]
+    index: dict[str, int]  # name -> position
 
     @property
     def uniform(self) -> str | None:
@@ -162,6 +164,7 @@ def _table(signature: Signature) -> _Table:
              tuple(spec_dtype(s) for _, s in members))
             for dtype, members in grouped.items()
         ),
+        {name: j for j, name in enumerate(signature.input_names)},
     )  # fmt: skip
     if len(_TABLES) >= 256:
         _TABLES.clear()
@@ -234,7 +237,7 @@ def _grouped(
             return None
         if block.shape != (len(rows), len(table.names)):
             return None
-        columns = {name: block[:, j] for j, name in enumerate(table.names)}
+        columns = ColumnView(block, table.index)
         refuse_missing(block, columns, forbid, _in_row)
         return columns, _Matrix(table.fields, block)
     inputs: dict[str, Array] = {}
@@ -247,10 +250,10 @@ def _grouped(
         if block.ndim != 1:
             return None
         block = block.reshape(len(rows), len(names))
-        columns = {name: block[:, i] for i, name in enumerate(names)}
-        refuse_missing(block, columns, forbid, _in_row)
+        group = {name: block[:, i] for i, name in enumerate(names)}
+        refuse_missing(block, group, forbid, _in_row)
         for name, target in zip(names, dtypes, strict=True):
-            inputs[name] = columns[name].astype(target, copy=False)
+            inputs[name] = group[name].astype(target, copy=False)
     ordered = {name: inputs[name] for name in table.names}
     if uniform is not None:
         return ordered, _Matrix(table.fields, np.column_stack(list(ordered.values())))

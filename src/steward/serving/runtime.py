@@ -22,7 +22,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +52,7 @@ from steward.store.base import ArtifactStore, MetadataStore
 
 logger = logging.getLogger(__name__)
 
-ModelInput = Array | dict[str, Array]
+ModelInput = Array | Mapping[str, Array]
 Outputs = dict[str, Array]
 # A loaded model, its signature, its load time and its measured call cost (None: not timed).
 _Loaded = tuple[LoadedModel, Signature | None, float, CallCost | None]
@@ -82,7 +82,7 @@ class ServedVersion:
     batcher: MicroBatcher[ModelInput, Outputs] | None = None
     inline: InlineExecution | None = None  # None: every call goes to the model thread pool
 
-    def input_of(self, columns: dict[str, Array]) -> ModelInput:
+    def input_of(self, columns: Mapping[str, Array]) -> ModelInput:
         """What this version's model takes, from decoded columns (a matrix for one tensor)."""
         if self.signature is not None and is_single_tensor(self.signature):
             return columns[self.signature.inputs[0].name]
@@ -387,7 +387,7 @@ class Runtime:
         return FallbackChain(**steps)
 
     def _previous_step(self, version: ServedVersion) -> Callable[[Any], Awaitable[Any]]:
-        async def previous(columns: dict[str, Array]) -> Outputs:
+        async def previous(columns: Mapping[str, Array]) -> Outputs:
             data = version.input_of(columns)
             rows = len(next(iter(columns.values()))) if columns else 0
             return await self.call(version, data, rows, proba=True)
@@ -428,11 +428,11 @@ def _batch_call(model: LoadedModel) -> Callable[[list[ModelInput]], list[Outputs
     def call(rows: list[ModelInput]) -> list[Outputs]:
         first = rows[0]
         batch: ModelInput
-        if isinstance(first, dict):
-            dicts = [r for r in rows if isinstance(r, dict)]
-            batch = {k: np.concatenate([r[k] for r in dicts]) for k in first}
+        if isinstance(first, Mapping):
+            tables = [r for r in rows if isinstance(r, Mapping)]
+            batch = {k: np.concatenate([r[k] for r in tables]) for k in first}
         else:
-            batch = np.concatenate([r for r in rows if not isinstance(r, dict)])
+            batch = np.concatenate([r for r in rows if not isinstance(r, Mapping)])
         outputs = predict_outputs(model, batch, proba=True)
         return [{k: v[i : i + 1] for k, v in outputs.items()} for i in range(len(rows))]
 
