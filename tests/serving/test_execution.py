@@ -74,12 +74,15 @@ def test_a_call_past_the_timeout_is_a_timeout_whatever_it_did_and_demotes() -> N
 
 def test_demotion_needs_consecutive_cpu_heavy_calls() -> None:
     inline = _inline(budget_s=0.0002)  # demotion past 1 ms of CPU, three times in a row
-    inline.run(lambda: _burn(0.003))
+    inline.run(lambda: _burn(0.003))  # over in wall time: the next calls read the CPU clock
+    assert inline.suspect
     inline.run(lambda: _burn(0.003))
     inline.run(lambda: None)  # a cheap call in between: a pause, not a slow model
-    inline.run(lambda: _burn(0.003))
+    assert not inline.suspect
+    assert inline.over_budget == 0
+    for _ in range(3):  # suspicion, then two CPU-heavy calls: not yet three
+        inline.run(lambda: _burn(0.003))
     assert not inline.demoted
-    inline.run(lambda: _burn(0.003))
     inline.run(lambda: _burn(0.003))
     assert inline.demoted
 

@@ -11,7 +11,13 @@ import onnxruntime as ort
 
 from steward.domain.signature import ColumnSpec, Signature
 from steward.errors import InvalidInput
-from steward.flavors._inputs import frame_to_array, to_frame, to_matrix
+from steward.flavors._inputs import (
+    frame_to_array,
+    numeric_matrix,
+    to_frame,
+    to_matrix,
+    uniform_dtype,
+)
 from steward.flavors._signature import infer_signature
 
 _ONNX_DTYPES: dict[str, str] = {
@@ -85,6 +91,8 @@ class OnnxPredictor:
         specs = signature.inputs if signature else []
         # Column specs (shape [-1]) mean named columns to select; otherwise read raw matrices.
         self._specs = specs if specs and all(len(s.shape) == 1 for s in specs) else None
+        self._names = [s.name for s in self._specs or ()]
+        self._matrix_dtype = uniform_dtype(self._specs)
 
     @property
     def has_proba(self) -> bool:
@@ -100,6 +108,10 @@ class OnnxPredictor:
             width = node.shape[1] if isinstance(node.shape[1], int) else None
             if self._specs is None:
                 return {node.name: to_matrix(data, width, _numpy_dtype(node))}
+            if self._matrix_dtype is not None:
+                matrix = numeric_matrix(data, self._names, self._matrix_dtype)
+                if matrix is not None:  # the gateway's case: no frame on the way
+                    return {node.name: matrix.astype(_numpy_dtype(node), copy=False)}
             frame = to_frame(data, [s.name for s in self._specs], self._specs)
             return {node.name: frame_to_array(frame, _numpy_dtype(node))}
         names = [s.name for s in self._specs] if self._specs else [i.name for i in self._inputs]

@@ -20,7 +20,8 @@ where a timeout can leave a slow call behind:
   budget in CPU time, move the version to the pool for good (until it is loaded again). CPU
   time, not wall time: on a busy machine the process is preempted mid-call, and a wall clock would
   demote a fast model for the machine's load (seen here: 22 ms for a 0.2 ms call); in a row,
-  because a garbage collection pause lands inside some call (seen: 132 ms of CPU).
+  because a garbage collection pause lands inside some call (seen: 132 ms of CPU). The CPU
+  clock is only read once a call overran in wall time, until the calls are fast again.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ class InlineExecution:
     budget_s: float
     timeout_s: float
     demoted: bool = False
-    over_budget: int = 0  # consecutive calls past the demotion threshold
+    over_budget: int = 0  # consecutive calls past the demotion threshold in CPU time
+    # A call past the threshold in wall time makes the next calls measure CPU time too: in a
+    # sandbox the CPU clock is a real syscall (~2 µs), too dear for every call of a 10 µs model.
+    suspect: bool = False
 
     def allows(self, rows: int) -> bool:
         return not self.demoted and self.fixed_s + self.per_row_s * rows <= self.budget_s
@@ -65,24 +69,31 @@ class InlineExecution:
         """``call()`` on the caller's thread; TimeoutError when it took longer than the
         deployment's timeout, whatever it returned or raised (as in the pool, where the
         fallback answers at the deadline)."""
-        started, cpu_started = time.perf_counter(), time.thread_time()
+        cpu_started = time.thread_time() if self.suspect else None
+        started = time.perf_counter()
         try:
             return call()
         finally:
             elapsed = time.perf_counter() - started
-            self._observe(time.thread_time() - cpu_started, elapsed)
+            cpu = None if cpu_started is None else time.thread_time() - cpu_started
+            self._observe(cpu, elapsed)
             if elapsed > self.timeout_s:
                 raise TimeoutError  # the deadline wins over the call's own outcome
 
-    def _observe(self, cpu: float, elapsed: float) -> None:
-        self.over_budget = self.over_budget + 1 if cpu > _DEMOTE_FACTOR * self.budget_s else 0
+    def _observe(self, cpu: float | None, elapsed: float) -> None:
+        threshold = _DEMOTE_FACTOR * self.budget_s
+        if cpu is None:
+            self.suspect = elapsed > threshold
+        else:
+            over = cpu > threshold
+            self.over_budget = self.over_budget + 1 if over else 0
+            self.suspect = over or elapsed > threshold
         if self.demoted or (self.over_budget < _DEMOTE_AFTER and elapsed <= self.timeout_s):
             return
         self.demoted = True
         logger.warning(
-            "%s took %.1f ms (%.1f ms of CPU) inline, over its budget of %.1f ms; its calls "
-            "move to the thread pool", self.what, elapsed * 1000, cpu * 1000,
-            self.budget_s * 1000,
+            "%s took %.1f ms inline, over its budget of %.1f ms; its calls move to the thread "
+            "pool", self.what, elapsed * 1000, self.budget_s * 1000,
         )  # fmt: skip
 
 
