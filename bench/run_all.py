@@ -35,10 +35,10 @@ from _servers import BENCH_DIR, DEFAULT_PG_ADMIN_URL, Context, Row
 ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
 DOC = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = ["import", "log_batch", "registry", "search", "evaluate", "serving"]
+BENCHMARKS = ["import", "log_batch", "registry", "search", "evaluate", "serving", "drift"]
 SERVER_BENCHMARKS = {"log_batch", "registry", "search"}  # the ones that use --backends
 # The side each benchmark compares Steward with (MLflow unless named here).
-PEERS = {"evaluate": "scikit-learn + fairlearn", "serving": "peer"}
+PEERS = {"evaluate": "scikit-learn + fairlearn", "serving": "peer", "drift": "peer"}
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
 
 
@@ -71,6 +71,9 @@ def machine_info(pg_url: str, backends: list[str], only: list[str]) -> dict[str,
     }
     if "evaluate" in only:
         for module in ("numpy", "sklearn", "fairlearn"):
+            info[module] = _version(module)
+    if "drift" in only:
+        for module in ("numpy", "scipy", "pyarrow", "pandas", "evidently"):
             info[module] = _version(module)
     git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True)  # fmt: skip
@@ -111,6 +114,12 @@ def _run_lines(results: dict[str, Any]) -> list[str]:
             f"; numpy {info['numpy']}, scikit-learn {info['sklearn']}, fairlearn "
             f"{info['fairlearn']}"
             if "fairlearn" in info
+            else ""
+        )
+        + (
+            f"; numpy {info['numpy']}, scipy {info['scipy']}, pyarrow {info['pyarrow']}, "
+            f"pandas {info['pandas']}, Evidently {info['evidently']}"
+            if "evidently" in info
             else ""
         )
         + ".",

@@ -13,7 +13,7 @@ from steward.cli.main import app
 
 COMMANDS = [
     "register", "models", "versions", "show", "server", "demo", "alias", "card", "runs",
-    "audit", "tokens", "db", "settings", "import",
+    "audit", "tokens", "db", "settings", "import", "drift", "profile",
 ]  # fmt: skip
 
 

@@ -420,7 +420,9 @@ def _request(request_id: str, rows: int, *, at: datetime = H13, **kw: Any) -> Re
         "rows": rows,
     }
     fields.update(kw)
-    return RequestRecord(deployment="fraud", request_id=request_id, timestamp=at, **fields)
+    return RequestRecord(
+        deployment="fraud", request_id=request_id, timestamp=at.timestamp(), **fields
+    )
 
 
 def _rows_of(requests: list[RequestRecord]) -> list[PredictionRecord]:

@@ -22,6 +22,7 @@ from steward.cli import (
     db,
     demo,
     deployments,
+    drift,
     gates,
     importer,
     lifecycle,
@@ -101,6 +102,8 @@ app.command("deploy")(deployments.deploy)
 app.command("deployments")(deployments.deployments)
 app.command("rollback")(deployments.rollback)
 app.command("serve")(serve.serve)
+app.command("drift")(drift.drift)
+app.command("profile")(drift.profile)
 app.add_typer(policy.app, name="policy")
 app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(alias.app, name="alias")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from threading import Lock
 from typing import Any
 
 import numpy as np
@@ -158,7 +159,7 @@ class ColumnReader(Mapping[str, ColumnData]):
                 parquet = pq.ParquetFile(src.path)
                 self._schema = parquet.schema_arrow
                 self.rows = int(parquet.metadata.num_rows)
-                self._read: Callable[[str], Any] = partial(_parquet_column, parquet)
+                self._read: Callable[[str], Any] = partial(_parquet_column, parquet, Lock())
             else:
                 table = src.table if src.table is not None else read_csv(src.path)
                 self._schema = table.schema
@@ -183,8 +184,9 @@ class ColumnReader(Mapping[str, ColumnData]):
         return len(self._schema.names)
 
 
-def _parquet_column(parquet: pq.ParquetFile, name: str) -> pa.ChunkedArray:
-    return parquet.read(columns=[name]).column(0)
+def _parquet_column(parquet: pq.ParquetFile, lock: Lock, name: str) -> pa.ChunkedArray:
+    with lock:  # columns are tested on several threads; one ParquetFile reads one at a time
+        return parquet.read(columns=[name]).column(0)
 
 
 def read_csv(path: Path | None) -> pa.Table:

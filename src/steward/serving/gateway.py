@@ -21,7 +21,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -363,7 +362,7 @@ class Gateway:
         outputs = outcome.outputs
         self.log.log_request(
             RequestRecord(
-                served.name, outcome.version, rid, datetime.now(UTC), outcome.seconds * 1000,
+                served.name, outcome.version, rid, time.time(), outcome.seconds * 1000,
                 columns, outputs.get("prediction"), outputs.get("probabilities"), rows,
                 unit_id=unit, fallback=outcome.fallback, shadow=shadow, error=outcome.error,
                 matrix=matrix,

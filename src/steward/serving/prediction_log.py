@@ -117,13 +117,15 @@ class RequestRecord(NamedTuple):
     outputs into rows) is done by the writer thread, in numpy and Arrow, instead of on the
     event loop in Python (measured: ~30 µs a one-row request before, ~2 µs now). ``inputs``
     maps each input name to an array with one entry per row; ``predictions`` has one entry per
-    row and ``probabilities`` one row of class probabilities per row (or None).
+    row and ``probabilities`` one row of class probabilities per row (or None). ``timestamp``
+    is seconds since the epoch (``time.time()``): Arrow converts a column of those ~15x faster
+    than one of timezone-aware datetimes (measured: 0.3 against 4.7 µs a row).
     """
 
     deployment: str
     version: int
     request_id: str
-    timestamp: datetime
+    timestamp: float
     latency_ms: float
     inputs: Mapping[str, Any]
     predictions: Any
@@ -145,7 +147,8 @@ class RequestRecord(NamedTuple):
         probabilities = _per_row(self.probabilities, self.rows)
         return [
             PredictionRecord(
-                self.deployment, self.version, self.request_id, self.timestamp,
+                self.deployment, self.version, self.request_id,
+                datetime.fromtimestamp(self.timestamp, UTC),
                 self.latency_ms, inputs[i], predictions[i], row=i, unit_id=self.unit_id,
                 score=_score(probabilities[i]), probabilities=probabilities[i],
                 fallback=self.fallback, shadow=self.shadow, error=self.error,
@@ -302,9 +305,10 @@ class PredictionLogWriter:
 
     def _write_batch(self, batch: list[Logged], signatures: dict[str, Signature]) -> None:
         groups: dict[tuple[str, str], list[Logged]] = {}
+        hours: dict[int, str] = {}
         for record in batch:
             try:
-                key = (str(record.deployment), _hour_of(record.timestamp))
+                key = (str(record.deployment), _hour_of(record.timestamp, hours))
             except (AttributeError, TypeError, ValueError):
                 key = ("", "")  # not a record: fails below, is logged and counted
             groups.setdefault(key, []).append(record)
@@ -347,7 +351,7 @@ class PredictionLogWriter:
             self._made_dirs.add(folder)
         try:
             with fs.open(tmp, "wb") as out:
-                pq.write_table(table, out, compression="zstd")
+                pq.write_table(table, out, compression="zstd", use_dictionary=_dictionary(table))
             fs.mv(tmp, final)
         except BaseException:
             if fs.exists(tmp):
@@ -355,12 +359,30 @@ class PredictionLogWriter:
             raise
 
 
+def _dictionary(table: pa.Table) -> list[str]:
+    """The columns worth dictionary-encoding: text that repeats (labels, fallbacks, categories),
+    not request ids or numbers. Encoding 20 float inputs that way made the file larger and its
+    write twice as slow (measured)."""
+    return [
+        field.name
+        for field in table.schema
+        if pa.types.is_string(field.type) and field.name != "request_id"
+    ]
+
+
 def partition_path(deployment: str, hour: str) -> str:
     """The folder of one (deployment, hour) partition, relative to the log's root."""
     return f"deployment={quote(deployment, safe='')}/hour={hour}"
 
 
-def _hour_of(timestamp: datetime) -> str:
+def _hour_of(timestamp: datetime | float, hours: dict[int, str]) -> str:
+    """The UTC hour partition of a datetime, or of epoch seconds (formatted once per hour)."""
+    if not isinstance(timestamp, datetime):
+        index = int(timestamp // 3600)
+        hour = hours.get(index)
+        if hour is None:
+            hour = hours[index] = datetime.fromtimestamp(index * 3600, UTC).strftime(HOUR_FORMAT)
+        return hour
     if timestamp.tzinfo is not None:
         timestamp = timestamp.astimezone(UTC)
     return timestamp.strftime(HOUR_FORMAT)
@@ -406,7 +428,7 @@ def requests_to_table(
         return None
     per_request = pa.table(
         {
-            "timestamp": pa.array([r.timestamp for r in requests], pa.timestamp("us", tz="UTC")),
+            "timestamp": _epoch_micros([r.timestamp for r in requests]),
             "request_id": pa.array([r.request_id for r in requests], pa.string()),
             "unit_id": pa.array([r.unit_id for r in requests], pa.string()),
             "version": pa.array([r.version for r in requests], pa.int64()),
@@ -431,6 +453,11 @@ def requests_to_table(
     fields = list(RECORD_SCHEMA) + [pa.field(n, a.type) for n, a in inputs.items()]
     schema = pa.schema(fields, metadata=RECORD_SCHEMA.metadata)
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _epoch_micros(seconds: list[float]) -> pa.Array:
+    micros = np.round(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
+    return pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
 
 
 def _prediction_columns(values: list[Any], total: int) -> tuple[pa.Array, pa.Array] | None:

@@ -1,14 +1,14 @@
 """The drift statistics, on prepared samples: each matches its scipy / Evidently reference.
 
-The two numeric statistics that need the whole samples (Kolmogorov-Smirnov's D and the first
-Wasserstein distance) are computed from one merge of the two sorted samples, written here rather
-than called from scipy: ``scipy.stats.ks_2samp`` and ``wasserstein_distance`` each re-sort both
-samples and run two ``searchsorted`` passes over their concatenation, which is 3-4x the work of
-a merge when the samples are already sorted, and neither accepts a weighted reference (a
-profile's sketch). The merge reproduces scipy's arithmetic term for term (the same empirical CDF
-differences times the same gaps, summed in the same order), so the figures agree to the last bit
-or two. The small final steps (chi-square and Kolmogorov distribution tails, the Jensen-Shannon
-sum) are scipy's own functions.
+The two numeric statistics that need the whole samples are written here rather than called
+from scipy: ``scipy.stats.ks_2samp`` and ``wasserstein_distance`` each re-sort both samples and
+run two ``searchsorted`` passes over their concatenation, several times the work once the
+samples are sorted (and every column's samples are sorted once, for all its uses), and
+``ks_2samp`` takes no weighted reference (a profile's sketch). Kolmogorov-Smirnov's D comes from
+one merge of the two sorted samples, which reproduces scipy's arithmetic term for term (the same
+empirical CDF differences); the Wasserstein distance from the quantile functions
+(``_wasserstein``), the same sum in another order. The small final steps (chi-square and
+Kolmogorov distribution tails, the Jensen-Shannon sum) are scipy's own functions.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
+from steward.stats import _wasserstein
 from steward.stats._samples import OTHER, CategoricalSample, FloatArray, NumericSample, scale_for
 
 # scipy's ks_2samp is exact (lattice-path counting) up to this sample size, asymptotic above.
@@ -116,26 +117,31 @@ def ks_test(ref: NumericSample, cur: NumericSample) -> tuple[float, float]:
     return d, p
 
 
-def wasserstein(ref: NumericSample, cur: NumericSample) -> float:
-    """The first Wasserstein distance, ``sum |F_ref - F_cur| * gap`` over the merged steps,
-    as ``scipy.stats.wasserstein_distance`` sums it."""
-    scale = scale_for(_peak(ref, cur))
-    z, diff = _cdf_steps(_scaled(ref, scale), _scaled(cur, scale))
+def _area(ref: NumericSample, cur: NumericSample, scale: float) -> float:
+    """W1 in units scaled by ``scale``: by quantile functions (``_wasserstein``) when the
+    weights' common scale fits in int64, else from the merge."""
+    ref_s, cur_s = _scaled(ref, scale), _scaled(cur, scale)
+    if _wasserstein.fits(ref_s, cur_s):
+        return _wasserstein.area(ref_s, cur_s)
+    z, diff = _cdf_steps(ref_s, cur_s)
     gaps = np.diff(z)
     np.abs(diff[:-1], out=diff[:-1])
-    return float(np.sum(np.multiply(diff[:-1], gaps, out=gaps)) / scale)
+    return float(np.sum(np.multiply(diff[:-1], gaps, out=gaps)))
+
+
+def wasserstein(ref: NumericSample, cur: NumericSample) -> float:
+    """The first Wasserstein distance, as ``scipy.stats.wasserstein_distance`` (with the
+    reference's weights as ``u_weights``)."""
+    scale = scale_for(_peak(ref, cur))
+    return _area(ref, cur, scale) / scale
 
 
 def wasserstein_normed(ref: NumericSample, cur: NumericSample) -> float:
     """Evidently's ``wasserstein``: the distance divided by ``max(std(ref), 0.001)``."""
     scale = scale_for(_peak(ref, cur))
-    z, diff = _cdf_steps(_scaled(ref, scale), _scaled(cur, scale))
-    gaps = np.diff(z)
-    np.abs(diff[:-1], out=diff[:-1])
-    distance_scaled = float(np.sum(np.multiply(diff[:-1], gaps, out=gaps)))
-    # computed in scaled units so that neither the distance nor the std overflows
+    # in scaled units, so that neither the distance nor the std overflows
     norm = max(ref.population_std() * scale, WASSERSTEIN_MIN_NORM * scale)
-    return distance_scaled / norm
+    return _area(ref, cur, scale) / norm
 
 
 def wasserstein_error_bound(ref: NumericSample, cur: NumericSample) -> float:

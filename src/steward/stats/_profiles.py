@@ -98,7 +98,8 @@ class NumericProfile:
         self.minimum = low if self.minimum is None else min(self.minimum, low)
         self.maximum = high if self.maximum is None else max(self.maximum, high)
         self._count_values(finite)
-        self.sketch.update(finite)
+        # the sketch's binding takes writable arrays only (Arrow's zero-copy views are not)
+        self.sketch.update(finite if finite.flags.writeable else finite.copy())
 
     def _add_moments(self, finite: FloatArray) -> None:
         scale = scale_for(float(np.max(np.abs(finite))))
