@@ -37,12 +37,17 @@ def datatype_for(dtype: str) -> str:
     return _BY_DTYPE.get(dtype, "BYTES")
 
 
+# Keyed by the dtype itself: ``dtype.name`` builds a string on every call (~1 µs, measured),
+# more than the rest of encoding a small response.
+_BY_NUMPY_DTYPE = {dtype: datatype for datatype, dtype in NUMBERS.items()}
+
+
 def datatype_of(array: Array) -> str:
     """The OIP datatype of a numpy array."""
-    kind = array.dtype.kind
-    if kind in "biuf":
+    found = _BY_NUMPY_DTYPE.get(array.dtype)
+    if found is None and array.dtype.kind in "biuf":  # say a non-native byte order
         return _BY_DTYPE.get(array.dtype.name, "BYTES")
-    return "BYTES"
+    return found or "BYTES"
 
 
 @cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -388,3 +389,54 @@ def _missing_mask(values: Array) -> Array:
 
 def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+@dataclass(frozen=True, slots=True)
+class TablePlan:
+    """What decoding a tabular signature needs, worked out once per signature rather than per
+    request (it was a quarter of the decoding time)."""
+
+    names: tuple[str, ...]
+    tabular: bool
+    fields: dict[str, str]
+    # dtype -> (positions, names, numpy dtypes) of the columns of that dtype
+    groups: tuple[tuple[str, tuple[int, ...], tuple[str, ...], tuple[np.dtype[Any], ...]], ...]
+    index: dict[str, int]  # name -> position
+    dtype: np.dtype[Any] | None  # the numpy dtype every column converts to, if they share one
+
+    @property
+    def uniform(self) -> str | None:
+        """The one numeric dtype of every column, if they share one."""
+        if len(self.groups) == 1 and self.groups[0][0] not in ("string", "object"):
+            return self.groups[0][0]
+        return None
+
+
+_PLANS: dict[int, tuple[Signature, TablePlan]] = {}
+
+
+def table_plan(signature: Signature) -> TablePlan:
+    # Keyed by identity: a served version keeps its Signature object; the entry keeps it alive.
+    found = _PLANS.get(id(signature))
+    if found is not None and found[0] is signature:
+        return found[1]
+    grouped: dict[str, list[tuple[int, ColumnSpec]]] = {}
+    for j, spec in enumerate(signature.inputs):
+        grouped.setdefault(spec.dtype, []).append((j, spec))
+    dtypes = {spec_dtype(spec) for spec in signature.inputs}
+    table = TablePlan(
+        tuple(signature.input_names),
+        is_tabular(signature),
+        {name: f"instances[*].{name}" for name in signature.input_names},
+        tuple(
+            (dtype, tuple(j for j, _ in members), tuple(s.name for _, s in members),
+             tuple(spec_dtype(s) for _, s in members))
+            for dtype, members in grouped.items()
+        ),
+        {name: j for j, name in enumerate(signature.input_names)},
+        dtypes.pop() if len(dtypes) == 1 else None,
+    )  # fmt: skip
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[id(signature)] = (signature, table)
+    return table

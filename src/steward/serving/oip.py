@@ -17,7 +17,7 @@ number.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from steward.serving._datatypes import DATATYPES, accepts, datatype_for, datatyp
 from steward.serving._oip_fast import fast_binary_columns, fast_columns
 from steward.serving._tensors import (
     Array,
+    ColumnView,
     batch_size,
     check_batch,
     coerce,
@@ -52,6 +53,7 @@ from steward.serving._tensors import (
     refuse_missing_in,
     request_id,
     spec_dtype,
+    table_plan,
     to_json,
     unknown_input,
 )
@@ -75,7 +77,7 @@ class InferRequest:
     """
 
     id: str | None
-    inputs: dict[str, Array]
+    inputs: Mapping[str, Array]
     rows: int
     matrix: Array | None = None
     outputs: list[str] | None = None
@@ -84,7 +86,7 @@ class InferRequest:
     binary_default: bool = False
 
     @property
-    def model_input(self) -> Array | dict[str, Array]:
+    def model_input(self) -> Array | Mapping[str, Array]:
         """What to hand to ``LoadedModel.predict``."""
         return self.matrix if self.matrix is not None else self.inputs
 
@@ -155,7 +157,7 @@ def decode_infer_request(
     return InferRequest(rid, inputs, rows, matrix, requested, parameters, binary, binary_default)
 
 
-_Decoded = tuple[dict[str, Array], int, Array | None]  # inputs, rows, the model's matrix
+_Decoded = tuple[Mapping[str, Array], int, Array | None]  # inputs, rows, the model's matrix
 
 
 def _decode_inputs(
@@ -365,32 +367,37 @@ def _bind(tensor: _Tensor, spec: ColumnSpec) -> Array:
 
 def _is_matrix_form(tensors: list[_Tensor], signature: Signature) -> bool:
     """A table sent as one [N, k] tensor whose name is not one of the k column names."""
-    if len(tensors) != 1 or not is_tabular(signature) or len(signature.inputs) < 2:
+    if len(tensors) != 1:
+        return False
+    plan = table_plan(signature)
+    if not plan.tabular or len(plan.names) < 2:
         return False
     tensor = tensors[0]
     return (
-        tensor.name not in signature.input_names
+        tensor.name not in plan.index
         and len(tensor.shape) == 2
-        and tensor.shape[1] == len(signature.inputs)
+        and tensor.shape[1] == len(plan.names)
     )
 
 
 def _matrix_form(tensor: _Tensor, signature: Signature, forbid: frozenset[str]) -> _Decoded:
-    for spec in signature.inputs:
-        _check_datatype(tensor, spec)
+    plan = table_plan(signature)
+    for _, positions, _, _ in plan.groups:  # one check per dtype: its columns agree
+        _check_datatype(tensor, signature.inputs[positions[0]])
     array = _read_data(tensor, DATATYPES[tensor.datatype])
     rows = check_batch({tensor.name: array.shape[0]}, {tensor.name: tensor.field("shape")})
-    columns = {spec.name: array[:, j] for j, spec in enumerate(signature.inputs)}
+    columns: Mapping[str, Array] = ColumnView(array, plan.index)
     if forbid:
         where = tensor.field("data")
         refuse_missing(array, columns, forbid, lambda name, row: where)
+    if plan.dtype is not None:  # one dtype: the matrix is the model's input as it is
+        matrix = array.astype(plan.dtype, copy=False)
+        return ColumnView(matrix, plan.index), rows, matrix
     inputs = {
         spec.name: columns[spec.name].astype(spec_dtype(spec), copy=False)
         for spec in signature.inputs
     }
-    dtypes = {spec_dtype(spec) for spec in signature.inputs}
-    matrix = array.astype(dtypes.pop(), copy=False) if len(dtypes) == 1 else array
-    return inputs, rows, matrix
+    return inputs, rows, array
 
 
 def _unchecked(tensors: list[_Tensor]) -> _Decoded:

@@ -28,13 +28,13 @@ from steward.serving._tensors import (
     coerce,
     fit_shape,
     is_single_tensor,
-    is_tabular,
     missing_inputs,
     parse_object,
     refuse_missing,
     refuse_missing_in,
     request_id,
     spec_dtype,
+    table_plan,
     to_json,
     unknown_input,
 )
@@ -124,54 +124,6 @@ class _Matrix(dict[str, str]):
 Decoded = tuple[Mapping[str, Array], dict[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Table:
-    """What decoding a tabular signature needs, worked out once per signature rather than per
-    request (it was a quarter of the decoding time)."""
-
-    names: tuple[str, ...]
-    tabular: bool
-    fields: dict[str, str]
-    # dtype -> (positions, names, numpy dtypes) of the columns of that dtype
-    groups: tuple[tuple[str, tuple[int, ...], tuple[str, ...], tuple[np.dtype[Any], ...]], ...]
-    index: dict[str, int]  # name -> position
-
-    @property
-    def uniform(self) -> str | None:
-        """The one numeric dtype of every column, if they share one."""
-        if len(self.groups) == 1 and self.groups[0][0] not in ("string", "object"):
-            return self.groups[0][0]
-        return None
-
-
-_TABLES: dict[int, tuple[Signature, _Table]] = {}
-
-
-def _table(signature: Signature) -> _Table:
-    # Keyed by identity: a served version keeps its Signature object; the entry keeps it alive.
-    found = _TABLES.get(id(signature))
-    if found is not None and found[0] is signature:
-        return found[1]
-    grouped: dict[str, list[tuple[int, ColumnSpec]]] = {}
-    for j, spec in enumerate(signature.inputs):
-        grouped.setdefault(spec.dtype, []).append((j, spec))
-    table = _Table(
-        tuple(signature.input_names),
-        is_tabular(signature),
-        {name: f"instances[*].{name}" for name in signature.input_names},
-        tuple(
-            (dtype, tuple(j for j, _ in members), tuple(s.name for _, s in members),
-             tuple(spec_dtype(s) for _, s in members))
-            for dtype, members in grouped.items()
-        ),
-        {name: j for j, name in enumerate(signature.input_names)},
-    )  # fmt: skip
-    if len(_TABLES) >= 256:
-        _TABLES.clear()
-    _TABLES[id(signature)] = (signature, table)
-    return table
-
-
 def _from_instances(instances: object, signature: Signature, forbid: frozenset[str]) -> Decoded:
     if not isinstance(instances, list) or not instances:
         raise InvalidInput(
@@ -186,7 +138,7 @@ def _from_instances(instances: object, signature: Signature, forbid: frozenset[s
         one = {spec.name: _column(instances, spec, "instances")}
         refuse_missing_in(one, forbid, lambda name, row: f"instances[{row}]")
         return one, {spec.name: "instances"}
-    if _table(signature).tabular:
+    if table_plan(signature).tabular:
         return _from_lists(instances, signature, forbid)
     raise InvalidInput(
         "This model takes several tensor inputs; send each row as an object keyed by input "
@@ -225,7 +177,7 @@ def _grouped(
     """Columns of a table read in one numpy call per dtype; None (then the column-by-column
     path names the fault) when a value does not fit or the model has non-column inputs.
     A missing value where ``forbid`` refuses one is refused here, one test per block."""
-    table = _table(signature)
+    table = table_plan(signature)
     if not table.tabular:
         return None
     uniform = table.uniform

@@ -54,28 +54,26 @@ def area(x: NumericSample, y: NumericSample) -> float:
     cumulative_a = np.arange(a.size + 1, dtype=np.int64) if wa is None else np.concatenate(
         ([0], np.cumsum(wa)))  # fmt: skip
     pa = cumulative_a * total_b
+    inner = pa[1:-1]
     if wb is None:
         # b's steps all span total_a: step l covers [l * total_a, (l + 1) * total_a)
-        first_step = -(-pa // total_a)  # ceil: the first step starting at or after pa[k]
-        counts = np.diff(first_step)
-        inner = pa[1:-1]
+        counts = np.diff(-(-pa // total_a))  # ceil: the first step starting at or after pa[k]
         step = inner // total_a
-        aligned = inner - step * total_a == 0
-        ends = (step + 1) * total_a
+        rest = total_a - (inner - step * total_a)  # from the breakpoint to the step's end
         gaps = np.abs(np.repeat(a, counts) - b)
         base_area = float(gaps.sum()) * total_a
     else:
         starts = np.concatenate(([0], np.cumsum(wb)[:-1])) * total_a
         counts = np.diff(np.searchsorted(starts, pa, side="left"))
-        inner = pa[1:-1]
         step = np.searchsorted(starts, inner, side="right") - 1
-        aligned = starts[step] == inner
-        ends = starts[step] + wb[step] * total_a
+        rest = starts[step] + wb[step] * total_a - inner
         gaps = np.abs(np.repeat(a, counts) - b)
         base_area = float(np.dot(gaps, wb.astype(np.float64))) * total_a
-    inside = ~aligned
-    k = np.flatnonzero(inside) + 1  # a's breakpoint k switches Q_a from a[k-1] to a[k]
-    b_at = b[step[inside]]
-    change = np.abs(a[k] - b_at) - np.abs(a[k - 1] - b_at)
-    correction = float(np.dot(change, (ends[inside] - inner[inside]).astype(np.float64)))
+    # a breakpoint exactly on a step's start is already in that step's base value
+    on_start = inner == (step * total_a if wb is None else starts[step])
+    width = np.where(on_start, 0.0, rest.astype(np.float64))
+    # breakpoint k (1..m-1) switches Q_a from a[k-1] to a[k] for the rest of its step
+    b_at = b[step]
+    change = np.abs(a[1:] - b_at) - np.abs(a[:-1] - b_at)
+    correction = float(np.dot(change, width))
     return (base_area + correction) / (float(total_a) * float(total_b))
