@@ -59,6 +59,27 @@ def test_sync_model_runs_in_a_thread() -> None:
     assert threading.main_thread().name not in threads
 
 
+def test_an_inline_call_answers_small_batches_on_the_loop() -> None:
+    threads: list[str] = []
+
+    def model(rows: list[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        return [r + 1 for r in rows]
+
+    def inline(rows: list[int]) -> list[int] | None:
+        return model(rows) if len(rows) <= 4 else None  # larger batches: the thread pool
+
+    async def main(n: int) -> list[int]:
+        batcher = MicroBatcher(model, max_batch=16, max_wait_ms=5, inline=inline)
+        return await asyncio.gather(*(batcher.submit(i) for i in range(n)))
+
+    assert asyncio.run(main(3)) == [1, 2, 3]
+    assert threads == [threading.main_thread().name]
+    threads.clear()
+    assert asyncio.run(main(12)) == [i + 1 for i in range(12)]
+    assert threading.main_thread().name not in threads
+
+
 def test_rows_arriving_while_busy_go_together() -> None:
     model = Model(delay_s=0.02)
 

@@ -3,7 +3,9 @@
 ``MicroBatcher(call, max_batch=32, max_wait_ms=5)``; each request awaits ``submit(row)`` and
 gets its own result. ``call`` takes a list of rows and returns one result per row, in order;
 it may be async, or sync (then it runs in ``executor``, the loop's default thread pool unless
-given, so the event loop keeps accepting requests while the model works).
+given, so the event loop keeps accepting requests while the model works). ``inline(rows)``,
+when given, may answer a batch on the event loop instead (returning None leaves it to the
+executor): the gateway's choice for a model measured fast enough (steward.serving.execution).
 
 Dispatch policy (adaptive, as BentoML's batching, without a latency model): queued rows go to
 the model as one batch, in arrival order, as soon as a call slot is free (at most
@@ -59,6 +61,7 @@ class MicroBatcher(Generic[Row, Result]):
         max_wait_ms: float,
         max_concurrency: int = 1,
         executor: Executor | None = None,
+        inline: Callable[[list[Row]], Sequence[Result] | None] | None = None,
     ) -> None:
         # Checked here rather than at first use: a bad knob should fail the deployment's load,
         # not its first request.
@@ -81,6 +84,7 @@ class MicroBatcher(Generic[Row, Result]):
         self.max_wait_s = max_wait_ms / 1000
         self.max_concurrency = max_concurrency
         self._executor = executor
+        self._inline = inline
         self._queue: deque[_Waiting[Row, Result]] = deque()
         self._running: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -209,5 +213,9 @@ class MicroBatcher(Generic[Row, Result]):
         if self._is_async:
             result: Sequence[Result] = await self._call(rows)
             return result
+        if self._inline is not None:
+            answered = self._inline(rows)
+            if answered is not None:
+                return answered
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, rows)

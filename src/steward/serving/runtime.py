@@ -325,18 +325,20 @@ class Runtime:
         )
         if self.metrics is not None:
             self.metrics.model_load.labels(deployment.name, str(version)).set(seconds)
-        batcher = None
-        if deployment.batching is not None:
-            batcher = MicroBatcher[ModelInput, Outputs](
-                _batch_call(model),
-                max_batch=deployment.batching.max_batch,
-                max_wait_ms=deployment.batching.max_wait_ms,
-                executor=self.executor,
-            )
         inline = inline_execution(
             f"{deployment.model_name} v{version}", cost,
             budget_ms=self.inline_budget_ms, timeout_s=deployment.timeout_ms / 1000,
         )  # fmt: skip
+        batcher = None
+        if deployment.batching is not None:
+            call = _batch_call(model)
+            batcher = MicroBatcher[ModelInput, Outputs](
+                call,
+                max_batch=deployment.batching.max_batch,
+                max_wait_ms=deployment.batching.max_wait_ms,
+                executor=self.executor,
+                inline=None if inline is None else _inline_batch(call, inline),
+            )
         return ServedVersion(version, model, signature, seconds, batcher, inline)
 
     def _load(self, model_name: str, version: int, runtime: ModelRuntime) -> _Loaded:
@@ -437,6 +439,21 @@ def _batch_call(model: LoadedModel) -> Callable[[list[ModelInput]], list[Outputs
         return [{k: v[i : i + 1] for k, v in outputs.items()} for i in range(len(rows))]
 
     return call
+
+
+def _inline_batch(
+    call: Callable[[list[ModelInput]], list[Outputs]], inline: InlineExecution
+) -> Callable[[list[ModelInput]], list[Outputs] | None]:
+    """A batch's call made on the event loop when its rows fit the inline budget (None: the
+    batcher sends it to the pool), for the same reason as a single request's."""
+
+    def run(rows: list[ModelInput]) -> list[Outputs] | None:
+        if not inline.allows(len(rows)):
+            return None
+        outputs: list[Outputs] = inline.run(lambda: call(rows))
+        return outputs
+
+    return run
 
 
 def warm_row(signature: Signature) -> ModelInput:
