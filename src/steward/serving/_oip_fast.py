@@ -25,9 +25,9 @@ def fast_columns(
     """A table sent as one flat [N] (or [N, 1]) tensor per column, converted in one numpy call
     per datatype; None when anything is unusual, and the careful path then names the fault.
     A missing value where ``forbid`` refuses one is refused here, one test per datatype."""
+    if not isinstance(raw, list) or len(raw) != len(signature.inputs):
+        return None  # say one [N, k] tensor for k columns: not this form
     specs = {spec.name: spec for spec in signature.inputs}
-    if not isinstance(raw, list) or len(raw) != len(specs):
-        return None
     groups: _Groups = {}
     first = raw[0].get("data") if type(raw[0]) is dict else None
     rows = len(first) if type(first) is list else 0  # binary data: fast_binary_columns

@@ -46,7 +46,6 @@ from steward.serving._tensors import (
     fit_shape,
     format_shape,
     is_single_tensor,
-    is_tabular,
     missing_inputs,
     parse_object,
     refuse_missing,
@@ -163,7 +162,7 @@ _Decoded = tuple[Mapping[str, Array], int, Array | None]  # inputs, rows, the mo
 def _decode_inputs(
     raw: object, signature: Signature | None, forbid: frozenset[str], binary: memoryview | None
 ) -> _Decoded:
-    if signature is not None and is_tabular(signature):
+    if signature is not None and table_plan(signature).tabular:
         if binary is None:
             fast = fast_columns(raw, signature, forbid)
         else:
