@@ -135,7 +135,10 @@ def _drifted_evidently(snapshot: Any) -> list[str]:
 def profile_build(ref_path: str, _cur: str, _profile: str | None) -> tuple[Any, Any, float]:
     from steward.monitoring.drift import build_profile
 
-    build_profile(_head(pq.read_table(ref_path)))
+    # warm up on the first rows only: reading the whole file here would leave its pages in
+    # the process and hide the streamed build's own memory
+    first = next(pq.ParquetFile(ref_path).iter_batches(batch_size=2000))
+    build_profile(pa.Table.from_batches([first]))
     size = pq.ParquetFile(ref_path).metadata
     data_mb = sum(size.row_group(i).total_byte_size for i in range(size.num_row_groups)) / MB
     return (lambda: build_profile(ref_path)), None, data_mb

@@ -191,13 +191,15 @@ def _rows(size: Size, samples: dict[str, list[dict[str, Any]]]) -> list[Row]:
     )
     runs = f"{len(seconds['evidently'])} run(s)"
     budget = 2 * cur_mb
+    # the goal is at 1M x 20; shown on both rows, the raw reference and the profile
+    goal_vs_evidently = 100.0 if (size.rows, size.columns) == (1_000_000, 20) else None
     return [
         Row("drift", f"{size.label}: Steward vs Evidently (raw reference)", "s", False,
             seconds["steward"], seconds["evidently"], f"{evidently}; {runs}",
-            goal=100.0 if (size.rows, size.columns) == (1_000_000, 20) else None, notes=notes),
+            goal=goal_vs_evidently, notes=notes),
         Row("drift", f"{size.label}: Steward with a precomputed profile vs Evidently", "s",
             False, seconds["steward_profile"], seconds["evidently"], f"{evidently}; {runs}",
-            notes=notes),
+            goal=goal_vs_evidently, notes=notes),
         Row("drift", f"{size.label}: Steward with a precomputed profile vs the sort floor",
             "s", False, seconds["steward_profile"], seconds["floor"],
             "np.sort of every column of both samples", goal=1 / 3, notes=notes),

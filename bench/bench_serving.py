@@ -407,8 +407,9 @@ def describe(results: dict[tuple[str, int, int], Measured], dropped: str, bento:
         "3 rounds, servers interleaved within each cell, medians shown. Throughput counts 2xx "
         "answers only. The model: scikit-learn LogisticRegression on 20 float features "
         "(make_classification, seed 0) and its ONNX export (Steward's export_onnx, served by "
-        "deployments of the same version with runtime onnx). Steward: `steward serve` on a scratch store (registered, "
-        "evaluated, gated, approved, promoted, deployed), routing + prediction log + "
+        "deployments of the same version with runtime onnx). Steward: `steward serve` on a "
+        "scratch store (registered, evaluated, gated, approved, promoted, deployed), routing + "
+        "prediction log + "
         "/metrics on as shipped, deployment timeout 1,000 ms (default); `/predict/{name}` with "
         '`{"instances": [[20 floats]]}`, OIP with one `[N, 20]` FP64 tensor; '
         f"micro-batching max_batch {BATCHING['max_batch']}, max_wait_ms "

@@ -79,7 +79,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
+    # On PATH, or installed in this interpreter's venv (`pip install py-spy` there).
+    beside = Path(sys.executable).with_name("py-spy")
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or str(beside))
     args = parser.parse_args()
 
     from steward.client import Client

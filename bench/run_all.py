@@ -133,7 +133,7 @@ def _section(bench: str, rows: list[dict[str, Any]]) -> list[str]:
              "|---|---|---:|---:|---|---:|---|---:|"]  # fmt: skip
     for r in rows:
         goal = "-" if r["goal"] is None else (
-            f"≥ {r['goal']:g}x {'✅' if r['goal_met'] else '❌'}")  # fmt: skip
+            f"≥ {r['goal']:.3g}x {'✅' if r['goal_met'] else '❌'}")  # fmt: skip
         lines.append(
             f"| {r['case']} | {r['mlflow_setting']} | {_fmt(r['steward_median'], r['unit'])} "
             f"| {_fmt(r['mlflow_median'], r['unit'])} | {r['unit']} median "

@@ -16,7 +16,9 @@ from steward.serving.gateway import Gateway
 
 GATEWAY_ROUTES = {
     "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
-    "/v2/models/{name}/infer", "/predict/{name}", "/metrics",
+    "/v2/models/{name}/infer", "/predict/{name}", "/metrics", "/v2",
+    "/v2/models/{name}/versions/{version}", "/v2/models/{name}/versions/{version}/ready",
+    "/v2/models/{name}/versions/{version}/infer",
 }  # fmt: skip
 
 

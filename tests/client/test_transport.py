@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import json
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -125,3 +127,36 @@ def test_a_url_that_is_not_http_is_refused_naming_the_setting(url: str) -> None:
     with pytest.raises(InvalidInput, match="STEWARD_URL") as refused:
         HttpBackend(url, None)
     assert refused.value.field == "url"
+
+
+def test_the_socket_sends_small_writes_at_once(server: http.server.ThreadingHTTPServer) -> None:
+    # Without TCP_NODELAY, a small request on a kept-alive socket can wait for a delayed ACK.
+    transport = Transport(_url(server))
+    transport.request("GET", "/health")
+    sock = transport._local.connection.sock
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+@pytest.mark.parametrize(("size", "writes"), [(0, 1), (14, 1), (200_000, 2)])
+def test_a_request_goes_out_in_one_write_unless_its_body_is_large(
+    server: http.server.ThreadingHTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+    writes: int,
+) -> None:
+    sent: list[bytes] = []
+    original = http.client.HTTPConnection.send
+
+    def counting(self: http.client.HTTPConnection, data: bytes) -> None:
+        sent.append(bytes(data))
+        original(self, data)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "send", counting)
+    transport = Transport(_url(server))
+    for i in range(2):  # a fresh connection, then the kept-alive one
+        sent.clear()
+        response = transport.request("POST", f"/w/{i}", content=b"x" * size)
+        assert response.json() == {"received": size}
+        assert len(sent) == writes
+        assert sent[0].startswith(f"POST /w/{i} HTTP/1.1\r\n".encode())
+        assert b"".join(sent).endswith(b"\r\n\r\n" + b"x" * size)

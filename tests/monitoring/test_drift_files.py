@@ -133,3 +133,25 @@ def test_html_report_escapes_and_draws_every_feature() -> None:
     assert "ref &amp; co" in page
     assert page.count("<svg") == 2
     assert "<script" not in page
+
+
+def test_streamed_profile_memory_is_one_row_group_not_the_file(tmp_path: Path) -> None:
+    """30 row groups of ~1 MB each: Arrow's pool must peak near one of them, not all (pyarrow's
+    default pre-buffering kept every row group read). Run in a fresh process: the pool's peak
+    is process-wide."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "big.parquet"
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=300_000) for i in range(4)})
+    pq.write_table(pa.Table.from_pandas(frame), path, row_group_size=10_000)  # 30 x 0.32 MB
+    code = (
+        "import sys, pyarrow as pa; from steward.monitoring.drift import build_profile; "
+        f"p = build_profile({str(path)!r}, batch_rows=4096); "
+        "print(p.rows, pa.default_memory_pool().max_memory())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rows, peak = out.stdout.split()
+    assert int(rows) == 300_000
+    assert int(peak) < 4 * 1024 * 1024  # the file decodes to ~9.6 MB

@@ -95,3 +95,32 @@ def test_diff_detects_a_missing_migration(engine):
         connection.exec_driver_sql("ALTER TABLE tokens ADD COLUMN note VARCHAR(10)")
     diff = _diff(engine)
     assert any(op[0] == "remove_column" and op[3].name == "note" for op in diff), diff
+
+
+def test_metric_rows_get_their_versions_place_when_upgraded_to_0004(engine):
+    """0004 fills the model name and version number of metric rows written before it."""
+    migrate.upgrade(engine, "0003")
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO models (id, name, owner, risk_tier, card, latest_version, created_at,"
+            f" created_by, updated_at) VALUES ('m1', 'credit', 'o', 1, '{{}}', 2, '{now}', 'o',"
+            f" '{now}')"
+        )
+        for number in (1, 2):
+            connection.exec_driver_sql(
+                "INSERT INTO model_versions (id, model_id, version, flavor, files, primary_file,"
+                " params, metrics, tags, lineage, status, trusted, created_at, created_by)"
+                f" VALUES ('v{number}', 'm1', {number}, 'python', '{{}}', 'model.pkl', '{{}}',"
+                f" '{{}}', '{{}}', '{{}}', 'registered', false, '{now}', 'o')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO version_metrics (version_id, key, value)"
+                f" VALUES ('v{number}', 'auc', 0.{number})"
+            )
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT version_id, model_name, version FROM version_metrics ORDER BY version_id"
+        ).all()
+    assert [tuple(r) for r in rows] == [("v1", "credit", 1), ("v2", "credit", 2)]

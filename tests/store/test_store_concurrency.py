@@ -5,9 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+import threading
 from pathlib import Path
 
-from steward.schemas.registry import ModelCreate
+import steward.registry.service
+from steward.domain.enums import Flavor
+from steward.schemas.registry import ModelCreate, VersionCreate
 from steward.schemas.tracking import RunCreate
 from steward.settings import Settings
 from steward.wiring import Services
@@ -94,3 +97,47 @@ def test_concurrent_writers_keep_the_ledger_whole(backend_url, tmp_path):
         assert [v.version for v in versions if "live" in v.aliases] == [live.version]
     finally:
         services.close()
+
+
+def test_writers_that_share_no_row_still_chain_one_after_another(
+    backend_url, tmp_path, monkeypatch
+):
+    # Each thread moves an alias of its own, so only the ledger's lock orders them: a tip read
+    # on a snapshot older than the lock would chain two events onto one tip (a duplicate seq).
+    monkeypatch.setattr(steward.registry.service, "validate_artifact", lambda *_: None)
+    home = tmp_path / "home"
+    threads, moves = 4, 40
+    stores = [
+        Services.from_settings(Settings(home=home, database={"url": backend_url}))
+        for _ in range(threads)
+    ]
+    try:
+        first = stores[0]
+        first.registry.create_model("setup", ModelCreate(name="m"))
+        ref = first.registry.upload_artifact(b"\x00")
+        for _ in range(2):
+            first.registry.create_version(
+                "setup", "m", VersionCreate(flavor=Flavor.PYTHON, files={"model.pkl": ref})
+            )
+        before = first.audit.verify().events_checked
+        errors: list[BaseException] = []
+
+        def work(k: int) -> None:
+            try:
+                for i in range(moves):
+                    stores[k].registry.set_alias(f"w{k}", "m", f"a{k}", 1 + i % 2)
+            except BaseException as exc:  # collected: an exception in a thread is otherwise lost
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert errors == []
+        report = first.audit.verify()
+        assert report.ok, report
+        assert report.events_checked == before + threads * moves
+    finally:
+        for services in stores:
+            services.close()

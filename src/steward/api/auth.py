@@ -1,12 +1,7 @@
-"""Who is calling: a bearer token checked against the store, cached briefly per process.
-
-The cache keeps the check off the database on the hot path; a revoked token stops working
-within ``_TTL_SECONDS`` on every replica.
-"""
+"""Who is calling: a bearer token checked by the token service (which caches it briefly)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -14,10 +9,10 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from steward.auth.service import TokenService, require_role
+from steward.domain.entities import Token
 from steward.domain.enums import Role
 from steward.errors import Unauthenticated
-
-_TTL_SECONDS = 5.0
+from steward.wiring import Services
 
 
 @dataclass(frozen=True)
@@ -25,27 +20,9 @@ class Principal:
     name: str
     role: Role
 
-
-class TokenCache:
-    def __init__(self, tokens: TokenService) -> None:
-        self.tokens = tokens
-        self._seen: dict[str, tuple[float, Principal]] = {}
-
-    def cached(self, secret: str | None) -> Principal | None:
-        """The principal for ``secret`` if it was checked less than the TTL ago."""
-        hit = None if secret is None else self._seen.get(secret)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
-
-    def principal(self, secret: str | None) -> Principal:
-        hit = self.cached(secret)
-        if hit is not None:
-            return hit
-        now = time.monotonic()
-        token = self.tokens.authenticate(secret)
-        principal = Principal(name=f"token:{token.name}", role=token.role)
-        if secret is not None and (token.expires_at is None):
-            self._seen[secret] = (now + _TTL_SECONDS, principal)
-        return principal
+    @classmethod
+    def of(cls, token: Token) -> Principal:
+        return cls(name=f"token:{token.name}", role=token.role)
 
 
 def _bearer(request: Request) -> str | None:
@@ -61,17 +38,18 @@ def _bearer(request: Request) -> str | None:
 def requires(role: Role, action: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that authenticates the caller and checks ``role``.
 
-    Async so a cache hit costs no thread-pool hop; a miss reads the store in the pool, off the
-    event loop.
+    Async so a token verified moments ago costs no thread-pool hop; otherwise the store is read
+    in the pool, off the event loop.
     """
 
     async def dependency(request: Request) -> Principal:
-        cache: TokenCache = request.app.state.token_cache
+        services: Services = request.app.state.services
+        tokens: TokenService = services.tokens
         secret = _bearer(request)
-        principal = cache.cached(secret)
-        if principal is None:
-            principal = await run_in_threadpool(cache.principal, secret)
-        require_role(principal.role, role, action)
-        return principal
+        token = tokens.authenticate_cached(secret)
+        if token is None:
+            token = await run_in_threadpool(tokens.authenticate, secret)
+        require_role(token.role, role, action)
+        return Principal.of(token)
 
     return dependency

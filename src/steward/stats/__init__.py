@@ -1,2 +1,3 @@
-"""Pure numerics (numpy/scipy, no I/O): evaluation metrics with bootstrap intervals, and later
-drift statistics and the A/B engine's estimators."""
+"""Pure numerics (numpy/scipy, no I/O): evaluation metrics with bootstrap intervals
+(``evaluation``), data drift tests (``drift``) and mergeable column profiles (``profile``), and
+later the A/B engine's estimators."""

@@ -486,6 +486,39 @@ def check_pagination(services: Services) -> None:
         services.registry.list_models(scope, limit=0)
 
 
+def check_metric_search(services: Services) -> None:
+    """A search on one metric lists like any other: by model name, newest version first, page
+    by page, with a model filter, and it follows metrics updated after registration."""
+    prefix = _name("msearch")
+    key = prefix.replace("-", "_")  # a metric no other check writes
+    names = [f"{prefix}-{c}" for c in "cab"]  # registered out of name order
+    for name in names:
+        _model(services, name)
+    for i in range(3):
+        for name in names:
+            _register(services, name, metrics={key: 0.5 + 0.1 * i})
+    every = [(name, v) for name in sorted(names) for v in (3, 2, 1)]
+
+    def found(flt: str, **kwargs: Any) -> list[tuple[str, int]]:
+        pages, token = [], None
+        while True:
+            page = services.registry.list_versions(flt, limit=2, page_token=token, **kwargs)
+            pages += [(v.model_name, v.version) for v in page.items]
+            token = page.next_page_token
+            if token is None:
+                return pages
+
+    _eq(found(f"metrics.{key} > 0"), every, "one metric, all versions, in pages of 2")
+    # The same filter with a second condition takes the general query: the same answer.
+    _eq(found(f"metrics.{key} > 0 and version >= 1"), every, "one metric and a field")
+    _eq(found(f"metrics.{key} >= 0.6"), [x for x in every if x[1] >= 2], "a metric range")
+    _eq(found(f"metrics.{key} > 0", model=names[0]), [(names[0], v) for v in (3, 2, 1)],
+        "one metric, one model")  # fmt: skip
+    _eq(found(f"metrics.{key} > 1"), [], "no match")
+    services.registry.update_version(ACTOR, names[1], 1, VersionUpdate(metrics={key: 2.0}))
+    _eq(found(f"metrics.{key} > 1"), [(names[1], 1)], "a metric updated after registration")
+
+
 def check_bad_page_token(services: Services) -> None:
     """A page token the server did not issue is InvalidInput on every list."""
     listings: list[tuple[str, Callable[[str], object]]] = [
@@ -913,6 +946,7 @@ STORE_CHECKS: list[StoreCheck] = [
     check_version_round_trip,
     check_filters,
     check_pagination,
+    check_metric_search,
     check_bad_page_token,
     check_aliases,
     check_concurrent_alias_moves,

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from steward.domain.clock import utcnow
@@ -22,9 +23,11 @@ _LEDGER_LOCK_KEY = 0x5354455741524431
 # Built once: every write runs these, and building a statement per call cost more than
 # executing it (measured on the registry's write path).
 _EVENTS: Any = EventRow.__table__
-_LOCK_LEDGER = text("SELECT pg_advisory_xact_lock(:key)")
 _TIP = select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
 _INSERT_EVENTS = insert(_EVENTS)
+# The same tip on PostgreSQL, run by psycopg itself (see `_pg_lock_and_read_tip`).
+_PG_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+_PG_TIP = f"SELECT seq, hash FROM {_EVENTS.name} ORDER BY seq DESC LIMIT 1"
 
 
 @dataclass
@@ -68,15 +71,33 @@ def append_events(session: Session, actor: str, pending: list[PendingEvent]) -> 
 def _locked_tip(session: Session) -> tuple[int, str]:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        # Two statements, not one: under READ COMMITTED a statement reads the snapshot taken
-        # when it starts, so a tip read in the statement that waited for the lock would miss
-        # the events of the writer that held it, and chain onto a stale tip.
-        connection.execute(_LOCK_LEDGER, {"key": _LEDGER_LOCK_KEY})
-    # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
-    row = connection.execute(_TIP).first()
+        row = _pg_lock_and_read_tip(connection)
+    else:
+        # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
+        row = connection.execute(_TIP).first()
     if row is None or row[0] is None:
         return 0, GENESIS_HASH
     return int(row[0]), str(row[1])
+
+
+def _pg_lock_and_read_tip(connection: Connection) -> Any:
+    """Take the ledger's lock, then read its tip: two statements in one round trip.
+
+    Two statements, not one: under READ COMMITTED a statement reads the snapshot taken when it
+    starts, so a tip read in the statement that waited for the lock would miss the events of
+    the writer that held it, and chain onto a stale tip. psycopg's pipeline mode sends both at
+    once; the server still runs them in order, the second on a snapshot taken after the lock.
+    """
+    driver: Any = connection.connection.driver_connection  # the psycopg connection
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with driver.pipeline():
+            driver.execute(_PG_LOCK, (_LEDGER_LOCK_KEY,))
+            tip = driver.execute(_PG_TIP)
+        return tip.fetchone()
+    except dbapi_error as error:
+        # As SQLAlchemy would have wrapped it, so the store translates it like any other.
+        raise DBAPIError.instance(_PG_TIP, None, error, dbapi_error) from error
 
 
 def _filtered(flt: EventFilter) -> Any:

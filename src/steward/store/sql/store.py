@@ -101,9 +101,9 @@ class SqlReadSession(GateReads, DeploymentReads):
     def list_versions(
         self, conditions: list[Condition], *, model: str | None, limit: int, offset: int
     ) -> list[ModelVersion]:
-        model_id = None if model is None else _registry.get_model_row(self.session, model).id
+        row = None if model is None else _registry.get_model_row(self.session, model)
         return _registry.list_versions(
-            self.session, conditions, model_id=model_id, limit=limit, offset=offset
+            self.session, conditions, model=row, limit=limit, offset=offset
         )
 
     def get_alias(self, name: str, alias: str) -> Alias | None:
@@ -186,7 +186,7 @@ class SqlWriteSession(SqlReadSession, GateWrites, DeploymentWrites):
     ) -> ModelVersion:
         model_id, number = _registry.claim_version_number(self.session, name)
         row = {**values, "model_id": model_id, "version": number, "metrics": metrics, "tags": tags}
-        _registry.insert_version(self.session, row, metrics, tags)
+        _registry.insert_version(self.session, name, row, metrics, tags)
         # Built from what was written rather than read back: a new version has no aliases yet.
         return version_entity(
             SimpleNamespace(**row), model_name=name, metrics=metrics, tags=tags, aliases=[]
@@ -209,7 +209,7 @@ class SqlWriteSession(SqlReadSession, GateWrites, DeploymentWrites):
         for key, value in values.items():
             setattr(row, key, value)
         if metrics:
-            _registry.upsert_version_metrics(self.session, row.id, metrics)
+            _registry.upsert_version_metrics(self.session, model.name, row, metrics)
             row.metrics = {**row.metrics, **metrics}
         if tags is not None:
             _registry.replace_version_tags(self.session, row.id, tags)
@@ -307,14 +307,23 @@ class SqlMetadataStore:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @cached_property
+    def _read_engine(self) -> Engine:
+        """The engine as reads use it: no write lock on SQLite, no transaction on PostgreSQL.
+
+        PostgreSQL reads run in autocommit: under READ COMMITTED every statement reads its own
+        snapshot, in a transaction or not, so BEGIN and ROLLBACK bought nothing but two round
+        trips. And psycopg forgets its prepared statements at every ROLLBACK, so with them no
+        statement stayed prepared on a connection that had served a read (measured: every
+        statement of a write was parsed and planned again).
+        """
+        if self.dialect == "postgresql":
+            return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self.engine.execution_options(sqlite_begin="DEFERRED")
+
     @contextmanager
     def read(self) -> Iterator[SqlReadSession]:
-        with (
-            _translated(),
-            Session(
-                self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
-            ) as session,
-        ):
+        with _translated(), Session(self._read_engine, expire_on_commit=False) as session:
             yield SqlReadSession(session)
 
     @contextmanager

@@ -111,16 +111,25 @@ class ModelVersionRow(Base):
 
 
 class VersionMetricRow(Base):
-    """One row per (version, metric) so `metrics.auc > 0.8` is an indexed range scan."""
+    """One row per (version, metric) so `metrics.auc > 0.8` is an indexed range scan.
+
+    The version's place in a listing (its model's name and its number) is copied beside the
+    value, so a search on one metric finds its page in the index alone: with 2,000 of 10,000
+    versions matching, reading each match's version row to sort them was nearly all the query.
+    """
 
     __tablename__ = "version_metrics"
-    __table_args__ = (Index("ix_version_metrics_key_value", "key", "value"),)
+    __table_args__ = (
+        Index("ix_version_metrics_search", "key", "value", "model_name", "version", "version_id"),
+    )
 
     version_id: Mapped[str] = mapped_column(
         ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
     )
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
+    model_name: Mapped[str] = mapped_column(String(128))  # models are never renamed
+    version: Mapped[int] = mapped_column(Integer)
 
 
 class VersionTagRow(Base):
