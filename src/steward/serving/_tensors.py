@@ -302,8 +302,9 @@ def missing_forbidden(signature: Signature | None, accepts_missing: bool | None)
     ``nullable: false``, and all of them when the model does not accept missing values
     (``LoadedModel.accepts_missing`` is False). Only inputs able to hold one are named.
 
-    Called per request, so the answer is kept per signature object (a served version keeps its
-    Signature; the entry keeps it alive, so its id is not reused while cached).
+    The gateway works it out once per deployment revision (``Served.forbid_missing``); the
+    answer is also kept per signature object (the entry keeps the Signature alive, so its id is
+    not reused while cached).
     """
     if signature is None:
         return frozenset()

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from steward._version import __version__
 from steward.errors import InvalidInput, NotFound, StewardError, Unavailable
 from steward.serving import oip
-from steward.serving._tensors import Array, missing_forbidden, to_json
+from steward.serving._tensors import Array, to_json
 from steward.serving.canary_rollback import AlertSender, CanaryGuard
 from steward.serving.fallback import Answered, answer, describe
 from steward.serving.metrics import CONTENT_TYPE, GatewayMetrics
@@ -118,37 +118,35 @@ class Gateway:
                       "extensions": ["binary_tensor_data"]})  # fmt: skip
 
     async def model_ready(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        served = self.runtime.find(name)
-        if served is None:
-            return self._not_found(name, oip_format=True)
-        refused = self._path_version_refused(served, request)
-        if refused is not None:
-            return refused
-        return _json({"name": name, "ready": True})
+        served = self._served_or_refusal(request)
+        if isinstance(served, Response):
+            return served
+        return _json({"name": served.name, "ready": True})
 
     async def metadata(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        served = self.runtime.find(name)
-        if served is None:
-            return self._not_found(name, oip_format=True)
-        refused = self._path_version_refused(served, request)
-        if refused is not None:
-            return refused
+        served = self._served_or_refusal(request)
+        if isinstance(served, Response):
+            return served
+        name = served.name
         answering = [v for v in served.policy.versions if v != served.policy.shadow]
         platform = f"steward_{served.champion.model.flavor.value}"
         body = oip.model_metadata(name, [str(v) for v in answering], platform, served.signature)
         return _json(body)
 
-    def _path_version_refused(self, served: Served, request: Request) -> Response | None:
+    def _served_or_refusal(self, request: Request) -> Served | Response:
+        """The deployment a metadata route names, or its OIP refusal (unknown deployment, or
+        a version in the path that the deployment does not answer with)."""
+        name = request.path_params["name"]
+        served = self.runtime.find(name)
+        if served is None:
+            return self._not_found(name, oip_format=True)
         version = request.path_params.get("version")
-        if version is None:
-            return None
-        try:
-            _check_path_version(served, version)
-        except NotFound as error:
-            return _response(self._refusal(served.name, error, oip_format=True))
-        return None
+        if version is not None:
+            try:
+                _check_path_version(served, version)
+            except NotFound as error:
+                return _response(self._refusal(name, error, oip_format=True))
+        return served
 
     async def metrics_page(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
@@ -180,9 +178,7 @@ class Gateway:
                 _check_path_version(served, version)
             decoded = oip.decode_infer_request(
                 await body(), served.signature, header_length=header_length,
-                forbid_missing=missing_forbidden(
-                    served.signature, served.champion.model.accepts_missing
-                ),
+                forbid_missing=served.forbid_missing,
             )  # fmt: skip
             rid = decoded.id or new_request_id()
             unit = _unit(decoded.parameters.get("unit_id"), decoded.inputs, served)
@@ -217,7 +213,7 @@ class Gateway:
         try:
             decoded = decode_predict_request(
                 await body(), served.signature,
-                missing_forbidden(served.signature, served.champion.model.accepts_missing),
+                served.forbid_missing,
             )  # fmt: skip
             rid = decoded.id or new_request_id()
             unit = _unit(decoded.unit_id, decoded.inputs, served)

@@ -34,7 +34,7 @@ from steward.domain.enums import Flavor
 from steward.domain.signature import Signature
 from steward.errors import NotFound, StewardError
 from steward.flavors import LoadedModel, load_model
-from steward.serving._tensors import Array, is_single_tensor, spec_dtype
+from steward.serving._tensors import Array, is_single_tensor, missing_forbidden, spec_dtype
 from steward.serving.batching import MicroBatcher
 from steward.serving.canary_watch import CanaryWatch
 from steward.serving.execution import (
@@ -101,6 +101,8 @@ class Served:
     timeout_s: float
     # The canary's SLO watch, new with each revision (None: no canary_slo, nothing recorded)
     watch: CanaryWatch | None = None
+    # The inputs refused when they hold null / NaN: the champion's signature and model decide
+    forbid_missing: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -314,9 +316,11 @@ class Runtime:
                 wanted.append(previous)
         versions = {v: self._served_version(deployment, v) for v in wanted}
         timeout_s = deployment.timeout_ms / 1000
+        champion = versions[deployment.champion]
         return Served(
             deployment, policy, versions, self._chain(deployment, versions, previous, timeout_s),
             previous, timeout_s, CanaryWatch.of(deployment),
+            missing_forbidden(champion.signature, champion.model.accepts_missing),
         )  # fmt: skip
 
     def _served_version(self, deployment: Deployment, version: int) -> ServedVersion:
