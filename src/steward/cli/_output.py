@@ -114,13 +114,17 @@ def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
 
 
 def parse_metrics(pairs: list[str] | None) -> dict[str, float]:
+    return parse_numbers(pairs, "--metric", "the value of metric")
+
+
+def parse_numbers(pairs: list[str] | None, option: str, what: str) -> dict[str, float]:
+    """``KEY=NUMBER`` pairs; a value that is not a number is refused naming ``what`` and key."""
     out: dict[str, float] = {}
-    for key, text in parse_pairs(pairs, "--metric").items():
+    for key, text in parse_pairs(pairs, option).items():
         try:
             out[key] = float(text)
         except ValueError:
             raise typer.BadParameter(
-                f"the value of metric {key!r} must be a number, got {text!r}",
-                param_hint="--metric",
+                f"{what} {key!r} must be a number, got {text!r}", param_hint=option
             ) from None
     return out

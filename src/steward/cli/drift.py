@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from steward.cli._output import console, escape, note, parse_pairs, print_json, table
+from steward.cli._output import (
+    console,
+    escape,
+    note,
+    parse_numbers,
+    parse_pairs,
+    print_json,
+    table,
+)
 from steward.errors import GateFailed, InvalidInput
 
 if TYPE_CHECKING:
@@ -104,17 +112,8 @@ def _options(
     from steward.domain.drift import ColumnKind, DriftMethod
     from steward.stats.drift import DriftOptions
 
-    limits: dict[str, float] = {}
-    for column, text in parse_pairs(thresholds, "--threshold").items():
-        try:
-            limits[column] = float(text)
-        except ValueError:
-            raise typer.BadParameter(
-                f"the threshold of column {column!r} must be a number, got {text!r}",
-                param_hint="--threshold",
-            ) from None
     return DriftOptions(
-        thresholds=limits,
+        thresholds=parse_numbers(thresholds, "--threshold", "the threshold of column"),
         methods=_enum_pairs(methods, "--method", DriftMethod),
         kinds={c: k for c, k in _enum_pairs(kinds, "--kind", ColumnKind).items()},
         drift_share=drift_share,
