@@ -31,7 +31,7 @@ lint: dev
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 format: dev
 	$(BIN)/ruff check --fix src tests bench

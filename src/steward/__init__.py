@@ -10,6 +10,7 @@ from steward._version import __version__
 
 _LAZY = {
     "Client": "steward.client",
+    "log_labels": "steward.client",
     "log_model": "steward.client",
     "load_model": "steward.client",
     "start_run": "steward.client",
@@ -21,9 +22,24 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from steward.client import Client, load_model, log_model, register_model, start_run
+    from steward.client import (
+        Client,
+        load_model,
+        log_labels,
+        log_model,
+        register_model,
+        start_run,
+    )
 
-__all__ = ["Client", "__version__", "load_model", "log_model", "register_model", "start_run"]
+__all__ = [
+    "Client",
+    "__version__",
+    "load_model",
+    "log_labels",
+    "log_model",
+    "register_model",
+    "start_run",
+]
 
 
 def __getattr__(name: str) -> Any:

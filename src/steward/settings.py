@@ -89,6 +89,32 @@ class GatewaySettings(BaseSettings):
     )
 
 
+class LabelLogSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_LABELS_", extra="ignore")
+
+    root: str | None = Field(
+        default=None,
+        description="fsspec URL or folder of the label log; default STEWARD_HOME/labels.",
+    )
+
+
+class MonitorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_MONITOR_", extra="ignore")
+
+    scheduler: bool = Field(
+        default=True,
+        description=(
+            "Run every deployment's monitor on its interval inside `steward server`; off when "
+            "an orchestrator (cron, Airflow) calls `steward monitor run` instead."
+        ),
+    )
+    tick_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the server's scheduler looks for monitors that are due.",
+    )
+
+
 class AlertSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STEWARD_ALERTS_", extra="ignore")
 
@@ -96,7 +122,7 @@ class AlertSettings(BaseSettings):
         default=None,
         description=(
             'Slack-compatible incoming webhook that gets a message ({"text": ...}) on each '
-            "automatic canary rollback; unset: alerts are logged only."
+            "automatic canary rollback and each monitor alert; unset: alerts are logged only."
         ),
     )
 
@@ -140,9 +166,17 @@ class Settings(BaseSettings):
         default_factory=GatewaySettings,
         description="How `steward serve` runs model calls.",
     )
+    labels: LabelLogSettings = Field(
+        default_factory=LabelLogSettings,
+        description="The label log: ground truth joined to predictions by request id.",
+    )
+    monitor: MonitorSettings = Field(
+        default_factory=MonitorSettings,
+        description="The server's monitor scheduler.",
+    )
     alerts: AlertSettings = Field(
         default_factory=AlertSettings,
-        description="Where alerts go (automatic canary rollbacks), besides the server's log.",
+        description="Where alerts go (canary rollbacks, monitor alerts, incidents).",
     )
 
     @classmethod
@@ -174,6 +208,10 @@ class Settings(BaseSettings):
     @property
     def prediction_log_root(self) -> str:
         return self.prediction_log.root or str(self.home / "predictions")
+
+    @property
+    def label_log_root(self) -> str:
+        return self.labels.root or str(self.home / "labels")
 
     @property
     def alert_webhook_url(self) -> str | None:

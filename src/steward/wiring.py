@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from steward.alerts.webhook import WebhookAlerts
 from steward.audit.service import AuditService
 from steward.auth.service import TokenService
 from steward.gates.service import GatesService
+from steward.incidents.service import IncidentService
+from steward.monitoring.labels import LabelService
+from steward.monitoring.reference import profile_sample
+from steward.monitoring.service import MonitoringService, MonitorOutcome, deployments_named
 from steward.registry.service import RegistryService
 from steward.serving.deployments import DeploymentService
 from steward.settings import Settings
@@ -27,6 +34,9 @@ class Services:
     tokens: TokenService
     gates: GatesService
     deployments: DeploymentService
+    monitoring: MonitoringService
+    labels: LabelService
+    incidents: IncidentService
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -38,13 +48,60 @@ class Services:
             settings=settings,
             store=store,
             artifacts=artifacts,
-            registry=RegistryService(store, artifacts),
+            registry=RegistryService(store, artifacts, profile_sample=profile_sample),
             tracking=TrackingService(store, artifacts),
             audit=AuditService(store),
             tokens=TokenService(store),
             deployments=DeploymentService(store),
             gates=GatesService(store, artifacts, allow_trusted=settings.allow_trusted_models),
+            labels=LabelService(
+                store, settings.label_log_root, predictions_root=settings.prediction_log_root
+            ),
+            monitoring=MonitoringService(
+                store,
+                artifacts,
+                prediction_root=settings.prediction_log_root,
+                label_root=settings.label_log_root,
+                allow_trusted=settings.allow_trusted_models,
+            ),
+            incidents=IncidentService(
+                store, DeploymentService(store), WebhookAlerts.from_url(settings.alert_webhook_url)
+            ),
         )
 
+    def run_monitors(
+        self,
+        actor: str,
+        names: Sequence[str] = (),
+        *,
+        window_s: int | None = None,
+        end: datetime | None = None,
+        engine_name: str = "local",
+    ) -> list[MonitorOutcome]:
+        """Run the named deployments' monitors (every deployment's when none is named) and
+        hand the alerts they fire to incidents, which open or join the model's incident."""
+        from steward.monitoring.engines import engine_named
+
+        engine = engine_named(engine_name)
+        outcomes = [
+            self.monitoring.run(actor, name, end=end, window_s=window_s, engine=engine)
+            for name in deployments_named(self.monitoring, names)
+        ]
+        self._escalate(actor, outcomes)
+        return outcomes
+
+    def run_due_monitors(self, actor: str) -> list[MonitorOutcome]:
+        """What the server's scheduler calls on each tick."""
+        outcomes = self.monitoring.run_due(actor)
+        self._escalate(actor, outcomes)
+        return outcomes
+
+    def _escalate(self, actor: str, outcomes: list[MonitorOutcome]) -> None:
+        fired = [alert for outcome in outcomes for alert in outcome.fired]
+        if fired:
+            self.incidents.escalate(actor, fired)
+
     def close(self) -> None:
+        self.incidents.close()  # incident notifications in flight, briefly
+        self.monitoring.close()
         self.store.dispose()

@@ -95,7 +95,7 @@ def _check_release(release: Release, home: Path, output: str) -> None:
 def _check_serving(serving: Serving, home: Path, output: str) -> None:
     """The champion and the canary both answer (about 80/20), every answered request is in the
     prediction log, and after the rollback only the champion answers."""
-    from steward.serving.prediction_log import read_predictions
+    from steward.store.prediction_log import read_predictions
 
     assert (serving.deployment, serving.champion, serving.canary) == ("breast-cancer-triage", 1, 3)
     assert serving.canary_status == "approved"
@@ -119,7 +119,27 @@ def _check_serving(serving: Serving, home: Path, output: str) -> None:
     assert all(r["version"] == 1 for r in logged[-AFTER_ROLLBACK:])
     assert {"predict", "infer", "rules"} <= set(serving.files)
     assert json.loads(serving.files["predict"].read_text())["instances"] == [serving.sample_row]
-    assert "client.rollback('breast-cancer-triage')" in output
+    _check_monitoring(serving, output)
+
+
+def _check_monitoring(serving: Serving, output: str) -> None:
+    """The drifted half of the traffic trips the monitor; its alert opens an incident, which the
+    canary's rollback mitigates; the timeline read from the ledger tells it in order."""
+    watch = serving.watch
+    assert watch.status == "ok"
+    assert watch.rows == REQUESTS + 1  # the OIP call too; shadows none
+    assert watch.tested == 30
+    assert len(watch.drifted) >= 0.3 * watch.tested  # the rule's threshold
+    assert watch.alerts == ["feature-drift"]
+    assert watch.incident is not None
+    assert watch.incident_state == "mitigated"
+    kinds = watch.timeline
+    assert kinds.index("deployment.created") < kinds.index("alert.fired")
+    assert kinds.index("alert.fired") <= kinds.index("incident.opened")
+    assert kinds.index("incident.opened") < kinds.index("deployment.rolled_back")
+    assert kinds.index("deployment.rolled_back") < kinds.index("incident.mitigated")
+    assert f"incident {watch.incident} opened" in output
+    assert f"steward incident show {watch.incident}" in output
 
 
 def _check_gateway_serves(home: Path, serving: Serving, capsys: pytest.CaptureFixture[str]) -> None:

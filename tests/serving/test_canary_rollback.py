@@ -42,9 +42,9 @@ from steward.serving.canary_rollback import SERVICE_ACTOR, CanaryGuard
 from steward.serving.canary_watch import Breach, CanaryWatch
 from steward.serving.gateway import Gateway, create_gateway
 from steward.serving.metrics import GatewayMetrics
-from steward.serving.prediction_log import PredictionLogWriter
 from steward.serving.runtime import Runtime, ServedVersion
 from steward.settings import Settings
+from steward.store.prediction_log import PredictionLogWriter
 from steward.wiring import Services
 
 SLO = {"max_error_rate": 0.2, "window_s": 60, "min_requests": 20}

@@ -21,9 +21,9 @@ from starlette.testclient import TestClient
 
 from steward.client import Client, log_model
 from steward.serving.gateway import create_gateway
-from steward.serving.prediction_log import PredictionLogWriter, read_predictions
 from steward.serving.runtime import Runtime
 from steward.settings import Settings
+from steward.store.prediction_log import PredictionLogWriter, read_predictions
 from steward.wiring import Services
 
 POLICY = """\

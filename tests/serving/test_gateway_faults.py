@@ -33,10 +33,10 @@ from tests.serving.test_gateway import POLICY
 
 from steward.client import Client, log_model
 from steward.serving.gateway import create_gateway
-from steward.serving.prediction_log import PredictionLogWriter, read_predictions
 from steward.serving.routing import bucket, canary_salt, variant_for
 from steward.serving.runtime import Runtime
 from steward.settings import Settings
+from steward.store.prediction_log import PredictionLogWriter, read_predictions
 from steward.wiring import Services
 
 FAIL = 999.0  # a row with a == FAIL makes v2 and v3 raise
@@ -245,6 +245,7 @@ class Case:
     status: int = 200
     names: str = ""  # what a refusal's message must contain
     kind: str = ""  # the bad-input kind
+    logged: int | None = None  # rows the prediction log holds, when not the rows answered
 
     @property
     def route(self) -> str:
@@ -273,6 +274,7 @@ def _cases() -> list[Case]:
                         cases.append(Case(
                             rid, deployment, oip, encode(rows, id=rid),
                             len(rows) if answered else 0, expect, 200 if answered else 503,
+                            logged=len(rows),
                         ))  # fmt: skip
                 for kind, (body, status, names) in (BAD_OIP if oip else BAD_PREDICT).items():
                     rid = f"{tag}-bad-{kind}"
@@ -423,16 +425,26 @@ def _check_metrics(
 
 
 def _check_log(cases: list[Case], logged: dict[str, list[dict[str, Any]]]) -> None:
+    """Every answered request is logged, and so is every one nothing answered (a 503: the
+    monitor counts it against availability); refused requests are not."""
     for deployment, records in logged.items():
         wanted = Counter(
-            (c.rid, row) for c in cases if c.deployment == deployment for row in range(c.rows)
+            (c.rid, row)
+            for c in cases
+            if c.deployment == deployment
+            for row in range(c.rows if c.logged is None else c.logged)
         )
         assert Counter((r["request_id"], r["row"]) for r in records) == wanted, deployment
         fallback_of = {c.rid: c.expect for c in cases if c.deployment == deployment}
         for record in records:
             expect = fallback_of[record["request_id"]]
             assert record["version"] == 2
-            if expect == "ok":
+            if expect.startswith("503:"):
+                assert record["fallback"] is None
+                assert record["prediction"] is None
+                want = "timeout" if expect == "503:timeout" else "model exploded"
+                assert want in record["error"]
+            elif expect == "ok":
                 assert (record["fallback"], record["error"]) == (None, None)
             else:
                 assert record["fallback"] == expect.split(":")[1]

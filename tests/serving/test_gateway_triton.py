@@ -40,9 +40,9 @@ from steward.client import Client, log_model
 from steward.domain.signature import Signature
 from steward.flavors import package_model
 from steward.serving.gateway import create_gateway
-from steward.serving.prediction_log import PredictionLogWriter, read_predictions
 from steward.serving.runtime import Runtime
 from steward.settings import Settings
+from steward.store.prediction_log import PredictionLogWriter, read_predictions
 from steward.wiring import Services
 
 ABC = ["a", "b", "c"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,19 +12,42 @@ from fastapi import Depends, FastAPI
 from steward._version import __version__
 from steward.api.deps import refuse_nul
 from steward.api.errors import install_error_handlers
-from steward.api.routes import artifacts, audit, deployments, gates, registry, runs, tokens
+from steward.api.routes import (
+    artifacts,
+    audit,
+    deployments,
+    gates,
+    incidents,
+    labels,
+    monitoring,
+    registry,
+    runs,
+    tokens,
+)
+from steward.api.scheduler import run_scheduler
 from steward.settings import Settings
 from steward.wiring import Services
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, services: Services | None = None, scheduler: bool = False
+) -> FastAPI:
+    """``scheduler``: also run the monitors on their intervals (``steward server`` turns it on
+    unless ``STEWARD_MONITOR_SCHEDULER=false``)."""
     built = services or Services.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if scheduler:
+            task = asyncio.create_task(run_scheduler(built, settings.monitor.tick_s))
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if services is None:
             built.close()
 
@@ -35,7 +60,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.services = built
     install_error_handlers(app)
-    for module in (registry, gates, deployments, artifacts, runs, audit, tokens):
+    routers = (
+        registry, gates, deployments, monitoring, labels, incidents, artifacts, runs, audit,
+        tokens,
+    )  # fmt: skip
+    for module in routers:
         app.include_router(module.router, prefix=API_PREFIX)
 
     # Async: a plain ``def`` route runs in the thread pool, and that hop alone (~0.2 ms here)

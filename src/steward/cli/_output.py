@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -17,9 +18,24 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from steward.errors import InvalidInput
+
 # Both resolve sys.stdout / sys.stderr when printing, so CliRunner's capture sees them.
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def write_text(path: Path, text: str, *, what: str, option: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary name, then renamed);
+    InvalidInput naming ``option`` when it cannot be written."""
+    try:
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        raise InvalidInput(
+            f"Cannot write the {what} to {str(path)!r}: {exc}.", field=option
+        ) from exc
 
 
 def print_json(data: Any) -> None:

@@ -105,8 +105,8 @@ class _Gateway:
         import uvicorn
 
         from steward.serving.gateway import create_gateway
-        from steward.serving.prediction_log import PredictionLogWriter
         from steward.serving.runtime import Runtime
+        from steward.store.prediction_log import PredictionLogWriter
         from steward.wiring import Services
 
         settings = self.settings

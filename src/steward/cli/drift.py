@@ -22,8 +22,9 @@ from steward.cli._output import (
     parse_pairs,
     print_json,
     table,
+    write_text,
 )
-from steward.errors import GateFailed, InvalidInput
+from steward.errors import GateFailed
 
 if TYPE_CHECKING:
     from steward.domain.drift import DriftReport
@@ -84,7 +85,8 @@ def drift(
     if html is not None:
         from steward.monitoring.report import render_html
 
-        html.write_text(render_html(report, str(reference), str(current)), encoding="utf-8")
+        write_text(html, render_html(report, str(reference), str(current)), what="report",
+                   option="html")  # fmt: skip
     if as_json:
         print_json(report.model_dump(mode="json", exclude={"columns": {"__all__": {"histogram"}}}))
     else:
@@ -189,24 +191,13 @@ def profile(
 
     built = build_profile(data, batch_rows=batch_rows)
     if out is not None:
-        _write(out, built.to_json())
+        write_text(out, built.to_json(), what="profile", option="out")
     if as_json:
         print_json(built.to_dict())
     else:
         _print_profile(built, data)
     if out is not None:
         note(f"Wrote the profile to {out}; compare against it with `steward drift {out} FILE`.")
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)  # nothing half-written
-    except OSError as exc:
-        raise InvalidInput(
-            f"Cannot write the profile to {str(path)!r}: {exc}.", field="out"
-        ) from exc
 
 
 def _print_profile(built: Profile, data: Path) -> None:

@@ -25,8 +25,11 @@ from steward.cli import (
     drift,
     gates,
     importer,
+    incidents,
+    labels,
     lifecycle,
     model,
+    monitor,
     policy,
     register,
     runs,
@@ -103,7 +106,11 @@ app.command("deployments")(deployments.deployments)
 app.command("rollback")(deployments.rollback)
 app.command("serve")(serve.serve)
 app.command("drift")(drift.drift)
+app.add_typer(monitor.app, name="monitor")
 app.command("profile")(drift.profile)
+app.add_typer(labels.app, name="labels")
+app.command("alerts")(incidents.alerts)
+app.add_typer(incidents.app, name="incident")
 app.add_typer(policy.app, name="policy")
 app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(alias.app, name="alias")

@@ -47,8 +47,8 @@ def serve(
 
     from steward.alerts import WebhookAlerts
     from steward.serving.gateway import create_gateway
-    from steward.serving.prediction_log import PredictionLogWriter
     from steward.serving.runtime import Runtime
+    from steward.store.prediction_log import PredictionLogWriter
     from steward.wiring import Services
 
     settings = state(ctx).settings

@@ -39,7 +39,7 @@ def serve(settings: Settings) -> None:
 
     from steward.api.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, scheduler=settings.monitor.scheduler)
     host, port = settings.server.host, settings.server.port
     where = settings.database_url.split("://", 1)[0]
     console.print(

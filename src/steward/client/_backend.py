@@ -31,6 +31,8 @@ from steward.domain.gates import (
     Reproduction,
     StoredPolicy,
 )
+from steward.domain.incidents import Incident
+from steward.domain.monitoring import Alert, MonitorWindow, StoredMonitor
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
 from steward.schemas.gates import (
@@ -39,6 +41,23 @@ from steward.schemas.gates import (
     History,
     Move,
     ReproductionRecord,
+)
+from steward.schemas.incidents import (
+    AlertQuery,
+    IncidentNote,
+    IncidentQuery,
+    MitigationCreate,
+    MitigationResult,
+    PostmortemUpdate,
+    Resolution,
+    TimelineEntry,
+)
+from steward.schemas.labels import LabelPayload, LabelReceipt, LabelSource
+from steward.schemas.monitoring import (
+    MonitorRead,
+    MonitorRunRequest,
+    MonitorRunResult,
+    MonitorSpecBody,
 )
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.serving import DeploymentSpec, Rollback
@@ -119,5 +138,27 @@ class Backend(Protocol):
     def record_reproduction(
         self, name: str, version: int, body: ReproductionRecord
     ) -> Reproduction: ...
+
+    # monitors
+    def configure_monitor(self, deployment: str, body: MonitorSpecBody) -> StoredMonitor: ...
+    def get_monitor(self, deployment: str) -> MonitorRead: ...
+    def monitor_windows(self, deployment: str, limit: int) -> list[MonitorWindow]: ...
+    def run_monitors(self, body: MonitorRunRequest) -> MonitorRunResult: ...
+    def monitor_report_html(self, deployment: str, limit: int) -> str: ...
+
+    # alerts and incidents
+    def list_alerts(self, query: AlertQuery) -> list[Alert]: ...
+    def list_incidents(self, query: IncidentQuery) -> list[Incident]: ...
+    def get_incident(self, incident_id: int) -> Incident: ...
+    def incident_timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+    def note_incident(self, incident_id: int, body: IncidentNote) -> Incident: ...
+    def mitigate_incident(self, incident_id: int, body: MitigationCreate) -> MitigationResult: ...
+    def resolve_incident(self, incident_id: int, body: Resolution) -> Incident: ...
+    def set_postmortem(self, incident_id: int, body: PostmortemUpdate) -> Incident: ...
+    def postmortem(self, incident_id: int) -> str: ...
+
+    def log_labels(
+        self, deployment: str, labels: LabelPayload, source: LabelSource
+    ) -> LabelReceipt: ...
 
     def close(self) -> None: ...

@@ -26,6 +26,8 @@ from steward.domain.entities import (
 from steward.domain.enums import VersionStatus
 from steward.domain.evaluation import Evaluation
 from steward.domain.gates import Approval, GateReport, LifecycleReview, Reproduction, StoredPolicy
+from steward.domain.incidents import Incident
+from steward.domain.monitoring import Alert, MonitorWindow, StoredMonitor
 from steward.errors import InvalidInput, StewardError, Unavailable, error_class_for
 from steward.schemas import parse
 from steward.schemas.audit import EventQuery
@@ -41,6 +43,23 @@ from steward.schemas.gates import (
     PolicyCreate,
     ReproductionRecord,
     TransitionCreate,
+)
+from steward.schemas.incidents import (
+    AlertQuery,
+    IncidentNote,
+    IncidentQuery,
+    MitigationCreate,
+    MitigationResult,
+    PostmortemUpdate,
+    Resolution,
+    TimelineEntry,
+)
+from steward.schemas.labels import LabelPayload, LabelReceipt, LabelSource, label_request
+from steward.schemas.monitoring import (
+    MonitorRead,
+    MonitorRunRequest,
+    MonitorRunResult,
+    MonitorSpecBody,
 )
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.serving import DeploymentSpec, Rollback
@@ -296,6 +315,64 @@ class HttpBackend:
     ) -> Reproduction:
         return self._entity(Reproduction, "POST", f"{_v(name, version)}/reproductions", body)
 
+    # monitors -------------------------------------------------------------------------------
+    def configure_monitor(self, deployment: str, body: MonitorSpecBody) -> StoredMonitor:
+        return self._entity(StoredMonitor, "PUT", f"/monitors/{_q(deployment)}", body)
+
+    def get_monitor(self, deployment: str) -> MonitorRead:
+        return self._entity(MonitorRead, "GET", f"/monitors/{_q(deployment)}")
+
+    def monitor_windows(self, deployment: str, limit: int) -> list[MonitorWindow]:
+        path = f"/monitors/{_q(deployment)}/windows"
+        return _WINDOWS.validate_python(self._json("GET", path, params={"limit": limit}))
+
+    def run_monitors(self, body: MonitorRunRequest) -> MonitorRunResult:
+        return self._entity(MonitorRunResult, "POST", "/monitors/run", body)
+
+    def monitor_report_html(self, deployment: str, limit: int) -> str:
+        path = f"/monitors/{_q(deployment)}/report.html"
+        return self._send("GET", path, params={"limit": limit}).text
+
+    # alerts and incidents ---------------------------------------------------------------------
+    def list_alerts(self, query: AlertQuery) -> list[Alert]:
+        params = query.model_dump(mode="json", exclude_none=True)
+        return _ALERTS.validate_python(self._json("GET", "/alerts", params=params))
+
+    def list_incidents(self, query: IncidentQuery) -> list[Incident]:
+        params = query.model_dump(mode="json", exclude_none=True)
+        return _INCIDENTS.validate_python(self._json("GET", "/incidents", params=params))
+
+    def get_incident(self, incident_id: int) -> Incident:
+        return self._entity(Incident, "GET", _incident(incident_id))
+
+    def incident_timeline(self, incident_id: int) -> list[TimelineEntry]:
+        return _TIMELINE.validate_python(self._json("GET", f"{_incident(incident_id)}/timeline"))
+
+    def note_incident(self, incident_id: int, body: IncidentNote) -> Incident:
+        return self._entity(Incident, "POST", f"{_incident(incident_id)}/notes", body)
+
+    def mitigate_incident(self, incident_id: int, body: MitigationCreate) -> MitigationResult:
+        path = f"{_incident(incident_id)}/mitigate"
+        return self._entity(MitigationResult, "POST", path, body)
+
+    def resolve_incident(self, incident_id: int, body: Resolution) -> Incident:
+        return self._entity(Incident, "POST", f"{_incident(incident_id)}/resolve", body)
+
+    def set_postmortem(self, incident_id: int, body: PostmortemUpdate) -> Incident:
+        return self._entity(Incident, "PUT", f"{_incident(incident_id)}/postmortem", body)
+
+    def postmortem(self, incident_id: int) -> str:
+        return self._send("GET", f"{_incident(incident_id)}/postmortem").text
+
+    def log_labels(
+        self, deployment: str, labels: LabelPayload, source: LabelSource
+    ) -> LabelReceipt:
+        request = label_request(labels, source)
+        return self._entity(
+            LabelReceipt, "POST", f"/deployments/{_q(deployment)}/labels", content=request.content,
+            headers={"content-type": request.media_type}, params=request.params or None,
+        )  # fmt: skip
+
     def close(self) -> None:
         self.http.close()
 
@@ -307,6 +384,14 @@ _EVALUATIONS = TypeAdapter(list[Evaluation])
 _APPROVALS = TypeAdapter(list[Approval])
 _MOVES = TypeAdapter(list[Move])
 _POLICIES = TypeAdapter(list[StoredPolicy])
+_ALERTS = TypeAdapter(list[Alert])
+_WINDOWS = TypeAdapter(list[MonitorWindow])
+_INCIDENTS = TypeAdapter(list[Incident])
+_TIMELINE = TypeAdapter(list[TimelineEntry])
+
+
+def _incident(incident_id: int) -> str:
+    return f"/incidents/{int(incident_id)}"
 
 
 def _v(name: str, version: int) -> str:

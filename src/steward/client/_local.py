@@ -22,8 +22,11 @@ from steward.domain.entities import (
 from steward.domain.enums import Role, VersionStatus
 from steward.domain.evaluation import Evaluation
 from steward.domain.gates import Approval, GateReport, LifecycleReview, Reproduction, StoredPolicy
+from steward.domain.incidents import Incident
+from steward.domain.monitoring import Alert, MonitorWindow, StoredMonitor
 from steward.domain.uri import version_uri
 from steward.gates.report import render_html
+from steward.monitoring.window_report import render_latest_html
 from steward.schemas import parse
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
@@ -34,6 +37,24 @@ from steward.schemas.gates import (
     HistoryEntry,
     Move,
     ReproductionRecord,
+)
+from steward.schemas.incidents import (
+    AlertQuery,
+    IncidentNote,
+    IncidentQuery,
+    MitigationCreate,
+    MitigationResult,
+    PostmortemUpdate,
+    Resolution,
+    TimelineEntry,
+)
+from steward.schemas.labels import LabelPayload, LabelReceipt, LabelSource
+from steward.schemas.monitoring import (
+    MonitorOutcomeRead,
+    MonitorRead,
+    MonitorRunRequest,
+    MonitorRunResult,
+    MonitorSpecBody,
 )
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
 from steward.schemas.serving import DeploymentSpec, Rollback
@@ -216,6 +237,69 @@ class LocalBackend:
         self, name: str, version: int, body: ReproductionRecord
     ) -> Reproduction:
         return self.services.gates.record_reproduction(self.actor, version_uri(name, version), body)
+
+    # monitors -------------------------------------------------------------------------------
+    def configure_monitor(self, deployment: str, body: MonitorSpecBody) -> StoredMonitor:
+        return self.services.monitoring.configure(self.actor, deployment, body.to_spec())
+
+    def get_monitor(self, deployment: str) -> MonitorRead:
+        spec, configured = self.services.monitoring.spec(deployment)
+        return MonitorRead(deployment=deployment, spec=spec, configured=configured)
+
+    def monitor_windows(self, deployment: str, limit: int) -> list[MonitorWindow]:
+        return self.services.monitoring.windows(deployment, limit=limit)
+
+    def run_monitors(self, body: MonitorRunRequest) -> MonitorRunResult:
+        for name in body.deployments:  # all checked first: a typo runs nothing rather than half
+            self.services.deployments.get(name)
+        outcomes = self.services.run_monitors(
+            self.actor, body.deployments, window_s=body.window_s, end=body.end,
+            engine_name=body.engine,
+        )  # fmt: skip
+        return MonitorRunResult(
+            outcomes=[MonitorOutcomeRead.model_validate(o, from_attributes=True) for o in outcomes]
+        )
+
+    def monitor_report_html(self, deployment: str, limit: int) -> str:
+        return render_latest_html(deployment, self.monitor_windows(deployment, limit))
+
+    # alerts and incidents ---------------------------------------------------------------------
+    def list_alerts(self, query: AlertQuery) -> list[Alert]:
+        return self.services.incidents.alerts(
+            deployment=query.deployment, model=query.model, state=query.state,
+            incident=query.incident, limit=query.limit,
+        )  # fmt: skip
+
+    def list_incidents(self, query: IncidentQuery) -> list[Incident]:
+        return self.services.incidents.list(model=query.model, state=query.state, limit=query.limit)
+
+    def get_incident(self, incident_id: int) -> Incident:
+        return self.services.incidents.show(incident_id)
+
+    def incident_timeline(self, incident_id: int) -> list[TimelineEntry]:
+        return self.services.incidents.timeline(incident_id)
+
+    def note_incident(self, incident_id: int, body: IncidentNote) -> Incident:
+        return self.services.incidents.note(self.actor, incident_id, body.text)
+
+    def mitigate_incident(self, incident_id: int, body: MitigationCreate) -> MitigationResult:
+        return self.services.incidents.mitigate(
+            self.actor, incident_id, body.action, body.reason, deployment=body.deployment
+        )
+
+    def resolve_incident(self, incident_id: int, body: Resolution) -> Incident:
+        return self.services.incidents.resolve(self.actor, incident_id, body.reason)
+
+    def set_postmortem(self, incident_id: int, body: PostmortemUpdate) -> Incident:
+        return self.services.incidents.set_postmortem(self.actor, incident_id, body.sections)
+
+    def postmortem(self, incident_id: int) -> str:
+        return self.services.incidents.postmortem(incident_id)
+
+    def log_labels(
+        self, deployment: str, labels: LabelPayload, source: LabelSource
+    ) -> LabelReceipt:
+        return self.services.labels.log(self.actor, deployment, labels, source=source)
 
     def close(self) -> None:
         self.services.close()

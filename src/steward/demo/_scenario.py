@@ -209,7 +209,7 @@ def _serve(
     """A canary candidate through the release, then deployed next to the champion."""
     from steward.demo import _train
 
-    console.rule("[bold]Serving: a canary, a fallback, traffic, a rollback")
+    console.rule("[bold]Serving and monitoring: a canary, drift, an incident, a rollback")
     trainer = partial(_train.logistic_regression, c=CANARY_C)
     candidate = _train_and_register(client, console, CANARY, data, trainer)
     summary.versions.append(candidate.uri)

@@ -22,6 +22,7 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
+from steward.demo import _monitoring
 from steward.demo._gates import RESAMPLES
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class Serving:
     answers_after_rollback: dict[int, int] = field(default_factory=dict)
     sample_row: dict[str, float] = field(default_factory=dict)  # a held-out row, for curl
     files: dict[str, Path] = field(default_factory=dict)  # request bodies written for curl
+    watch: _monitoring.Watch = field(default_factory=_monitoring.Watch)  # monitor, incident
     seconds: float = 0.0
 
 
@@ -123,7 +125,8 @@ def serve_canary(
     kept: bool,
 ) -> Serving:
     """Deploy the champion with the canary and the fallback chain, drive traffic through the
-    gateway in-process, roll the canary back and show the gateway following."""
+    gateway in-process (half of it drifted), let the monitor open an incident, mitigate it by
+    rolling the canary back, and show the gateway following and the incident's timeline."""
     started = time.perf_counter()
     out = Serving(DEPLOYMENT, champion, canary, canary_status)
     deployment = client.deploy(
@@ -136,8 +139,7 @@ def serve_canary(
     rows = _rows(data)
     out.sample_row = rows[0]
     with console.status(f"Serving {DEPLOYMENT}: {REQUESTS} requests through the gateway…"):
-        asyncio.run(_traffic(client, settings, rows, out))
-    _print_traffic(console, out)
+        asyncio.run(_traffic(client, console, settings, rows, out))
     if kept:
         out.files = _write_requests(settings.home / "requests", out.sample_row)
     out.seconds = time.perf_counter() - started
@@ -185,13 +187,17 @@ def _rows(data: Dataset) -> list[dict[str, float]]:
 
 
 async def _traffic(
-    client: Client, settings: Settings, rows: list[dict[str, float]], out: Serving
+    client: Client,
+    console: Console,
+    settings: Settings,
+    rows: list[dict[str, float]],
+    out: Serving,
 ) -> None:
     import httpx
 
     from steward.serving.gateway import create_gateway
-    from steward.serving.prediction_log import PredictionLogWriter, read_predictions
     from steward.serving.runtime import Runtime
+    from steward.store.prediction_log import PredictionLogWriter, read_predictions
     from steward.wiring import Services
 
     since = datetime.now(UTC)
@@ -205,6 +211,7 @@ async def _traffic(
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
         ):
+            _monitoring.configure(client, DEPLOYMENT)
             began = time.perf_counter()
             seen = await _drive(http, rows, range(REQUESTS), out)
             out.throughput = REQUESTS / (time.perf_counter() - began)
@@ -214,18 +221,20 @@ async def _traffic(
                 for v, ms in sorted(seen.items())
             }
             out.oip = await _infer(http, rows[0], _unit(0))
-            # the same call `steward rollback` makes; the gateway polls the store every second
-            # when it runs as `steward serve`, here it refreshes once
-            rolled = client.rollback(
-                DEPLOYMENT, reason=f"demo: canary v{out.canary} seen on {REQUESTS} requests"
-            )
+            await asyncio.get_running_loop().run_in_executor(None, log.flush, 10.0)
+            _print_traffic(console, out)
+            # the monitor reads the log just written: the drifted half trips its rule, and the
+            # alert opens an incident, mitigated by the same rollback `steward rollback` makes
+            out.watch = _monitoring.watch(client, console, DEPLOYMENT, "breast-cancer")
+            mitigated = _monitoring.mitigate(client, out.watch, DEPLOYMENT, out.canary)
+            # `steward serve` follows the ledger and swaps by itself; here it refreshes once
             swapped = await runtime.refresh()
             served = runtime.find(DEPLOYMENT)
             out.rolled_back = (
-                rolled.canary is None
+                mitigated
                 and DEPLOYMENT in swapped
                 and served is not None
-                and served.deployment.revision == rolled.revision
+                and served.deployment.canary is None
             )
             after = await _drive(http, rows, range(REQUESTS, REQUESTS + AFTER_ROLLBACK), out)
             after_counts = {v: len(ms) for v, ms in sorted(after.items())}
@@ -235,6 +244,8 @@ async def _traffic(
             await asyncio.get_running_loop().run_in_executor(None, log.flush, 10.0)
             table = read_predictions(log.root, DEPLOYMENT, since=since, columns=["version"])
             out.log_rows = table.num_rows
+            _print_rollback(console, out)
+            _monitoring.show_incident(client, console, out.watch)
     finally:
         services.close()
 
@@ -249,7 +260,10 @@ async def _drive(
 
     async def one_client() -> None:
         for unit in pending:
-            body = {"instances": [rows[unit % len(rows)]], "unit_id": _unit(unit)}
+            row = rows[unit % len(rows)]
+            if _monitoring.DRIFT_FROM <= unit < REQUESTS:
+                row = _monitoring.miscalibrated(row)
+            body = {"instances": [row], "unit_id": _unit(unit)}
             started = time.perf_counter()
             answer = await http.post(f"/predict/{DEPLOYMENT}", json=body)
             elapsed = (time.perf_counter() - started) * 1000
@@ -311,6 +325,9 @@ def _print_traffic(console: Console, out: Serving) -> None:
         f"shape [1], unit {_unit(0)}) → model_version {out.oip.get('model_version')}, prediction "
         f"{outputs.get('prediction')}, probabilities [{proba}]"
     )
+
+
+def _print_rollback(console: Console, out: Serving) -> None:
     mark = "[green]✓[/green]" if out.log_rows == out.requests else "[red]✗[/red]"
     console.print(
         f"{mark} prediction log: {out.log_rows} rows for {out.requests} answered requests "
@@ -319,8 +336,9 @@ def _print_traffic(console: Console, out: Serving) -> None:
     after = ", ".join(f"v{v}: {n}" for v, n in out.answers_after_rollback.items())
     mark = "[green]✓[/green]" if out.rolled_back else "[red]✗[/red]"
     console.print(
-        f"{mark} client.rollback({DEPLOYMENT!r}) → canary v{out.canary} out of traffic; after "
-        f"runtime.refresh(), {AFTER_ROLLBACK} more requests answered by {after}"
+        f"{mark} steward incident mitigate {out.watch.incident} --action rollback → canary "
+        f"v{out.canary} out of traffic; after runtime.refresh(), {AFTER_ROLLBACK} more requests "
+        f"answered by {after}"
     )
 
 

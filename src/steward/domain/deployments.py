@@ -58,6 +58,16 @@ class FallbackStep(Entity):
     value: Any = None  # DEFAULT: the answer returned as is
 
 
+# The steps that answer without calling a model: what a deployment whose ``serve_fallback`` is
+# on answers every request from.
+MODEL_FREE_FALLBACKS = frozenset({FallbackKind.RULE, FallbackKind.DEFAULT})
+
+
+def can_serve_fallback(steps: list[FallbackStep]) -> bool:
+    """Whether ``steps`` hold a rule set or a default answer to serve instead of the models."""
+    return any(step.kind in MODEL_FREE_FALLBACKS for step in steps)
+
+
 class Batching(Entity):
     """Micro-batching: concurrent single-row requests gathered into one model call."""
 
@@ -112,6 +122,10 @@ class Deployment(Entity):
     canary_slo: CanarySlo | None = None
     # What runs the versions; absent from rows written before it, which run natively.
     runtime: ModelRuntime = ModelRuntime.NATIVE
+    # Answer every request from the rule / default fallbacks instead of the models: an
+    # incident's mitigation (`steward incident mitigate --action fallback`); a deploy without
+    # it turns it off. Absent from rows written before it.
+    serve_fallback: bool = False
     revision: int = 1  # bumped by every change; servers swap when they see a new one
     created_at: datetime
     created_by: str

@@ -83,6 +83,8 @@ class ModelVersion(Entity):
     tags: dict[str, str] = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)
     reference_sample: ArtifactRef | None = None
+    # the sample's profile (steward.stats.profile, JSON), built at registration for monitoring
+    reference_profile: ArtifactRef | None = None
     description: str | None = None
     status: VersionStatus = VersionStatus.REGISTERED
     status_changed_at: datetime | None = None  # when the version entered its current status

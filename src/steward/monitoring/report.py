@@ -14,7 +14,8 @@ _DRIFT_COLOR = "#cf222e"
 _OK_COLOR = "#1a7f37"
 _WIDTH, _HEIGHT, _PAD = 560, 150, 4
 
-_CSS = """
+# The page's stylesheet, shared with the monitor's window report.
+CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;
 max-width:72rem;padding:0 1rem;color:#1f2328}
 h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.1rem;margin:1.5rem 0 .25rem}
@@ -47,21 +48,30 @@ def render_html(report: DriftReport, reference: str, current: str) -> str:
         **({"Only in the current data": ", ".join(report.extra_columns)}
            if report.extra_columns else {}),
     })  # fmt: skip
-    rows = "\n".join(_row(column) for column in report.columns)
-    features = "\n".join(_feature(column) for column in report.columns if column.histogram)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Drift report: {escape(current)} vs {escape(reference)}</title>
-<style>{_CSS}</style>
+<style>{CSS}</style>
 </head>
 <body>
 <h1>Drift report</h1>
 <span class="verdict" style="background:{color}">{escape(verdict)}</span>
 {summary}
-<table>
+{drift_details(report)}
+</body>
+</html>
+"""
+
+
+def drift_details(report: DriftReport) -> str:
+    """The per-column table and each feature's histogram (reference vs current): the body of
+    the page above, and of the monitor's window report (``window_report``)."""
+    rows = "\n".join(_row(column) for column in report.columns)
+    features = "\n".join(_feature(column) for column in report.columns if column.histogram)
+    return f"""<table>
 <thead><tr><th>Column</th><th>Kind</th><th>Test</th><th>Statistic</th><th>p-value / score</th>
 <th>Threshold</th><th>Drift</th><th>Missing (ref / cur)</th></tr></thead>
 <tbody>
@@ -70,10 +80,7 @@ def render_html(report: DriftReport, reference: str, current: str) -> str:
 </table>
 <p class="legend"><span style="background:{_REFERENCE_COLOR}"></span>reference
 <span style="background:{_CURRENT_COLOR}"></span>current (share of each side's values)</p>
-{features}
-</body>
-</html>
-"""
+{features}"""
 
 
 def _row(column: ColumnDrift) -> str:

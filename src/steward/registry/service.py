@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from steward.domain.clock import utcnow
@@ -32,9 +32,19 @@ from steward.store.base import (
 
 
 class RegistryService:
-    def __init__(self, store: MetadataStore, artifacts: ArtifactStore) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        artifacts: ArtifactStore,
+        *,
+        profile_sample: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        """``profile_sample`` turns a reference sample's Parquet bytes into its profile (JSON),
+        stored with the version at registration: monitoring's builder, passed in because the
+        registry does not depend on monitoring."""
         self.store = store
         self.artifacts = artifacts
+        self.profile_sample = profile_sample
 
     # models -------------------------------------------------------------------------------
     def create_model(self, actor: str, body: ModelCreate) -> Model:
@@ -107,6 +117,7 @@ class RegistryService:
             )
         self._check_files_present(body)
         self._check_flavor(body.flavor, primary, body.files[primary])
+        profile = self._reference_profile(body)
         now = utcnow()
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
@@ -119,6 +130,7 @@ class RegistryService:
             "reference_sample": body.reference_sample.model_dump()
             if body.reference_sample
             else None,
+            "reference_profile": profile.model_dump() if profile else None,
             "description": body.description,
             "status": "registered",
             "status_changed_at": now,
@@ -131,6 +143,14 @@ class RegistryService:
             version = tx.create_version(name, values, body.metrics, body.tags)
             tx.record("version.registered", "model_version", version.uri, _version_payload(version))
         return version
+
+    def _reference_profile(self, body: VersionCreate) -> ArtifactRef | None:
+        """Refuses a sample that is not a readable Parquet table (InvalidInput naming
+        reference_sample) before anything is recorded."""
+        if self.profile_sample is None or body.reference_sample is None:
+            return None
+        sample = self.artifacts.get_bytes(body.reference_sample.digest)
+        return self.artifacts.put_bytes(self.profile_sample(sample))
 
     def _check_files_present(self, body: VersionCreate) -> None:
         refs = dict(body.files)

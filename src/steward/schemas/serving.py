@@ -12,6 +12,7 @@ from steward.domain.deployments import (
     FallbackKind,
     FallbackStep,
     ModelRuntime,
+    can_serve_fallback,
     check_split,
 )
 from steward.schemas import RequestBody
@@ -40,6 +41,9 @@ class DeploymentSpec(RequestBody):
     # What runs the versions: "onnx" needs each version the deployment routes to to have an
     # ONNX export (or be an ONNX model); the store checks that when it writes the deployment.
     runtime: ModelRuntime = ModelRuntime.NATIVE
+    # Answer every request from the rule / default fallbacks, not the models: an incident's
+    # mitigation; needs such a fallback (after ``fallbacks``, which its validator reads).
+    serve_fallback: bool = False
 
     # Cross-field rules as field validators (fields validate in order, ``info.data`` holds the
     # earlier ones), so each refusal names the field to fix.
@@ -110,6 +114,17 @@ class DeploymentSpec(RequestBody):
             )
         if info.data["canary"] is None:
             raise ValueError("a canary SLO needs a canary: set canary and canary_share")
+        return value
+
+    @field_validator("serve_fallback")
+    @classmethod
+    def _fallback_to_serve(cls, value: bool, info: ValidationInfo) -> bool:
+        steps = info.data.get("fallbacks")
+        if value and steps is not None and not can_serve_fallback(steps):
+            raise ValueError(
+                "serve_fallback needs a 'rule' or 'default' fallback to answer from; add one "
+                "to fallbacks"
+            )
         return value
 
     def routing(self) -> dict[str, Any]:

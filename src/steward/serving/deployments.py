@@ -21,14 +21,28 @@ class DeploymentService:
     def __init__(self, store: MetadataStore) -> None:
         self.store = store
 
-    def deploy(self, actor: str, name: str, spec: DeploymentSpec) -> Deployment:
-        """Create ``name`` or replace its routing with ``spec``."""
+    def deploy(
+        self,
+        actor: str,
+        name: str,
+        spec: DeploymentSpec,
+        *,
+        reason: str | None = None,
+        if_revision: int | None = None,
+    ) -> Deployment:
+        """Create ``name`` or replace its routing with ``spec``; ``reason`` goes in the event.
+        With ``if_revision``, only if the deployment is still at that revision (Conflict
+        otherwise): a change made from what was read, such as an incident's mitigation, must
+        not overwrite a change made meanwhile."""
         _check_name(name)
         if spec.split is not None and spec.experiment is None:
             # the experiment salts the assignment hash; the deployment's name is a stable one
             spec = spec.model_copy(update={"experiment": name})
         with self.store.write(actor) as tx:
-            return tx.put_deployment(name, spec.model, spec.routing(), utcnow())
+            return tx.put_deployment(
+                name, spec.model, spec.routing(), utcnow(), reason=reason,
+                expected_revision=if_revision,
+            )  # fmt: skip
 
     def get(self, name: str) -> Deployment:
         with self.store.read() as rx:
@@ -95,7 +109,7 @@ class DeploymentService:
 
 _ROUTING_FIELDS = {
     "champion", "canary", "canary_share", "shadow", "split", "experiment", "unit_key",
-    "fallbacks", "timeout_ms", "batching", "canary_slo", "runtime",
+    "fallbacks", "timeout_ms", "batching", "canary_slo", "runtime", "serve_fallback",
 }  # fmt: skip
 
 

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,14 +38,16 @@ from steward.serving.canary_rollback import AlertSender, CanaryGuard
 from steward.serving.fallback import Answered, answer, describe
 from steward.serving.metrics import CONTENT_TYPE, GatewayMetrics
 from steward.serving.predict_json import decode_predict_request, encode_predict_response
-from steward.serving.prediction_log import PredictionLogWriter, RequestRecord
 from steward.serving.routing import assign
 from steward.serving.runtime import ModelInput, Outputs, Runtime, Served, ServedVersion
+from steward.store.prediction_log import PredictionLogWriter, RequestRecord
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # larger bodies get a 413
 MAX_SHADOW_CALLS = 64  # shadow copies in flight; past it, copies are skipped and counted
+# The ``fallback`` of an answer given because the deployment's ``serve_fallback`` is on.
+FORCED = "forced"
 _JSON = "application/json"
 
 
@@ -240,6 +242,8 @@ class Gateway:
         unit: str | None,
     ) -> _Outcome:
         started = time.perf_counter()
+        if served.deployment.serve_fallback:  # an incident's mitigation: the models are off
+            return await self._forced(served, columns, rows, started)
         assignment = assign(served.policy, request_id=rid, unit_id=unit)
         version = served.versions[assignment.version]
         if version is not served.champion:
@@ -252,8 +256,13 @@ class Gateway:
                 inputs=columns,
                 now=self.runtime.inline_call(version, data, rows, True),
             )
-        except Unavailable:  # nothing answered: the model's failure (a client's is InvalidInput)
+        except Unavailable as failure:  # nothing answered: the model's failure (a client's is
+            # InvalidInput); logged too, so the monitor's availability counts it
             self._watch(served, version.version, False, started)
+            if self.log is not None:
+                failed = _Outcome(version.version, {}, None, describe(failure),
+                                  time.perf_counter() - started)  # fmt: skip
+                self._log_rows(served, failed, columns, rows, rid, unit, False)
             raise
         if served.watch is not None:  # the canary SLO; one attribute read when there is none
             self._watch(served, version.version, not result.fell_back, started)
@@ -268,6 +277,20 @@ class Gateway:
         return _Outcome(
             answered_by or version.version, _as_outputs(result.value, rows), kind,
             result.reason, time.perf_counter() - started,
+        )  # fmt: skip
+
+    async def _forced(
+        self, served: Served, columns: Mapping[str, Array], rows: int, started: float
+    ) -> _Outcome:
+        """The rule / default fallbacks' answer, no model called (``serve_fallback``): no
+        canary is watched and no shadow gets a copy, since no model answers. Unavailable when
+        neither answers (a rule set without a default that a row does not match)."""
+        chain = replace(served.chain, previous=None, model=None)
+        result = await answer(_models_off, chain, timeout_s=served.timeout_s, inputs=columns)
+        self.metrics.fallback(served.name, FORCED, result.source)
+        return _Outcome(
+            served.deployment.champion, _as_outputs(result.value, rows), FORCED,
+            "serve_fallback is on", time.perf_counter() - started,
         )  # fmt: skip
 
     def _watch(self, served: Served, version: int, ok: bool, started: float) -> None:
@@ -581,6 +604,14 @@ def _unit(given: object, columns: Mapping[str, Array], served: Served) -> str | 
         value = columns[key][0]
         return str(value.item() if isinstance(value, np.generic) else value)
     return None
+
+
+class ModelsOff(Exception):
+    """The primary of a deployment that serves its fallback: its models are not called."""
+
+
+async def _models_off() -> Any:
+    raise ModelsOff("the deployment serves its fallback (serve_fallback is on)")
 
 
 def _as_outputs(value: Any, rows: int) -> Outputs:

@@ -29,6 +29,8 @@ from steward.domain.entities import (
 from steward.domain.enums import Role, VersionStatus
 from steward.domain.evaluation import Evaluation
 from steward.domain.gates import Approval, GateContext, GateReport, Reproduction, StoredPolicy
+from steward.domain.incidents import Incident, IncidentState
+from steward.domain.monitoring import Alert, AlertState, MonitorWindow, StoredMonitor
 from steward.domain.search import Condition
 from steward.domain.uri import ModelRef
 from steward.errors import InvalidInput
@@ -127,6 +129,38 @@ class ReadSession(Protocol):
     def get_deployment(self, name: str) -> Deployment: ...
     def list_deployments(self, model_name: str | None = None) -> list[Deployment]: ...
     def previous_production_version(self, model_name: str, champion: int) -> int | None: ...
+    # monitoring: specs, windows (newest first), alerts
+    def get_monitor(self, deployment: str) -> StoredMonitor | None: ...
+    def list_monitors(self) -> list[StoredMonitor]: ...
+    def list_windows(
+        self,
+        deployment: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[MonitorWindow]: ...
+    def get_window(self, window_id: str) -> MonitorWindow: ...
+    def list_alerts(
+        self,
+        *,
+        deployment: str | None = None,
+        model_name: str | None = None,
+        state: AlertState | None = None,
+        incident_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Alert]: ...
+    # incidents
+    def get_incident(self, incident_id: int) -> Incident: ...
+    def list_incidents(
+        self,
+        *,
+        model_name: str | None = None,
+        state: IncidentState | None = None,
+        limit: int = 100,
+    ) -> list[Incident]: ...
+    def active_incident(self, model_name: str) -> Incident | None:
+        """The model's open or mitigated incident, if it has one (at most one at a time)."""
 
 
 class WriteSession(ReadSession, Protocol):
@@ -185,6 +219,29 @@ class WriteSession(ReadSession, Protocol):
     def transition(
         self, name: str, version: int, target: VersionStatus, reason: str | None, at: datetime
     ) -> list[tuple[int, VersionStatus, VersionStatus]]: ...
+    # monitoring: each write records its ledger event (monitor.configured, monitor.window,
+    # alert.fired, alert.resolved, alert.updated is not an event: it changes no state a
+    # person acts on)
+    def put_monitor(self, deployment: str, spec: dict[str, Any], at: datetime) -> StoredMonitor:
+        """Create or replace a deployment's monitor spec; NotFound for an unknown deployment."""
+
+    def delete_monitor(self, deployment: str) -> None: ...
+    def add_window(self, window: MonitorWindow) -> MonitorWindow: ...
+    def add_alert(self, alert: Alert) -> Alert: ...
+    def update_alert(self, alert_id: str, values: dict[str, Any]) -> Alert:
+        """Change ``state``, ``resolved_at``, ``last_value`` or ``incident_id``; records
+        alert.resolved when the state becomes resolved and alert.joined when an incident is
+        set."""
+
+    # incidents: ids are small integers (INC-7), numbered by the store
+    def create_incident(self, values: dict[str, Any]) -> Incident:
+        """Records incident.opened. Conflict when the model already has an active one."""
+
+    def update_incident(
+        self, incident_id: int, values: dict[str, Any], *, kind: str, payload: dict[str, Any]
+    ) -> Incident:
+        """Apply ``values`` and record event ``kind`` with ``payload`` (the service checks the
+        state machine before calling)."""
 
 
 class MetadataStore(Protocol):

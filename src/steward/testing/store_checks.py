@@ -51,7 +51,18 @@ from steward.domain.entities import (
     RunArtifact,
 )
 from steward.domain.enums import Flavor, Role, RunStatus
+from steward.domain.incidents import IncidentState
 from steward.domain.ledger import GENESIS_HASH, event_hash
+from steward.domain.monitoring import (
+    Alert,
+    AlertRule,
+    AlertState,
+    Comparison,
+    MonitorSpec,
+    MonitorWindow,
+    Severity,
+    WindowStatus,
+)
 from steward.domain.signature import ColumnSpec, Signature
 from steward.errors import (
     AlreadyExists,
@@ -63,6 +74,7 @@ from steward.errors import (
 )
 from steward.schemas.auth import TokenCreate
 from steward.schemas.registry import ModelCreate, ModelUpdate, VersionCreate, VersionUpdate
+from steward.schemas.serving import DeploymentSpec
 from steward.schemas.tracking import LogBatch, MetricIn, RunCreate, RunEnd
 from steward.store.sql.tables import Base
 from steward.wiring import Services
@@ -298,6 +310,17 @@ def check_version_numbering(services: Services) -> None:
     _eq({v.model_name for v in listed}, {name}, "list_versions(model=) stays in its model")
 
 
+def _parquet(columns: dict[str, list[Any]]) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    pq.write_table(pa.table(columns), out)
+    return out.getvalue()
+
+
 def check_version_round_trip(services: Services) -> None:
     """Signature, lineage, metrics, large params, tags and files come back as registered."""
     name = _name("version-fields")
@@ -308,7 +331,7 @@ def check_version_round_trip(services: Services) -> None:
         "model.pkl": reg.upload_artifact(pickle.dumps({"weights": [0.5] * 10})),
         "extra/config.json": reg.upload_artifact('{"ü": 1}'.encode()),
     }
-    sample = reg.upload_artifact(b"a,b\n1,2\n")
+    sample = reg.upload_artifact(_parquet({"a": [1.0, 2.0, 3.0], "b": ["x", "y", "x"]}))
     params = {f"param_{i:04d}": f"value {i} é" for i in range(2000)}
     params["huge"] = "x" * 200_000
     body = VersionCreate(
@@ -346,6 +369,7 @@ def check_version_round_trip(services: Services) -> None:
     for field in ("files", "signature", "metrics", "params", "tags", "lineage",
                   "reference_sample", "description", "trusted"):  # fmt: skip
         _eq(getattr(fetched, field), getattr(body, field), f"version.{field}")
+    _true(fetched.reference_profile is not None, "a reference profile built at registration")
     _eq(fetched.primary_file, "model.pkl", "primary_file")
     _eq(fetched.flavor, Flavor.PYTHON, "flavor")
     _eq(fetched.created_by, ACTOR, "version.created_by")
@@ -1026,3 +1050,495 @@ __all__ = [
     "parametrize_with_store_checks",
     "run_store_check",
 ]
+
+
+# monitoring, alerts and incidents ----------------------------------------------------------
+# Appended after the runner: these checks join STORE_CHECKS at the end of this section.
+_T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _deployment(services: Services, prefix: str) -> tuple[str, str]:
+    """A model whose v1 is in production and a deployment serving it: (model, deployment)."""
+    model = _name(prefix)
+    _model(services, model, owner="Zoë Ødegård")
+    _register(services, model)
+    uri = f"models:/{model}/1"
+    with services.store.write(ACTOR) as tx:  # no gate needed: only the store is under test
+        tx.update_version(model, 1, {"status": "production"})
+        tx.record("version.updated", "model_version", uri, {"status": "production"})
+    deployment = f"{model}-live"
+    services.deployments.deploy(ACTOR, deployment, DeploymentSpec(model=model, champion=1))
+    return model, deployment
+
+
+def _window(model: str, deployment: str, hour: int, **fields: Any) -> MonitorWindow:
+    """The window of traffic ending ``hour`` hours after _T0."""
+    end = _T0 + timedelta(hours=hour)
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()), "deployment": deployment, "model_name": model,
+        "start": end - timedelta(hours=1), "end": end, "computed_at": end + timedelta(seconds=5),
+        "status": WindowStatus.OK, "rows": 1000 + hour, "versions": [1],
+        "metrics": {"drift.share_drifted": hour / 10, "slo.p95_ms": 12.5},
+        "report": {"drift": {"âge": {"hist": list(range(50)), "note": "décalage ✓"}}},
+    }  # fmt: skip
+    return MonitorWindow(**{**values, **fields})
+
+
+_RULE = AlertRule(
+    name="drift-share", metric="drift.share_drifted", op=Comparison.GE, threshold=0.3,
+    severity=Severity.HIGH,
+)  # fmt: skip
+
+
+def _alert(window: MonitorWindow, rule: AlertRule = _RULE, **fields: Any) -> Alert:
+    value = window.metrics.get(rule.metric, 1.0)
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()), "deployment": window.deployment, "model_name": window.model_name,
+        "rule": rule, "state": AlertState.FIRING, "severity": rule.severity, "value": value,
+        "last_value": value, "window_id": window.id, "fired_at": window.computed_at,
+    }  # fmt: skip
+    return Alert(**{**values, **fields})
+
+
+def _incident_values(model: str, deployment: str | None, title: str) -> dict[str, Any]:
+    return {
+        "model_name": model, "deployment": deployment, "title": title,
+        "severity": Severity.HIGH, "opened_at": datetime.now(UTC),
+    }  # fmt: skip
+
+
+def check_monitor_round_trip(services: Services) -> None:
+    """A monitor spec is stored per deployment, its revision counts the changes, and each
+    change records monitor.configured / monitor.deleted."""
+    model, deployment = _deployment(services, "monitor")
+    store = services.store
+    with store.read() as rx:
+        _eq(rx.get_monitor(deployment), None, "get_monitor of a deployment without one")
+    spec = MonitorSpec(
+        interval_s=600, window_s=1800, thresholds={"âge": 0.2, "income": 0.1},
+        rules=[_RULE, AlertRule(name="p95", metric="slo.p95_ms", op=Comparison.GT,
+                                threshold=250, for_windows=3)],
+    )  # fmt: skip
+    since = _tip(services)
+    at = datetime.now(UTC)
+    with store.write(ACTOR) as tx:
+        first = tx.put_monitor(deployment, spec.model_dump(mode="json"), at)
+    _eq((first.deployment, first.spec, first.revision), (deployment, spec, 1), "put_monitor")
+    _eq((first.updated_at, first.updated_by), (at, ACTOR), "who and when of put_monitor")
+    changed = spec.model_copy(update={"enabled": False, "min_rows": 500})
+    with store.write(ACTOR) as tx:
+        second = tx.put_monitor(deployment, changed.model_dump(), at + timedelta(seconds=1))
+    _eq((second.spec, second.revision), (changed, 2), "put_monitor again bumps the revision")
+    with store.read() as rx:
+        fetched = rx.get_monitor(deployment)
+        listed = {m.deployment: m for m in rx.list_monitors()}
+    _eq(fetched, second, "get_monitor after put_monitor")
+    _eq(listed.get(deployment), second, "list_monitors holds the deployment's monitor")
+    assert fetched is not None
+    _utc(fetched.updated_at, "monitor.updated_at")
+    with store.write(ACTOR) as tx:
+        tx.delete_monitor(deployment)
+    with store.read() as rx:
+        _eq(rx.get_monitor(deployment), None, "get_monitor after delete_monitor")
+    events = _expect_events(
+        services, since,
+        [("monitor.configured", "deployment", deployment)] * 2
+        + [("monitor.deleted", "deployment", deployment)],
+        "monitor writes",
+    )  # fmt: skip
+    _eq(
+        events[0].payload,
+        {"model": model, "revision": 1, "spec": spec.model_dump(mode="json")},
+        "monitor.configured payload",
+    )
+    _eq(events[2].payload, {"model": model, "revision": 2}, "monitor.deleted payload")
+
+    since = _tip(services)
+    bad_specs = [
+        ({**spec.model_dump(mode="json"), "interval_s": 1}, "spec.interval_s"),
+        ({**spec.model_dump(), "rules": [_RULE.model_copy(update={"threshold": float("nan")})]},
+         "spec.rules.0.threshold"),
+    ]  # fmt: skip
+    for bad, field in bad_specs:
+        with _raises(InvalidInput, f"put_monitor({field}=...)") as caught, store.write(ACTOR) as tx:
+            tx.put_monitor(deployment, bad, at)
+        assert caught.value is not None
+        _eq(caught.value.details.get("field"), field, "InvalidInput names the field")
+    with _raises(NotFound, "delete_monitor without a monitor"), store.write(ACTOR) as tx:
+        tx.delete_monitor(deployment)
+    _expect_events(services, since, [], "refused monitor writes")
+    with store.write(ACTOR) as tx:
+        again = tx.put_monitor(deployment, spec.model_dump(), at)
+    _eq(again.revision, 1, "a monitor configured again after a deletion starts at revision 1")
+
+
+def check_monitoring_unknown_is_not_found(services: Services) -> None:
+    """Unknown deployments, windows, alerts, incidents and models raise NotFound naming how to
+    list them, and record nothing."""
+    model, deployment = _deployment(services, "monitor-missing")
+    window = _window(model, deployment, 1)
+    store, missing, nobody = services.store, _name("missing"), str(uuid.uuid4())
+    with store.write(ACTOR) as tx:
+        tx.add_window(window)
+    since = _tip(services)
+    reads: list[tuple[str, Callable[[Any], object], str]] = [
+        ("get_monitor", lambda s: s.get_monitor(missing), "steward deployments"),
+        ("list_windows", lambda s: s.list_windows(missing), "steward deployments"),
+        ("get_window", lambda s: s.get_window(nobody), "steward monitor windows"),
+        ("get_incident", lambda s: s.get_incident(987_654_321), "steward incident list"),
+    ]
+    writes: list[tuple[str, Callable[[Any], object], str]] = [
+        ("put_monitor", lambda s: s.put_monitor(missing, {}, _T0), "steward deployments"),
+        ("delete_monitor", lambda s: s.delete_monitor(missing), "steward deployments"),
+        ("add_window", lambda s: s.add_window(_window(model, missing, 1, model_name=model)),
+         "steward deployments"),
+        ("add_alert of an unknown window",
+         lambda s: s.add_alert(_alert(window, window_id=nobody)), "steward monitor windows"),
+        ("update_alert", lambda s: s.update_alert(nobody, {"last_value": 1.0}),
+         "steward alert list"),
+        ("update_incident",
+         lambda s: s.update_incident(987_654_321, {"title": "x"}, kind="incident.noted",
+                                     payload={}), "steward incident list"),
+        ("create_incident of an unknown model",
+         lambda s: s.create_incident(_incident_values(missing, None, "x")), "steward models"),
+        ("create_incident on an unknown deployment",
+         lambda s: s.create_incident(_incident_values(model, missing, "x")),
+         "steward deployments"),
+    ]  # fmt: skip
+    for what, call, hint in reads:
+        with _raises(NotFound, what) as caught, store.read() as rx:
+            call(rx)
+        _true(hint in str(caught.value), f"the NotFound of {what} says `{hint}`")
+    for what, call, hint in writes:
+        with _raises(NotFound, what) as caught, store.write(ACTOR) as tx:
+            call(tx)
+        _true(hint in str(caught.value), f"the NotFound of {what} says `{hint}`")
+    with store.write(ACTOR) as tx:
+        alert = tx.add_alert(_alert(window))
+    since = _tip(services)
+    with _raises(NotFound, "update_alert to an unknown incident"), store.write(ACTOR) as tx:
+        tx.update_alert(alert.id, {"incident_id": 987_654_321})
+    with store.read() as rx:
+        _eq(rx.active_incident(missing), None, "active_incident of an unknown model")
+        _eq(rx.list_alerts(incident_id=987_654_321), [], "list_alerts of an unknown incident")
+    _expect_events(services, since, [], "refused monitoring writes")
+
+
+def check_monitor_windows(services: Services) -> None:
+    """Windows come back as written, newest (latest end) first, bounded by since <= end <
+    until and by limit; monitor.window records the numbers but not the report."""
+    model, deployment = _deployment(services, "windows")
+    windows = {hour: _window(model, deployment, hour) for hour in (3, 1, 4, 0, 2)}
+    store = services.store
+    since = _tip(services)
+    with store.write(ACTOR) as tx:
+        for window in windows.values():
+            _eq(tx.add_window(window), window, "add_window returns the window")
+    events = _expect_events(
+        services, since, [("monitor.window", "deployment", deployment)] * 5, "add_window"
+    )
+    first = windows[3]
+    _eq(
+        events[0].payload,
+        {"window_id": first.id, "model": model,
+         **first.model_dump(mode="json", include={"start", "end", "status", "rows", "metrics"})},
+        "monitor.window payload",
+    )  # fmt: skip
+
+    def hours(**bounds: Any) -> list[int]:
+        with store.read() as rx:
+            found = rx.list_windows(deployment, **bounds)
+        return [int((w.end - _T0) / timedelta(hours=1)) for w in found]
+
+    _eq(hours(), [4, 3, 2, 1, 0], "list_windows, newest first")
+    _eq(hours(limit=2), [4, 3], "list_windows(limit=2)")
+    _eq(hours(since=_T0 + timedelta(hours=2)), [4, 3, 2], "list_windows(since=): end >= since")
+    _eq(hours(until=_T0 + timedelta(hours=2)), [1, 0], "list_windows(until=): end < until")
+    india = timezone(timedelta(hours=5, minutes=30))
+    bounded = hours(since=(_T0 + timedelta(hours=1)).astimezone(india),
+                    until=_T0 + timedelta(hours=3), limit=5)  # fmt: skip
+    _eq(bounded, [2, 1], "list_windows(since=, until=) with aware datetimes of any zone")
+    with store.read() as rx:
+        fetched = rx.get_window(first.id)
+    _eq(fetched, first, "get_window after add_window")
+    for what, stamp in (("start", fetched.start), ("end", fetched.end)):
+        _utc(stamp, f"window.{what}")
+
+    since = _tip(services)
+    failed = _window(model, deployment, 5, status=WindowStatus.FAILED, rows=0, metrics={},
+                     report={"score": float("nan"), "nested": [float("inf"), 1.5]},
+                     error="reference sample missing")  # fmt: skip
+    with store.write(ACTOR) as tx:
+        stored = tx.add_window(failed)
+    with store.read() as rx:
+        fetched = rx.get_window(failed.id)
+    _eq(fetched.report, {"score": None, "nested": [None, 1.5]}, "NaN and inf in a report")
+    _eq(fetched, stored, "add_window returns the window as stored")
+    _eq((fetched.status, fetched.error), (WindowStatus.FAILED, failed.error), "failed window")
+    since = _tip(services)
+    refused: list[tuple[type[StewardError], MonitorWindow, str]] = [
+        (InvalidInput, _window(model, deployment, 6, metrics={"drift.x": float("nan")}),
+         "a NaN metric"),
+        (InvalidInput, _window(model, deployment, 6, model_name=_name("other")),
+         "another model than the deployment's"),
+        (AlreadyExists, _window(model, deployment, 6, id=first.id), "a taken window id"),
+    ]  # fmt: skip
+    for kind, window, what in refused:
+        with _raises(kind, f"add_window with {what}"), store.write(ACTOR) as tx:
+            tx.add_window(window)
+    _eq(hours(), [5, 4, 3, 2, 1, 0], "refused windows are not stored")
+    _expect_events(services, since, [], "refused windows")
+
+
+def _with_window(services: Services, prefix: str) -> tuple[str, str, MonitorWindow]:
+    """A deployment with one monitor window stored: (model, deployment, window)."""
+    model, deployment = _deployment(services, prefix)
+    window = _window(model, deployment, 5)
+    with services.store.write(ACTOR) as tx:
+        tx.add_window(window)
+    return model, deployment, window
+
+
+_P95 = AlertRule(name="p95", metric="slo.p95_ms", op=Comparison.GT, threshold=10)
+
+
+def check_alert_lifecycle(services: Services) -> None:
+    """An alert fires, updates, joins an incident and resolves, each change but an update
+    recording its event; a rule has one firing alert at a time per deployment."""
+    model, deployment, window = _with_window(services, "alerts")
+    store = services.store
+    since = _tip(services)
+    with store.write(ACTOR) as tx:
+        drift = tx.add_alert(_alert(window))
+    with _raises(Conflict, "a second firing alert of one rule"), store.write(ACTOR) as tx:
+        tx.add_alert(_alert(window))
+    with store.write(ACTOR) as tx:
+        updated = tx.update_alert(drift.id, {"last_value": 0.9})
+        incident = tx.create_incident(_incident_values(model, deployment, "drift"))
+        joined = tx.update_alert(drift.id, {"incident_id": incident.id})
+        resolved = tx.update_alert(drift.id, {"state": AlertState.RESOLVED})
+    _eq(updated, drift.model_copy(update={"last_value": 0.9}), "update_alert(last_value)")
+    _eq(joined.incident_id, incident.id, "update_alert(incident_id)")
+    _eq(resolved.state, AlertState.RESOLVED, "update_alert(state=resolved)")
+    _utc(resolved.resolved_at, "resolving without resolved_at resolves it now")
+    with store.read() as rx:
+        _eq(rx.list_alerts(deployment=deployment), [resolved], "the alert as stored")
+    events = _expect_events(
+        services, since,
+        [("alert.fired", "deployment", deployment),
+         ("incident.opened", "incident", str(incident.id)),
+         ("alert.joined", "deployment", deployment),
+         ("alert.resolved", "deployment", deployment)],
+        "alert writes",
+    )  # fmt: skip
+    _eq(
+        events[0].payload,
+        {"alert_id": drift.id, "model": model, "rule": "drift-share",
+         "metric": "drift.share_drifted", "op": ">=", "threshold": 0.3, "value": drift.value,
+         "severity": "high", "window_id": window.id},
+        "alert.fired payload",
+    )  # fmt: skip
+    _eq(events[2].payload, {"alert_id": drift.id, "incident_id": incident.id, "model": model,
+        "rule": "drift-share"}, "alert.joined payload")  # fmt: skip
+    _eq(events[3].payload["last_value"], 0.9, "alert.resolved payload")
+
+    since = _tip(services)
+    refusals: list[tuple[type[StewardError], dict[str, Any]]] = [
+        (Conflict, {"state": AlertState.FIRING}),
+        (InvalidInput, {"value": 3.0}),
+        (InvalidInput, {"last_value": float("inf")}),
+        (InvalidInput, {"state": "snoozed"}),
+    ]
+    for kind, values in refusals:
+        with _raises(kind, f"update_alert({values})"), store.write(ACTOR) as tx:
+            tx.update_alert(drift.id, values)
+    _expect_events(services, since, [], "refused alert updates")
+    with store.write(ACTOR) as tx:  # resolved: the rule may fire again
+        tx.add_alert(_alert(window, incident_id=incident.id))
+    _expect_events(
+        services, since,
+        [("alert.fired", "deployment", deployment), ("alert.joined", "deployment", deployment)],
+        "add_alert of an alert already in an incident",
+    )  # fmt: skip
+
+
+def check_alert_filters(services: Services) -> None:
+    """list_alerts filters by deployment, model, state and incident, newest fired first."""
+    model, deployment, window = _with_window(services, "alert-filters")
+    store = services.store
+    later = window.computed_at + timedelta(minutes=1)
+    with store.write(ACTOR) as tx:
+        incident = tx.create_incident(_incident_values(model, deployment, "filters"))
+        drift = tx.add_alert(_alert(window, state=AlertState.RESOLVED, resolved_at=later))
+        slow = tx.add_alert(_alert(window, _P95, fired_at=later, incident_id=incident.id))
+
+    def ids(**filters: Any) -> list[str]:
+        with store.read() as rx:
+            return [a.id for a in rx.list_alerts(**filters)]
+
+    _eq(ids(deployment=deployment), [slow.id, drift.id], "list_alerts, newest first")
+    _eq(ids(model_name=model, state=AlertState.FIRING), [slow.id], "list_alerts(state=firing)")
+    _eq(ids(deployment=deployment, state=AlertState.RESOLVED), [drift.id], "state=resolved")
+    _eq(ids(incident_id=incident.id), [slow.id], "list_alerts(incident_id=)")
+    _eq(ids(deployment=deployment, limit=1), [slow.id], "list_alerts(limit=1)")
+    _eq(ids(model_name=_name("nobody")), [], "list_alerts of another model")
+    with store.read() as rx:
+        stored = rx.list_alerts(deployment=deployment)
+    _eq(stored, [slow, drift], "alerts come back as added")
+    for alert in stored:
+        _utc(alert.fired_at, "alert.fired_at")
+
+
+def check_incident_numbering(services: Services) -> None:
+    """Incidents are numbered by the store one after another, and a model has at most one
+    active incident."""
+    store = services.store
+    models = [_deployment(services, "incident") for _ in range(3)]
+    since = _tip(services)
+    opened = []
+    for number, (model, deployment) in enumerate(models):
+        with store.write(ACTOR) as tx:
+            values = _incident_values(model, deployment, f"Dérive {number}")
+            opened.append(tx.create_incident(values))
+    first = opened[0].id
+    _eq([i.id for i in opened], [first, first + 1, first + 2], "incident numbers")
+    events = _expect_events(
+        services, since, [("incident.opened", "incident", str(i.id)) for i in opened], "opened"
+    )
+    (model, deployment), incident = models[0], opened[0]
+    _eq(events[0].payload, {"model": model, "deployment": deployment, "severity": "high",
+        "title": "Dérive 0", "owner": "Zoë Ødegård"}, "incident.opened payload")  # fmt: skip
+    _eq((incident.state, incident.owner, incident.opened_by), (IncidentState.OPEN,
+        "Zoë Ødegård", ACTOR), "defaults of a new incident")  # fmt: skip
+    _eq(incident.updated_at, incident.opened_at, "updated_at of a new incident")
+    with store.read() as rx:
+        _eq(rx.get_incident(incident.id), incident, "get_incident after create_incident")
+        _eq(rx.active_incident(model), incident, "active_incident")
+        listed = rx.list_incidents(model_name=model)
+    _eq(listed, [incident], "list_incidents(model_name=)")
+    _utc(listed[0].opened_at, "incident.opened_at")
+
+    since = _tip(services)
+    with _raises(Conflict, "a second active incident") as caught, store.write(ACTOR) as tx:
+        tx.create_incident(_incident_values(model, None, "again"))
+    assert caught.value is not None
+    _eq(caught.value.details.get("incident_id"), incident.id, "Conflict names the active one")
+    elsewhere = _incident_values(model, models[1][1], "x")
+    with _raises(InvalidInput, "on another model's deployment"), store.write(ACTOR) as tx:
+        tx.create_incident(elsewhere)
+    _expect_events(services, since, [], "refused incidents")
+
+
+def check_incident_updates(services: Services) -> None:
+    """update_incident applies its values and records the event it is given; a resolved
+    incident lets the model open another, and cannot be made active again beside it."""
+    store = services.store
+    model, deployment = _deployment(services, "incident-update")
+    with store.write(ACTOR) as tx:
+        incident = tx.create_incident(_incident_values(model, deployment, "latence"))
+    since = _tip(services)
+    with _raises(InvalidInput, "update_incident of a fixed field"), store.write(ACTOR) as tx:
+        tx.update_incident(incident.id, {"model_name": "x"}, kind="incident.noted", payload={})
+    at = datetime.now(UTC)
+    with store.write(ACTOR) as tx:
+        mitigated = tx.update_incident(
+            incident.id, {"state": IncidentState.MITIGATED, "mitigated_at": at,
+                          "postmortem": {"summary": "Résumé ✓"}},
+            kind="incident.mitigated", payload={"action": "rollback", "at": at},
+        )  # fmt: skip
+    _eq((mitigated.state, mitigated.mitigated_at, mitigated.postmortem),
+        (IncidentState.MITIGATED, at, {"summary": "Résumé ✓"}), "update_incident")  # fmt: skip
+    _true(mitigated.updated_at > incident.updated_at, "updated_at defaults to the update's time")
+    with store.read() as rx:
+        _eq(rx.get_incident(incident.id), mitigated, "get_incident after update_incident")
+        _eq(rx.active_incident(model), mitigated, "a mitigated incident is still active")
+    with store.write(ACTOR) as tx:
+        tx.update_incident(incident.id, {"state": IncidentState.RESOLVED, "resolved_at": at},
+                           kind="incident.resolved", payload={"reason": None})  # fmt: skip
+    with store.write(ACTOR) as tx:  # resolved: the model may open another one
+        later = tx.create_incident(_incident_values(model, deployment, "later"))
+    events = _expect_events(
+        services, since,
+        [("incident.mitigated", "incident", str(incident.id)),
+         ("incident.resolved", "incident", str(incident.id)),
+         ("incident.opened", "incident", str(later.id))],
+        "incident updates",
+    )  # fmt: skip
+    _eq(events[0].payload["at"], mitigated.model_dump(mode="json")["mitigated_at"], "payload")
+    with _raises(Conflict, "reopening beside an active one"), store.write(ACTOR) as tx:
+        tx.update_incident(incident.id, {"state": IncidentState.OPEN}, kind="x.y", payload={})
+    with store.read() as rx:
+        _eq(rx.active_incident(model), later, "active_incident after a resolution")
+        _eq([i.id for i in rx.list_incidents(model_name=model)], [later.id, incident.id],
+            "list_incidents, newest first")  # fmt: skip
+        _eq([i.id for i in rx.list_incidents(model_name=model, state=IncidentState.RESOLVED)],
+            [incident.id], "list_incidents(state=)")  # fmt: skip
+        _eq(len(rx.list_incidents(limit=1)), 1, "list_incidents(limit=1)")
+        report = rx.verify_ledger()
+    _true(report.ok, f"the ledger verifies after incident writes: {report}")
+
+
+def _race(call: Callable[[int], Any], workers: int) -> list[Any]:
+    """``call(0)`` ... ``call(workers - 1)`` from as many threads, released together."""
+    barrier = threading.Barrier(workers, timeout=60)
+
+    def run(i: int) -> Any:
+        barrier.wait()
+        return call(i)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, range(workers)))
+
+
+def check_concurrent_incidents_and_monitors(services: Services) -> None:
+    """Writers racing to open an incident of one model open exactly one; racing on different
+    models, they get distinct consecutive numbers; racing to configure a monitor, each gets its
+    own revision."""
+    store = services.store
+    models = [_deployment(services, "incident-race") for _ in range(4)]
+    model, deployment = models[0]
+    since = _tip(services)
+
+    def open_same(i: int) -> str:
+        try:
+            with store.write(ACTOR) as tx:
+                tx.create_incident(_incident_values(model, deployment, f"race {i}"))
+        except Conflict:
+            return "refused"
+        return "opened"
+
+    def open_own(i: int) -> int:
+        with store.write(ACTOR) as tx:
+            return tx.create_incident(_incident_values(*models[i + 1], f"own {i}")).id
+
+    def configure(i: int) -> int:
+        with store.write(ACTOR) as tx:
+            return tx.put_monitor(deployment, {"min_rows": 10 + i}, _T0).revision
+
+    outcomes = sorted(_race(open_same, 4))
+    _eq(outcomes, ["opened", "refused", "refused", "refused"], "racing on one model")
+    numbers = sorted(_race(open_own, 3))
+    _eq(numbers, list(range(numbers[0], numbers[0] + 3)), "racing on different models")
+    _eq(sorted(_race(configure, 4)), [1, 2, 3, 4], "racing monitor configurations")
+    with store.read() as rx:
+        active = rx.active_incident(model)
+        monitor = rx.get_monitor(deployment)
+    _true(active is not None and active.id == numbers[0] - 1, "the race's incident is active")
+    _true(monitor is not None and monitor.revision == 4, "the last configuration is stored")
+    kinds = sorted(e.kind for e in _events_since(services, since))
+    _eq(kinds, ["incident.opened"] * 4 + ["monitor.configured"] * 4, "events of the races")
+    _true(services.audit.verify().ok, "the ledger verifies after the races")
+
+
+STORE_CHECKS.extend(
+    [
+        check_monitor_round_trip,
+        check_monitoring_unknown_is_not_found,
+        check_monitor_windows,
+        check_alert_lifecycle,
+        check_alert_filters,
+        check_incident_numbering,
+        check_incident_updates,
+        check_concurrent_incidents_and_monitors,
+    ]
+)

@@ -1,10 +1,10 @@
-"""Rows to domain entities."""
+"""Rows to domain entities (and values to entities, checked, before they are written)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from steward.domain.entities import (
     Alias,
@@ -16,16 +16,24 @@ from steward.domain.entities import (
     Token,
 )
 from steward.domain.enums import Role, RunStatus
+from steward.domain.incidents import Incident
+from steward.domain.monitoring import Alert, MonitorWindow, StoredMonitor
+from steward.errors import InvalidInput
 from steward.store.sql.tables import (
+    AlertRow,
     EventRow,
+    IncidentRow,
     ModelRow,
     ModelVersionRow,
+    MonitorRow,
+    MonitorWindowRow,
     RunArtifactRow,
     RunRow,
     TokenRow,
 )
 
 _VERSION = TypeAdapter(ModelVersion)
+E = TypeVar("E", bound=BaseModel)
 
 
 def model_entity(row: ModelRow, tags: dict[str, str], aliases: dict[str, int]) -> Model:
@@ -73,6 +81,7 @@ def version_entity(
             "tags": tags,
             "lineage": row.lineage,
             "reference_sample": row.reference_sample or None,
+            "reference_profile": getattr(row, "reference_profile", None) or None,
             "description": row.description,
             "status": row.status,
             "status_changed_at": getattr(row, "status_changed_at", None),
@@ -135,3 +144,90 @@ def token_entity(row: TokenRow) -> Token:
         expires_at=row.expires_at,
         revoked=row.revoked,
     )
+
+
+# monitoring and incidents -------------------------------------------------------------------
+def monitor_entity(row: MonitorRow) -> StoredMonitor:
+    return StoredMonitor.model_validate(
+        {
+            "deployment": row.deployment,
+            "spec": row.spec,
+            "revision": row.revision,
+            "updated_at": row.updated_at,
+            "updated_by": row.updated_by,
+        }
+    )
+
+
+def window_entity(row: MonitorWindowRow) -> MonitorWindow:
+    return MonitorWindow.model_validate(
+        {
+            "id": row.id,
+            "deployment": row.deployment,
+            "model_name": row.model_name,
+            "start": row.start,
+            "end": row.end,
+            "computed_at": row.computed_at,
+            "status": row.status,
+            "rows": row.rows,
+            "versions": row.versions,
+            "metrics": row.metrics,
+            "report": row.report,
+            "error": row.error,
+        }
+    )
+
+
+def alert_entity(row: AlertRow) -> Alert:
+    return Alert.model_validate(
+        {
+            "id": row.id,
+            "deployment": row.deployment,
+            "model_name": row.model_name,
+            "rule": row.rule,
+            "state": row.state,
+            "severity": row.severity,
+            "value": row.value,
+            "last_value": row.last_value,
+            "window_id": row.window_id,
+            "fired_at": row.fired_at,
+            "resolved_at": row.resolved_at,
+            "incident_id": row.incident_id,
+        }
+    )
+
+
+def incident_entity(row: IncidentRow) -> Incident:
+    return Incident.model_validate(
+        {
+            "id": row.id,
+            "model_name": row.model_name,
+            "deployment": row.deployment,
+            "title": row.title,
+            "state": row.state,
+            "severity": row.severity,
+            "owner": row.owner,
+            "opened_at": row.opened_at,
+            "opened_by": row.opened_by,
+            "mitigated_at": row.mitigated_at,
+            "resolved_at": row.resolved_at,
+            "updated_at": row.updated_at,
+            "postmortem": row.postmortem,
+        }
+    )
+
+
+def checked_input(entity: type[E], values: dict[str, Any], field: str | None = None) -> E:
+    """``values`` as ``entity``, or InvalidInput naming the first field that is wrong.
+
+    For values written through the store: what is stored must read back, so a value the entity
+    refuses is refused before it is written rather than on every later read.
+    """
+    try:
+        return entity.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in (field, *error["loc"]) if part is not None)
+        raise InvalidInput(
+            f"The {entity.__name__} field {where!r} is invalid: {error['msg']}.", field=where
+        ) from exc

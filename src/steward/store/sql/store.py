@@ -36,12 +36,14 @@ from steward.store.sql import _feed, _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
 from steward.store.sql._gate_sessions import GateReads, GateWrites
+from steward.store.sql._incidents import IncidentReads, IncidentWrites
 from steward.store.sql._ledger import PendingEvent
+from steward.store.sql._monitoring import MonitoringReads, MonitoringWrites
 from steward.store.sql.engine import build_engine
 from steward.store.sql.tables import AliasRow, ModelRow, ModelVersionRow, RunRow, TokenRow
 
 
-class SqlReadSession(GateReads, DeploymentReads):
+class SqlReadSession(GateReads, DeploymentReads, MonitoringReads, IncidentReads):
     """Queries; every method returns domain entities, never rows."""
 
     def __init__(self, session: Session) -> None:
@@ -154,7 +156,9 @@ class SqlReadSession(GateReads, DeploymentReads):
         return [token_entity(r) for r in rows]
 
 
-class SqlWriteSession(SqlReadSession, GateWrites, DeploymentWrites):
+class SqlWriteSession(
+    SqlReadSession, GateWrites, DeploymentWrites, MonitoringWrites, IncidentWrites
+):
     """Writes; each state change is ``record()``ed and chained into the ledger at commit."""
 
     def __init__(self, session: Session, actor: str) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -101,6 +102,7 @@ class ModelVersionRow(Base):
     tags: Mapped[dict[str, Any]] = mapped_column(JSON)
     lineage: Mapped[dict[str, Any]] = mapped_column(JSON)
     reference_sample: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reference_profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32), index=True)
     status_changed_at: Mapped[datetime | None]  # lifecycle review: "in staging for N days"
@@ -331,3 +333,103 @@ class DeploymentRow(Base):
     created_by: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(256))
+
+
+# -- monitoring --------------------------------------------------------------------------------
+# Only the "active" rows take part in these partial unique indexes: the database itself keeps
+# one firing alert per (deployment, rule) and one active incident per model, so two replicas
+# racing to fire or to open cannot both succeed.
+ALERT_FIRING = text("state = 'firing'")
+INCIDENT_ACTIVE = text("state <> 'resolved'")
+
+
+class MonitorRow(Base):
+    """A deployment's monitor spec; ``revision`` counts its changes."""
+
+    __tablename__ = "monitors"
+
+    deployment: Mapped[str] = mapped_column(
+        ForeignKey("deployments.name", ondelete="CASCADE"), primary_key=True
+    )
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    revision: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(256))
+
+
+class MonitorWindowRow(Base):
+    """What one monitor run measured over [start, end) of a deployment's traffic.
+
+    No foreign key to the deployment: windows are the history alerts and incidents point at.
+    """
+
+    __tablename__ = "monitor_windows"
+    # listings are per deployment, newest (latest end) first, bounded by end
+    __table_args__ = (Index("ix_monitor_windows_deployment_end", "deployment", "end"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    computed_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(32))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    versions: Mapped[list[Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertRow(Base):
+    """One episode of a rule firing on a deployment; ``rule`` is the rule as it was then."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_deployment_state", "deployment", "state"),
+        Index(
+            "uq_alerts_firing_rule", "deployment", "rule_name", unique=True,
+            sqlite_where=ALERT_FIRING, postgresql_where=ALERT_FIRING,
+        ),
+    )  # fmt: skip
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rule_name: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float] = mapped_column(Float)
+    last_value: Mapped[float] = mapped_column(Float)
+    window_id: Mapped[str] = mapped_column(String(36))
+    fired_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    incident_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+class IncidentRow(Base):
+    """An incident of a model; ``id`` is a small number (INC-7) the store gives as max + 1."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_model_state", "model_name", "state"),
+        Index(
+            "uq_incidents_active_model", "model_name", unique=True,
+            sqlite_where=INCIDENT_ACTIVE, postgresql_where=INCIDENT_ACTIVE,
+        ),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    model_name: Mapped[str] = mapped_column(String(128))
+    deployment: Mapped[str | None] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(String(256))
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str] = mapped_column(String(256))
+    mitigated_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    postmortem: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -641,21 +641,51 @@ def read_predictions(
     null, an integer column that became float reads as float. A missing root or no files gives
     an empty table with ``PREDICTION_LOG_SCHEMA``.
     """
+    files = [f for part in partitions(root, deployment, since, until) for f in part]
+    return read_files(root, files, since, until, columns)
+
+
+def partitions(
+    root: str,
+    deployment: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[list[str]]:
+    """The files of each hour folder that can hold rows with ``since <= timestamp < until``,
+    one list per folder, oldest first: the unit of work a distributed reader hands out."""
     since, until = _aware(since, "since"), _aware(until, "until")
     fs, fs_root = fsspec.core.url_to_fs(root)
     fs_root = fs_root.rstrip("/")
-    files = [
-        path
-        for folder in _partition_folders(fs, fs_root, deployment)
-        if _hour_may_match(folder.rsplit("hour=", 1)[1], since, until)
-        for path in _ls(fs, folder)
-        if path.rsplit("/", 1)[-1].startswith("part-") and path.endswith(".parquet")
-    ]
+    found = []
+    for folder in _partition_folders(fs, fs_root, deployment):
+        if not _hour_may_match(folder.rsplit("hour=", 1)[1], since, until):
+            continue
+        files = [
+            path
+            for path in _ls(fs, folder)
+            if path.rsplit("/", 1)[-1].startswith("part-") and path.endswith(".parquet")
+        ]
+        if files:
+            found.append(files)
+    return found
+
+
+def read_files(
+    root: str,
+    files: Sequence[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table:
+    """The rows of ``files`` (paths as ``partitions`` lists them) in ``[since, until)``."""
+    since, until = _aware(since, "since"), _aware(until, "until")
     if not files:
         return _select(PREDICTION_LOG_SCHEMA.empty_table(), columns)
+    fs, fs_root = fsspec.core.url_to_fs(root)
+    fs_root = fs_root.rstrip("/")
     partitioning = ds.partitioning(PARTITION_SCHEMA, flavor="hive")
     found = ds.dataset(
-        files, filesystem=fs, format="parquet", partitioning=partitioning,
+        list(files), filesystem=fs, format="parquet", partitioning=partitioning,
         partition_base_dir=fs_root,
     )  # fmt: skip
     schemas = [fragment.physical_schema for fragment in found.get_fragments()]
@@ -663,7 +693,7 @@ def read_predictions(
         [PREDICTION_LOG_SCHEMA, *schemas], promote_options="permissive"
     ).remove_metadata()
     dataset = ds.dataset(
-        files, schema=schema, filesystem=fs, format="parquet", partitioning=partitioning,
+        list(files), schema=schema, filesystem=fs, format="parquet", partitioning=partitioning,
         partition_base_dir=fs_root,
     )  # fmt: skip
     condition = None
@@ -742,6 +772,8 @@ __all__ = [
     "RequestRecord",
     "logged_to_table",
     "partition_path",
+    "partitions",
+    "read_files",
     "read_predictions",
     "records_to_table",
     "requests_to_table",

@@ -20,8 +20,9 @@ import pytest
 
 from steward.domain.signature import ColumnSpec, Signature
 from steward.errors import InvalidInput
-from steward.serving import prediction_log
-from steward.serving.prediction_log import (
+from steward.settings import Settings
+from steward.store import prediction_log
+from steward.store.prediction_log import (
     PREDICTION_LOG_SCHEMA,
     RECORD_SCHEMA,
     PredictionLogWriter,
@@ -32,7 +33,6 @@ from steward.serving.prediction_log import (
     records_to_table,
     requests_to_table,
 )
-from steward.settings import Settings
 
 H13 = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
 H14 = H13 + timedelta(hours=1)
@@ -196,7 +196,7 @@ def test_close_before_any_record_writes_nothing(
 def test_interpreter_exit_flushes_what_was_logged(tmp_path: Path) -> None:
     script = f"""
 from datetime import UTC, datetime
-from steward.serving.prediction_log import PredictionLogWriter, PredictionRecord
+from steward.store.prediction_log import PredictionLogWriter, PredictionRecord
 writer = PredictionLogWriter({str(tmp_path)!r}, queue_size=100, flush_rows=100, flush_seconds=60)
 for i in range(3):
     writer.log(PredictionRecord("fraud", 1, f"r{{i}}", datetime.now(UTC), 1.0, [i], 0.5))
@@ -225,7 +225,7 @@ def test_a_failing_write_is_counted_and_the_thread_survives(
     monkeypatch.setattr(prediction_log.pq, "write_table", half_then_fail)
     writer = make_writer()
     writer.log_many([_record("lost-1"), _record("lost-2")])
-    with caplog.at_level(logging.ERROR, logger="steward.serving.prediction_log"):
+    with caplog.at_level(logging.ERROR, logger="steward.store.prediction_log"):
         assert writer.flush(timeout=5)
     assert writer.dropped_by_reason["write_error"] == 2
     assert "could not write 2 records of deployment 'fraud'" in caplog.text

@@ -1,0 +1,1 @@
+"""Incidents: what alerts open, what people mitigate and resolve, and their postmortems."""
