@@ -3,6 +3,7 @@ the version's reference, stored, judged by rules; alerts opening incidents."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ from steward.domain.monitoring import (
     default_rules,
 )
 from steward.monitoring.window import local_engine
-from steward.settings import Settings
+from steward.settings import MonitorSettings, Settings
 from steward.store.base import EventFilter
 from steward.store.prediction_log import PredictionLogWriter, PredictionRecord
 from steward.wiring import Services
@@ -268,3 +269,55 @@ def test_unanswered_requests_fail_availability_and_forced_fallbacks_do_not(
     assert metrics["slo.requests"] == 100.0
     assert metrics["slo.errors"] == 5.0  # 3 fallbacks for a failed model, 2 unanswered
     assert metrics["slo.availability"] == pytest.approx(0.95)
+
+
+def test_a_reference_sample_that_is_not_parquet_is_refused_at_registration(
+    services: Services,
+) -> None:
+    from steward.domain.enums import Flavor
+    from steward.errors import InvalidInput
+    from steward.schemas.registry import VersionCreate
+
+    registry = services.registry
+    v1 = registry.get_version("models:/fraud/1")
+    before = registry.get_model("fraud").latest_version
+    body = VersionCreate(
+        flavor=Flavor.SKLEARN,
+        files=v1.files,
+        primary_file=v1.primary_file,
+        reference_sample=registry.upload_artifact(b"a,b\n1,2\n"),
+    )
+    with pytest.raises(InvalidInput) as refused:
+        registry.create_version("tester", "fraud", body)
+    assert refused.value.field == "reference_sample"
+    assert registry.get_model("fraud").latest_version == before  # nothing recorded
+
+
+def test_the_server_scheduler_runs_due_monitors_and_survives_a_failing_tick(
+    services: Services, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from steward.api import scheduler
+    from steward.api.app import create_app
+
+    later = NOW + timedelta(hours=6)  # every monitor is due
+    services.monitoring.clock = lambda: later
+    settings = services.settings.model_copy(
+        update={"monitor": MonitorSettings(scheduler=True, tick_s=0.05)}
+    )
+    with TestClient(create_app(settings, services=services, scheduler=True)):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if services.monitoring.windows("live", limit=1)[0].end == later:
+                break
+            time.sleep(0.05)
+    assert services.monitoring.windows("live", limit=1)[0].end == later
+    assert services.monitoring.windows("bare", limit=1)[0].end == later
+
+    class Broken:
+        def run_due_monitors(self, actor: str) -> list[Any]:
+            raise RuntimeError("the database went away")
+
+    assert scheduler.tick(Broken()) == 0  # type: ignore[arg-type]
+    assert "retrying on the next one" in caplog.text
