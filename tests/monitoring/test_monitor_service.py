@@ -88,6 +88,7 @@ class World:
         errors: int = 0,
         unanswered: int = 0,
         forced: int = 0,
+        c_as_text: bool = False,
         at: datetime = NOW - timedelta(minutes=10),
         seed: int = 0,
     ) -> list[str]:
@@ -102,6 +103,8 @@ class World:
         writer = PredictionLogWriter(settings.prediction_log_root, queue_size=100_000,
                                      flush_rows=10_000, flush_seconds=0.05)  # fmt: skip
         ids = [uuid.uuid4().hex for _ in range(n)]
+        if c_as_text:  # a client that started sending the column as text
+            frame["c"] = frame["c"].map(lambda v: f"{v:.3f}")
         for i, (request_id, row) in enumerate(zip(ids, frame.to_dict("records"), strict=True)):
             fallback, error = None, None
             if i < errors:
@@ -321,3 +324,27 @@ def test_the_server_scheduler_runs_due_monitors_and_survives_a_failing_tick(
 
     assert scheduler.tick(Broken()) == 0  # type: ignore[arg-type]
     assert "retrying on the next one" in caplog.text
+
+
+def test_a_feature_whose_type_changed_is_named_and_the_others_still_tested(
+    services: Services, world: World
+) -> None:
+    services.monitoring.configure("tester", "live", MonitorSpec(rules=[]))
+    world.traffic(services.settings, "live", n=1500, seed=3, c_as_text=True)
+    window = _run(services).window
+    assert window.status is WindowStatus.OK
+    assert window.metrics["drift.type_changed"] == 1.0
+    assert window.metrics["drift.n_tested"] == 2.0
+    assert window.report["drift"]["type_changed"] == ["c"]
+    assert window.metrics["quality.schema_violations"] >= 1.0
+
+
+def test_live_performance_waits_for_the_label_delay(services: Services, world: World) -> None:
+    services.monitoring.configure("tester", "live", MonitorSpec(rules=[], label_delay_s=3600))
+    old = world.traffic(services.settings, "live", n=200, at=NOW - timedelta(minutes=90))
+    world.traffic(services.settings, "live", n=300, seed=5)  # this hour's: no labels yet
+    services.labels.log("tester", "live", dict.fromkeys(old[:120], 1))
+    metrics = _run(services).window.metrics
+    assert metrics["window.rows"] == 300.0  # drift and SLOs: this hour
+    assert metrics["performance.labeled_rows"] == 120.0  # performance: the hour before
+    assert metrics["performance.label_coverage"] == pytest.approx(120 / 200)

@@ -291,6 +291,7 @@ _OPTION_OF = {
     "interval_s": "--interval",
     "window_s": "--window",
     "drift_share": "--drift-share",
+    "label_delay_s": "--label-delay",
     "thresholds": "--threshold",
     "rules": "--rule",
     "enabled": "--enable/--disable",
@@ -313,6 +314,14 @@ def configure(
     ] = None,
     drift_share: Annotated[
         float | None, typer.Option(help="Share of drifted features that is dataset drift.")
+    ] = None,
+    label_delay: Annotated[
+        str | None,
+        typer.Option(
+            metavar=DurationText,
+            help="How long labels take to arrive: live performance is measured on the traffic "
+            "this long before the window.",
+        ),
     ] = None,
     threshold: Annotated[
         list[str] | None,
@@ -342,6 +351,10 @@ def configure(
     """
     client = state(ctx).client
     changes = _changes(interval, window, drift_share, threshold, enabled)
+    if label_delay is not None:
+        changes["label_delay_s"] = parse_duration(
+            label_delay, field="--label-delay", minimum=0, maximum=MAX_WINDOW_S
+        )
     if file is None and not (changes or rule or drop_rule):
         current = client.get_monitor(name)
         if as_json:

@@ -123,6 +123,9 @@ class MonitorSpec(Entity):
     thresholds: dict[str, float] = Field(default_factory=dict)
     drift_share: float = Field(default=0.5, gt=0, le=1)
     min_rows: int = Field(default=30, ge=1)  # fewer rows than this: drift is not tested
+    # how long labels take to arrive: live performance (and the estimate's error) is measured
+    # on the traffic of [start - label_delay_s, end - label_delay_s), whose labels are in
+    label_delay_s: int = Field(default=0, ge=0, le=MAX_WINDOW_S)
     freshness: FreshnessSla = Field(default_factory=FreshnessSla)
     slo: ServingSlo = Field(default_factory=ServingSlo)
     rules: list[AlertRule] = Field(default_factory=list)

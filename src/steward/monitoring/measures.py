@@ -52,11 +52,16 @@ def drift(spec: MonitorSpec, reference: Reference, data: Partial) -> Measured:
         thresholds=spec.thresholds, drift_share=spec.drift_share, histograms=True
     )
     shared = [name for name in data.inputs if name in reference.inputs.columns]
+    # a feature whose type changed since the reference is a data-quality finding (a schema
+    # violation), not a reason to lose the other features' drift: it is left out and named
+    changed = [name for name in shared if _type_changed(reference, data, name)]
+    shared = [name for name in shared if name not in changed]
+    out.metrics["drift.type_changed"] = float(len(changed))
     if shared:
         found = stats_drift.compare_with_profile(
             reference.inputs, data.inputs, columns=shared, options=options
         )
-        out.report["drift"] = found.model_dump(mode="json")
+        out.report["drift"] = {**found.model_dump(mode="json"), "type_changed": changed}
         out.metrics.update(
             {
                 "drift.share_drifted": found.share_drifted,
@@ -71,9 +76,19 @@ def drift(spec: MonitorSpec, reference: Reference, data: Partial) -> Measured:
                 out.metrics[f"drift.column.{segment}.score"] = column.score
                 out.metrics[f"drift.column.{segment}.drifted"] = float(column.drifted)
     else:
-        out.report["drift"] = {"note": "no input column of the window is in the reference"}
+        out.report["drift"] = {
+            "note": "no input column of the window is in the reference with the same type",
+            "type_changed": changed,
+        }
     out.metrics.update(_prediction_drift(reference, data, options, out.report))
     return out
+
+
+def _type_changed(reference: Reference, data: Partial, name: str) -> bool:
+    current = data.inputs[name]
+    if current.sample is None or current.sample.n == 0:
+        return False  # no values: no type to disagree with
+    return bool(reference.inputs.columns[name].family != current.family)
 
 
 def _prediction_drift(

@@ -212,7 +212,12 @@ class MonitoringService:
             )
         metrics.update({"window.rows": float(data.rows), "window.requests": float(data.ok.size)})
         report["versions"] = {str(v): n for v, n in data.versions.items()}
-        for part in self._parts(dep, spec, data, reference, version, start, end):
+        labeled = data
+        if spec.label_delay_s:  # labels lag: judge the traffic they have caught up with
+            delay = timedelta(seconds=spec.label_delay_s)
+            labeled = read_window(self.prediction_root, dep.name, start - delay, end - delay,
+                                  engine)  # fmt: skip
+        for part in self._parts(dep, spec, data, labeled, reference, version, end):
             metrics.update(part.metrics)
             report.update(part.report)
         status = WindowStatus.OK if reference is not None else WindowStatus.NO_REFERENCE
@@ -231,9 +236,9 @@ class MonitoringService:
         dep: Deployment,
         spec: MonitorSpec,
         data: Partial,
+        labeled: Partial,
         reference: Reference | None,
         version: ModelVersion | None,
-        start: datetime,
         end: datetime,
     ) -> list[measures.Measured]:
         release = self._release(version)
@@ -243,7 +248,7 @@ class MonitoringService:
             parts.append(measures.quality(reference, data, version))
         else:
             parts.append(measures.no_reference(version))
-        parts.append(measures.performance(self.label_root, dep.name, data, release))
+        parts.append(measures.performance(self.label_root, dep.name, labeled, release))
         parts.append(measures.estimated(data, release))
         return parts
 
