@@ -32,8 +32,8 @@ from sklearn.linear_model import LogisticRegression
 from tests.serving.test_gateway import POLICY
 
 from steward.client import Client, log_model
+from steward.domain.assignment import bucket, canary_salt, variant_for
 from steward.serving.gateway import create_gateway
-from steward.serving.routing import bucket, canary_salt, variant_for
 from steward.serving.runtime import Runtime
 from steward.settings import Settings
 from steward.store.prediction_log import PredictionLogWriter, read_predictions

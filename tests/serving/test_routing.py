@@ -10,17 +10,9 @@ import time
 
 import pytest
 
+from steward.domain.assignment import bucket, canary_salt, split_boundaries, variant_for
 from steward.errors import InvalidInput
-from steward.serving.routing import (
-    Assignment,
-    TrafficPolicy,
-    assign,
-    bucket,
-    canary_salt,
-    parse_traffic_policy,
-    split_boundaries,
-    variant_for,
-)
+from steward.serving.routing import Assignment, TrafficPolicy, assign, parse_traffic_policy
 
 N = 100_000
 
@@ -54,7 +46,7 @@ def test_bucket_is_the_documented_recipe() -> None:
 
 def test_bucket_is_the_same_in_another_process() -> None:
     code = (
-        "from steward.serving.routing import bucket;"
+        "from steward.domain.assignment import bucket;"
         "print(repr([bucket(s, u) for s, u in [('exp', 'u1'), ('checkout-2024', 'user-42')]]))"
     )
     out = subprocess.run(
