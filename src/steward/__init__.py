@@ -12,6 +12,7 @@ _LAZY = {
     "Client": "steward.client",
     "log_labels": "steward.client",
     "log_model": "steward.client",
+    "log_outcome": "steward.client",
     "load_model": "steward.client",
     "start_run": "steward.client",
     "register_model": "steward.client",
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         load_model,
         log_labels,
         log_model,
+        log_outcome,
         register_model,
         start_run,
     )
@@ -37,6 +39,7 @@ __all__ = [
     "load_model",
     "log_labels",
     "log_model",
+    "log_outcome",
     "register_model",
     "start_run",
 ]

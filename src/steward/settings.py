@@ -98,6 +98,15 @@ class LabelLogSettings(BaseSettings):
     )
 
 
+class OutcomeLogSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_OUTCOMES_", extra="ignore")
+
+    root: str | None = Field(
+        default=None,
+        description="fsspec URL or folder of the outcome log; default STEWARD_HOME/outcomes.",
+    )
+
+
 class MonitorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STEWARD_MONITOR_", extra="ignore")
 
@@ -170,6 +179,10 @@ class Settings(BaseSettings):
         default_factory=LabelLogSettings,
         description="The label log: ground truth joined to predictions by request id.",
     )
+    outcomes: OutcomeLogSettings = Field(
+        default_factory=OutcomeLogSettings,
+        description="The outcome log: events per unit or request, read by experiment metrics.",
+    )
     monitor: MonitorSettings = Field(
         default_factory=MonitorSettings,
         description="The server's monitor scheduler.",
@@ -212,6 +225,10 @@ class Settings(BaseSettings):
     @property
     def label_log_root(self) -> str:
         return self.labels.root or str(self.home / "labels")
+
+    @property
+    def outcome_log_root(self) -> str:
+        return self.outcomes.root or str(self.home / "outcomes")
 
     @property
     def alert_webhook_url(self) -> str | None:

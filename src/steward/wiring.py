@@ -9,6 +9,12 @@ from datetime import datetime
 from steward.alerts.webhook import WebhookAlerts
 from steward.audit.service import AuditService
 from steward.auth.service import TokenService
+from steward.domain.clock import utcnow
+from steward.domain.enums import VersionStatus
+from steward.domain.experiments import Decision, DecisionAction, Experiment, ExperimentAnalysis
+from steward.experiments.analysis import analyze_experiment
+from steward.experiments.decisions import check_decision, record_decision
+from steward.experiments.service import ExperimentService
 from steward.gates.service import GatesService
 from steward.incidents.service import IncidentService
 from steward.monitoring.labels import LabelService
@@ -37,6 +43,7 @@ class Services:
     monitoring: MonitoringService
     labels: LabelService
     incidents: IncidentService
+    experiments: ExperimentService
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -66,6 +73,9 @@ class Services:
             ),
             incidents=IncidentService(
                 store, DeploymentService(store), WebhookAlerts.from_url(settings.alert_webhook_url)
+            ),
+            experiments=ExperimentService(
+                store, settings.outcome_log_root, settings.prediction_log_root
             ),
         )
 
@@ -100,6 +110,45 @@ class Services:
         fired = [alert for outcome in outcomes for alert in outcome.fired]
         if fired:
             self.incidents.escalate(actor, fired)
+
+    def analyze_experiment(self, actor: str, name: str) -> ExperimentAnalysis:
+        return analyze_experiment(
+            self.store, self.settings.prediction_log_root, self.settings.outcome_log_root, name,
+            actor=actor,
+        )  # fmt: skip
+
+    def decide_experiment(
+        self,
+        actor: str,
+        name: str,
+        action: DecisionAction,
+        reason: str,
+        *,
+        variant: int | None = None,
+        apply: bool = False,
+    ) -> Experiment:
+        """Record the decision and, with ``apply``, act on the deployment first: ship makes the
+        variant the champion (promoting it to production, which its gate and approvals must
+        allow), rollback sends all traffic back to the champion; iterate changes nothing."""
+        experiment = self.experiments.get(name)
+        shipped = check_decision(experiment, action, reason, variant)
+        applied = False
+        if apply and action is DecisionAction.SHIP:
+            assert shipped is not None
+            uri = f"models:/{experiment.model_name}/{shipped}"
+            if self.registry.get_version(uri).status is not VersionStatus.PRODUCTION:
+                self.gates.promote(actor, uri, VersionStatus.PRODUCTION,
+                                   reason=f"experiment {name}: {reason}")  # fmt: skip
+            note = f"experiment {name} shipped v{shipped}: {reason}"
+            self.deployments.ship(actor, experiment.deployment, shipped, reason=note)
+            applied = True
+        elif apply and action is DecisionAction.ROLLBACK:
+            note = f"experiment {name} rolled back: {reason}"
+            self.deployments.rollback(actor, experiment.deployment, reason=note)
+            applied = True
+        decision = Decision(action=action, variant=shipped, reason=reason, applied=applied,
+                            decided_at=utcnow(), decided_by=actor)  # fmt: skip
+        return record_decision(self.store, actor, experiment, decision, decision.decided_at)
 
     def close(self) -> None:
         self.incidents.close()  # incident notifications in flight, briefly

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,9 +168,7 @@ def test_a_window_read_on_ray_equals_the_in_process_read(log_root: str) -> None:
     assert len(parts) == 6
     assert max(len(files) for files in parts) == 2  # hour 1 was written twice
 
-    began = time.perf_counter()
     on_ray = read_window(log_root, DEPLOYMENT, START, END, engine=ray_engine)
-    print(f"first window on Ray (starting it): {time.perf_counter() - began:.2f} s")
     local = read_window(log_root, DEPLOYMENT, START, END, engine=local_engine)
     assert_same_partial(on_ray, local)
 
@@ -210,9 +207,7 @@ def test_the_engine_starts_a_small_local_ray_once_and_reuses_it(log_root: str) -
     parts = partitions(log_root, DEPLOYMENT, START, END)
     ray_engine(log_root, parts[:1], START, END)
     job = ray.get_runtime_context().get_job_id()
-    began = time.perf_counter()
     ray_engine(log_root, parts, START, END)
-    print(f"a window on a running Ray: {time.perf_counter() - began:.3f} s")
     assert ray.get_runtime_context().get_job_id() == job
     assert ray.cluster_resources()["CPU"] == engines.LOCAL_RAY_CPUS
     assert ray_engine(log_root, [], START, END) == []

@@ -16,6 +16,7 @@ from steward.api.routes import (
     artifacts,
     audit,
     deployments,
+    experiments,
     gates,
     incidents,
     labels,
@@ -61,8 +62,8 @@ def create_app(
     app.state.services = built
     install_error_handlers(app)
     routers = (
-        registry, gates, deployments, monitoring, labels, incidents, artifacts, runs, audit,
-        tokens,
+        registry, gates, deployments, monitoring, labels, incidents, experiments, artifacts,
+        runs, audit, tokens,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=API_PREFIX)

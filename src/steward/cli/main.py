@@ -23,6 +23,8 @@ from steward.cli import (
     demo,
     deployments,
     drift,
+    experiment_analysis,
+    experiments,
     gates,
     importer,
     incidents,
@@ -111,6 +113,11 @@ app.command("profile")(drift.profile)
 app.add_typer(labels.app, name="labels")
 app.command("alerts")(incidents.alerts)
 app.add_typer(incidents.app, name="incident")
+app.add_typer(experiments.metric_app, name="metric")
+experiments.experiment_app.command("analyze")(experiment_analysis.analyze)
+experiments.experiment_app.command("decide")(experiment_analysis.decide)
+app.add_typer(experiments.experiment_app, name="experiment")
+app.add_typer(experiments.outcomes_app, name="outcomes")
 app.add_typer(policy.app, name="policy")
 app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(alias.app, name="alias")

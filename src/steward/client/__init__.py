@@ -3,6 +3,7 @@
 from steward.client._client import Client
 from steward.client._labels import log_labels
 from steward.client._models import default_client, load_model, log_model, register_model
+from steward.client._outcomes import log_outcome
 from steward.client._runs import ActiveRun, start_run
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "load_model",
     "log_labels",
     "log_model",
+    "log_outcome",
     "register_model",
     "start_run",
 ]

@@ -24,6 +24,7 @@ from steward.domain.entities import (
 )
 from steward.domain.enums import VersionStatus
 from steward.domain.evaluation import Evaluation
+from steward.domain.experiments import Experiment, ExperimentAnalysis, MetricDefinition
 from steward.domain.gates import (
     Approval,
     GateReport,
@@ -35,6 +36,15 @@ from steward.domain.incidents import Incident
 from steward.domain.monitoring import Alert, MonitorWindow, StoredMonitor
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
+from steward.schemas.experiments import (
+    DecisionCreate,
+    ExperimentCreate,
+    ExperimentQuery,
+    MetricBody,
+    OutcomePayload,
+    OutcomeReceipt,
+    OutcomeSource,
+)
 from steward.schemas.gates import (
     ApprovalResult,
     EvaluationCreate,
@@ -160,5 +170,16 @@ class Backend(Protocol):
     def log_labels(
         self, deployment: str, labels: LabelPayload, source: LabelSource
     ) -> LabelReceipt: ...
+
+    # experiments
+    def define_metric(self, name: str, body: MetricBody) -> MetricDefinition: ...
+    def list_metrics(self) -> list[MetricDefinition]: ...
+    def create_experiment(self, body: ExperimentCreate) -> Experiment: ...
+    def get_experiment(self, name: str) -> Experiment: ...
+    def list_experiments(self, query: ExperimentQuery) -> list[Experiment]: ...
+    def log_outcomes(self, outcomes: OutcomePayload, source: OutcomeSource) -> OutcomeReceipt: ...
+    def analyze_experiment(self, name: str) -> ExperimentAnalysis: ...
+    def experiment_report_html(self, name: str) -> str: ...
+    def decide_experiment(self, name: str, body: DecisionCreate) -> Experiment: ...
 
     def close(self) -> None: ...

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from steward.client._backend import Backend
+from steward.client._experiments import ExperimentMethods
 from steward.client._gates import as_utc, parquet_bytes, run_reproduction
 from steward.client._monitoring import MonitoringMethods
 from steward.domain.deployments import Deployment
@@ -59,7 +60,7 @@ def backend_from_settings(settings: Settings) -> Backend:
     return LocalBackend(Services.from_settings(settings), settings.actor or os_user())
 
 
-class Client(MonitoringMethods):
+class Client(MonitoringMethods, ExperimentMethods):
     """Talks to ``STEWARD_URL`` when set, else to the embedded store in ``STEWARD_HOME``.
 
     Pass ``url=`` / ``token=`` / ``home=`` to override the environment, or a ready ``settings``.

@@ -25,6 +25,7 @@ from steward.domain.entities import (
 )
 from steward.domain.enums import VersionStatus
 from steward.domain.evaluation import Evaluation
+from steward.domain.experiments import Experiment, ExperimentAnalysis, MetricDefinition
 from steward.domain.gates import Approval, GateReport, LifecycleReview, Reproduction, StoredPolicy
 from steward.domain.incidents import Incident
 from steward.domain.monitoring import Alert, MonitorWindow, StoredMonitor
@@ -32,6 +33,16 @@ from steward.errors import InvalidInput, StewardError, Unavailable, error_class_
 from steward.schemas import parse
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
+from steward.schemas.experiments import (
+    DecisionCreate,
+    ExperimentCreate,
+    ExperimentQuery,
+    MetricBody,
+    OutcomePayload,
+    OutcomeReceipt,
+    OutcomeSource,
+    outcome_request,
+)
 from steward.schemas.gates import (
     ApprovalCreate,
     ApprovalResult,
@@ -373,6 +384,40 @@ class HttpBackend:
             headers={"content-type": request.media_type}, params=request.params or None,
         )  # fmt: skip
 
+    # experiments ------------------------------------------------------------------------------
+    def define_metric(self, name: str, body: MetricBody) -> MetricDefinition:
+        return self._entity(MetricDefinition, "PUT", f"/metrics/{_q(name)}", body)
+
+    def list_metrics(self) -> list[MetricDefinition]:
+        return _METRICS.validate_python(self._json("GET", "/metrics"))
+
+    def create_experiment(self, body: ExperimentCreate) -> Experiment:
+        return self._entity(Experiment, "POST", "/experiments", body)
+
+    def get_experiment(self, name: str) -> Experiment:
+        return self._entity(Experiment, "GET", f"/experiments/{_q(name)}")
+
+    def list_experiments(self, query: ExperimentQuery) -> list[Experiment]:
+        params = query.model_dump(mode="json", exclude_none=True)
+        return _EXPERIMENTS.validate_python(self._json("GET", "/experiments", params=params))
+
+    def log_outcomes(self, outcomes: OutcomePayload, source: OutcomeSource) -> OutcomeReceipt:
+        request = outcome_request(outcomes, source)
+        return self._entity(
+            OutcomeReceipt, "POST", "/outcomes", content=request.content,
+            headers={"content-type": request.media_type}, params=request.params or None,
+        )  # fmt: skip
+
+    def analyze_experiment(self, name: str) -> ExperimentAnalysis:
+        return self._entity(ExperimentAnalysis, "POST", f"/experiments/{_q(name)}/analysis")
+
+    def experiment_report_html(self, name: str) -> str:
+        path = f"/experiments/{_q(name)}/analysis"
+        return self._send("POST", path, params={"format": "html"}).text
+
+    def decide_experiment(self, name: str, body: DecisionCreate) -> Experiment:
+        return self._entity(Experiment, "POST", f"/experiments/{_q(name)}/decision", body)
+
     def close(self) -> None:
         self.http.close()
 
@@ -388,6 +433,8 @@ _ALERTS = TypeAdapter(list[Alert])
 _WINDOWS = TypeAdapter(list[MonitorWindow])
 _INCIDENTS = TypeAdapter(list[Incident])
 _TIMELINE = TypeAdapter(list[TimelineEntry])
+_METRICS = TypeAdapter(list[MetricDefinition])
+_EXPERIMENTS = TypeAdapter(list[Experiment])
 
 
 def _incident(incident_id: int) -> str:

@@ -21,15 +21,26 @@ from steward.domain.entities import (
 )
 from steward.domain.enums import Role, VersionStatus
 from steward.domain.evaluation import Evaluation
+from steward.domain.experiments import Experiment, ExperimentAnalysis, MetricDefinition
 from steward.domain.gates import Approval, GateReport, LifecycleReview, Reproduction, StoredPolicy
 from steward.domain.incidents import Incident
 from steward.domain.monitoring import Alert, MonitorWindow, StoredMonitor
 from steward.domain.uri import version_uri
+from steward.experiments.report import render_analysis_html
 from steward.gates.report import render_html
 from steward.monitoring.window_report import render_latest_html
 from steward.schemas import parse
 from steward.schemas.audit import EventQuery
 from steward.schemas.auth import TokenCreate, TokenCreated
+from steward.schemas.experiments import (
+    DecisionCreate,
+    ExperimentCreate,
+    ExperimentQuery,
+    MetricBody,
+    OutcomePayload,
+    OutcomeReceipt,
+    OutcomeSource,
+)
 from steward.schemas.gates import (
     ApprovalResult,
     EvaluationCreate,
@@ -300,6 +311,37 @@ class LocalBackend:
         self, deployment: str, labels: LabelPayload, source: LabelSource
     ) -> LabelReceipt:
         return self.services.labels.log(self.actor, deployment, labels, source=source)
+
+    # experiments ------------------------------------------------------------------------------
+    def define_metric(self, name: str, body: MetricBody) -> MetricDefinition:
+        return self.services.experiments.define_metric(self.actor, name, body)
+
+    def list_metrics(self) -> list[MetricDefinition]:
+        return self.services.experiments.metrics()
+
+    def create_experiment(self, body: ExperimentCreate) -> Experiment:
+        return self.services.experiments.create(self.actor, body)
+
+    def get_experiment(self, name: str) -> Experiment:
+        return self.services.experiments.get(name)
+
+    def list_experiments(self, query: ExperimentQuery) -> list[Experiment]:
+        return self.services.experiments.list(deployment=query.deployment, state=query.state)
+
+    def log_outcomes(self, outcomes: OutcomePayload, source: OutcomeSource) -> OutcomeReceipt:
+        return self.services.experiments.log_outcomes(self.actor, outcomes, source=source)
+
+    def analyze_experiment(self, name: str) -> ExperimentAnalysis:
+        return self.services.analyze_experiment(self.actor, name)
+
+    def experiment_report_html(self, name: str) -> str:
+        analysis = self.analyze_experiment(name)
+        return render_analysis_html(analysis, self.services.experiments.get(name))
+
+    def decide_experiment(self, name: str, body: DecisionCreate) -> Experiment:
+        return self.services.decide_experiment(
+            self.actor, name, body.action, body.reason, variant=body.variant, apply=body.apply
+        )
 
     def close(self) -> None:
         self.services.close()

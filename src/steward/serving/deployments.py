@@ -52,6 +52,32 @@ class DeploymentService:
         with self.store.read() as rx:
             return rx.list_deployments(model)
 
+    def ship(self, actor: str, name: str, version: int, *, reason: str) -> Deployment:
+        """Make ``version`` the champion, all traffic to it: the canary (and its SLO) or the
+        split is removed; the shadow and fallbacks stay. A compare-and-set on the revision, as
+        ``rollback``."""
+        with self.store.write(actor) as tx:
+            current = tx.get_deployment(name)
+            spec = DeploymentSpec.model_validate(
+                {
+                    **current.model_dump(include=_ROUTING_FIELDS),
+                    "model": current.model_name,
+                    "champion": version,
+                    "canary": None,
+                    "canary_share": None,
+                    "canary_slo": None,
+                    "split": None,
+                    "experiment": None,
+                    "shadow": None if current.shadow == version else current.shadow,
+                }
+            )
+            return tx.put_deployment(
+                name, current.model_name, spec.routing(), utcnow(),
+                kind="deployment.updated", reason=reason,
+                details={"champion_from": current.champion, "champion_to": version},
+                expected_revision=current.revision,
+            )  # fmt: skip
+
     def rollback(
         self,
         actor: str,

@@ -28,6 +28,7 @@ from steward.domain.entities import (
 )
 from steward.domain.enums import Role, VersionStatus
 from steward.domain.evaluation import Evaluation
+from steward.domain.experiments import Experiment, ExperimentState, MetricDefinition
 from steward.domain.gates import Approval, GateContext, GateReport, Reproduction, StoredPolicy
 from steward.domain.incidents import Incident, IncidentState
 from steward.domain.monitoring import Alert, AlertState, MonitorWindow, StoredMonitor
@@ -159,6 +160,13 @@ class ReadSession(Protocol):
         state: IncidentState | None = None,
         limit: int = 100,
     ) -> list[Incident]: ...
+    # experiments
+    def get_metric(self, name: str) -> MetricDefinition: ...
+    def list_metrics(self) -> list[MetricDefinition]: ...
+    def get_experiment(self, name: str) -> Experiment: ...
+    def list_experiments(
+        self, *, deployment: str | None = None, state: ExperimentState | None = None
+    ) -> list[Experiment]: ...
     def active_incident(self, model_name: str) -> Incident | None:
         """The model's open or mitigated incident, if it has one (at most one at a time)."""
 
@@ -233,6 +241,19 @@ class WriteSession(ReadSession, Protocol):
         alert.resolved when the state becomes resolved and alert.joined when an incident is
         set."""
 
+    # experiments: each write records its event (metric.defined, experiment.created, and the
+    # kind passed to update_experiment: experiment.decided, experiment.ended ...)
+    def put_metric(self, metric: MetricDefinition) -> MetricDefinition:
+        """Define a metric, or redefine one no running experiment uses (Conflict otherwise:
+        changing a metric under a running experiment would change its results)."""
+
+    def create_experiment(self, experiment: Experiment) -> Experiment:
+        """AlreadyExists for a taken name; NotFound for an unknown deployment or metric;
+        Conflict when the deployment already runs an experiment."""
+
+    def update_experiment(
+        self, name: str, values: dict[str, Any], *, kind: str, payload: dict[str, Any]
+    ) -> Experiment: ...
     # incidents: ids are small integers (INC-7), numbered by the store
     def create_incident(self, values: dict[str, Any]) -> Incident:
         """Records incident.opened. Conflict when the model already has an active one."""

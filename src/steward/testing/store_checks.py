@@ -51,6 +51,17 @@ from steward.domain.entities import (
     RunArtifact,
 )
 from steward.domain.enums import Flavor, Role, RunStatus
+from steward.domain.experiments import (
+    Aggregation,
+    Decision,
+    DecisionAction,
+    Experiment,
+    ExperimentMetric,
+    ExperimentState,
+    MetricDefinition,
+    MetricRole,
+    MetricSource,
+)
 from steward.domain.incidents import IncidentState
 from steward.domain.ledger import GENESIS_HASH, event_hash
 from steward.domain.monitoring import (
@@ -1540,5 +1551,272 @@ STORE_CHECKS.extend(
         check_incident_numbering,
         check_incident_updates,
         check_concurrent_incidents_and_monitors,
+    ]
+)
+
+
+# metric definitions and experiments ----------------------------------------------------------
+# Appended after the runner: these checks join STORE_CHECKS at the end of this section.
+def _ab_deployment(services: Services, prefix: str) -> tuple[str, str, str]:
+    """A model with v1 in production and v2 approved, deployed three ways: (model, a
+    champion-only deployment, a deployment splitting units 50/50 between v1 and v2)."""
+    model, plain = _deployment(services, prefix)
+    _register(services, model)
+    with services.store.write(ACTOR) as tx:
+        tx.update_version(model, 2, {"status": "approved"})
+        tx.record("version.updated", "model_version", f"models:/{model}/2", {"status": "approved"})
+    split = f"{model}-ab"
+    spec = DeploymentSpec(model=model, champion=1, split={1: 0.5, 2: 0.5}, unit_key="user_id")
+    services.deployments.deploy(ACTOR, split, spec)
+    return model, plain, split
+
+
+def _metric(name: str, **fields: Any) -> MetricDefinition:
+    values: dict[str, Any] = {
+        "name": name, "source": MetricSource.OUTCOME, "event": "purchase",
+        "aggregation": Aggregation.SUM, "created_at": datetime.now(UTC), "created_by": ACTOR,
+    }  # fmt: skip
+    return MetricDefinition(**{**values, **fields})
+
+
+def _experiment(
+    name: str, model: str, deployment: str, metrics: list[str], **fields: Any
+) -> Experiment:
+    roles = [MetricRole.PRIMARY, MetricRole.SECONDARY, MetricRole.GUARDRAIL]
+    items = [
+        ExperimentMetric(metric=metric, role=roles[min(i, 2)],
+                         tolerance=0.02 if i >= 2 else None)
+        for i, metric in enumerate(metrics)
+    ]  # fmt: skip
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "name": name, "deployment": deployment, "model_name": model, "control": 1,
+        "variants": [1, 2], "weights": {1: 0.5, 2: 0.5}, "salt": deployment, "metrics": items,
+        "hypothesis": "Le nouveau modèle convertit mieux ✓", "start": now, "created_at": now,
+        "created_by": ACTOR,
+    }  # fmt: skip
+    return Experiment(**{**values, **fields})
+
+
+def _define(services: Services, *metrics: MetricDefinition) -> None:
+    with services.store.write(ACTOR) as tx:
+        for metric in metrics:
+            tx.put_metric(metric)
+
+
+def check_metric_definitions(services: Services) -> None:
+    """A metric comes back as defined; a redefinition keeps who and when it was first defined;
+    each change records metric.defined, an unchanged definition records nothing."""
+    store, name = services.store, _name("revenue")
+    india = timezone(timedelta(hours=5, minutes=30))
+    first = _metric(name, description="Revenu par unité — €", aggregation=Aggregation.SUM,
+                    covariate="purchase", created_at=datetime.now(india))  # fmt: skip
+    since = _tip(services)
+    with store.write(ACTOR) as tx:
+        stored = tx.put_metric(first)
+    with store.read() as rx:
+        fetched = rx.get_metric(name)
+        listed = {m.name: m for m in rx.list_metrics()}
+    _eq(fetched, stored, "get_metric after put_metric")
+    _eq(listed.get(name), stored, "list_metrics holds the metric")
+    _eq(fetched.model_dump(exclude={"created_at"}), first.model_dump(exclude={"created_at"}),
+        "metric fields")  # fmt: skip
+    _eq(fetched.created_at, first.created_at, "created_at (any zone, stored as the same instant)")
+    _utc(fetched.created_at, "metric.created_at")
+    with store.write(ACTOR) as tx:
+        _eq(tx.put_metric(first), stored, "put_metric of an unchanged definition")
+    changes = {"aggregation": Aggregation.ANY, "covariate": None,
+               "created_at": first.created_at + timedelta(hours=1)}  # fmt: skip
+    later = first.model_copy(update=changes)
+    with store.write(ACTOR) as tx:
+        redefined = tx.put_metric(later)
+    _eq(redefined.aggregation, Aggregation.ANY, "a redefinition changes the definition")
+    _eq((redefined.created_at, redefined.created_by), (stored.created_at, ACTOR),
+        "a redefinition keeps when and by whom the metric was first defined")  # fmt: skip
+    events = _expect_events(
+        services, since, [("metric.defined", "metric", name)] * 2, "put_metric (one unchanged)"
+    )
+    _eq(
+        events[0].payload,
+        {"description": first.description, "source": "outcome", "event": "purchase",
+         "aggregation": "sum", "covariate": "purchase", "redefined": False},
+        "metric.defined payload",
+    )  # fmt: skip
+    _eq((events[1].payload["aggregation"], events[1].payload["redefined"]), ("any", True),
+        "metric.defined payload of a redefinition")  # fmt: skip
+    since = _tip(services)
+    with _raises(NotFound, "get_metric of an unknown metric") as caught, store.read() as rx:
+        rx.get_metric(_name("missing"))
+    _true("steward metric" in str(caught.value), "the NotFound says how to define or list them")
+    with _raises(InvalidInput, "put_metric with a naive time"), store.write(ACTOR) as tx:
+        tx.put_metric(_metric(_name("naive"), created_at=datetime(2026, 1, 1)))
+    _expect_events(services, since, [], "refused metric reads and writes")
+
+
+def check_experiment_round_trip(services: Services) -> None:
+    """An experiment comes back as created, listed by deployment and state; update_experiment
+    records the kind and payload it is given; a decided experiment stays decided."""
+    model, _, deployment = _ab_deployment(services, "experiment")
+    metrics = [_name("conversion"), _name("revenue"), _name("latency")]
+    _define(services, *(_metric(name) for name in metrics))
+    store, name = services.store, _name("checkout")
+    since = _tip(services)
+    created = _experiment(name, model, deployment, metrics, mde=0.02, planned_units=20_000)
+    with store.write(ACTOR) as tx:
+        stored = tx.create_experiment(created)
+    _eq(stored, created, "create_experiment returns the experiment")
+    with store.read() as rx:
+        fetched = rx.get_experiment(name)
+        by_deployment = rx.list_experiments(deployment=deployment)
+        running = [e.name for e in rx.list_experiments(state=ExperimentState.RUNNING)]
+        decided = [e.name for e in rx.list_experiments(state=ExperimentState.DECIDED)]
+    _eq(fetched, created, "get_experiment after create_experiment")
+    _eq(by_deployment, [created], "list_experiments(deployment=)")
+    _true(name in running and name not in decided, "list_experiments(state=)")
+    for what in ("start", "created_at"):
+        _utc(getattr(fetched, what), f"experiment.{what}")
+    (event,) = _expect_events(
+        services, since, [("experiment.created", "experiment", name)], "create_experiment"
+    )
+    _eq(
+        event.payload,
+        {"deployment": deployment, "model": model, "control": 1, "variants": [1, 2],
+         "metrics": [m.model_dump(mode="json") for m in created.metrics], "method": "fixed",
+         "planned_units": 20_000},
+        "experiment.created payload",
+    )  # fmt: skip
+
+    since = _tip(services)
+    india = timezone(timedelta(hours=5, minutes=30))
+    decision = Decision(action=DecisionAction.SHIP, variant=2, reason="v2 wins",
+                        decided_at=datetime.now(india), decided_by=ACTOR)  # fmt: skip
+    end = datetime.now(UTC)
+    fixed = "update_experiment of a fixed field"
+    with _raises(InvalidInput, fixed) as caught, store.write(ACTOR) as tx:
+        tx.update_experiment(name, {"variants": [1]}, kind="experiment.x", payload={})
+    assert caught.value is not None
+    _eq(caught.value.details.get("field"), "variants", "InvalidInput names the fixed field")
+    with store.write(ACTOR) as tx:
+        after = tx.update_experiment(
+            name, {"state": ExperimentState.DECIDED, "decision": decision, "end": end},
+            kind="experiment.decided", payload={"action": "ship", "variant": 2},
+        )  # fmt: skip
+    with store.read() as rx:
+        fetched = rx.get_experiment(name)
+    _eq(fetched, after, "get_experiment after update_experiment")
+    _eq((fetched.state, fetched.end), (ExperimentState.DECIDED, end), "state and end")
+    assert fetched.decision is not None
+    _eq(fetched.decision.decided_at, decision.decided_at, "decided_at, the same instant")
+    _utc(fetched.decision.decided_at, "decision.decided_at")
+    _eq(fetched.metrics, created.metrics, "the plan is unchanged by a decision")
+    with _raises(Conflict, "a decided experiment running again"), store.write(ACTOR) as tx:
+        tx.update_experiment(name, {"state": ExperimentState.RUNNING}, kind="x", payload={})
+    with _raises(NotFound, "update_experiment of an unknown one"), store.write(ACTOR) as tx:
+        tx.update_experiment(_name("missing"), {"hypothesis": "h"}, kind="x", payload={})
+    (event,) = _expect_events(
+        services, since, [("experiment.decided", "experiment", name)], "update_experiment"
+    )
+    _eq(event.payload, {"action": "ship", "variant": 2}, "the payload update_experiment is given")
+
+
+def check_experiment_rules(services: Services) -> None:
+    """Unknown deployment or metric: NotFound naming which; a taken name: AlreadyExists; a
+    second running experiment on a deployment: Conflict; variants other than the deployment's:
+    InvalidInput naming them; a metric a running experiment uses cannot be redefined. Refusals
+    record nothing."""
+    model, plain, deployment = _ab_deployment(services, "experiment-rules")
+    metrics = [_name("conversion"), _name("revenue")]
+    _define(services, *(_metric(name) for name in metrics))
+    store, name = services.store, _name("rules")
+    with store.write(ACTOR) as tx:
+        tx.create_experiment(_experiment(name, model, deployment, metrics))
+    since = _tip(services)
+    unknown = _name("missing")
+    refused: list[tuple[type[StewardError], Experiment, str, str]] = [
+        (NotFound, _experiment(_name("e"), model, unknown, metrics), "deployment", unknown),
+        (NotFound, _experiment(_name("e"), model, deployment, [metrics[0], unknown]),
+         "metrics.1.metric", unknown),
+        (AlreadyExists, _experiment(name, model, deployment, metrics), "name", name),
+        (Conflict, _experiment(_name("e"), model, deployment, metrics), "deployment", name),
+        (InvalidInput, _experiment(_name("e"), model, plain, metrics), "deployment", plain),
+        (InvalidInput, _experiment(_name("e"), _name("other"), deployment, metrics),
+         "model_name", model),
+        (InvalidInput, _experiment(_name("e"), model, deployment, metrics, variants=[1, 2, 3]),
+         "variants", "[1, 2]"),
+        (InvalidInput, _experiment(_name("e"), model, deployment, metrics * 2), "metrics.2.metric",
+         metrics[0]),
+    ]  # fmt: skip
+    for kind, experiment, field, named in refused:
+        what = f"create_experiment refused on {field}"
+        with _raises(kind, what) as caught, store.write(ACTOR) as tx:
+            tx.create_experiment(experiment)
+        assert caught.value is not None
+        _eq(caught.value.details.get("field"), field, f"{what}: the field")
+        _true(named in str(caught.value), f"{what}: the message names {named!r}")
+    redefine = "redefining a metric a running experiment uses"
+    with _raises(Conflict, redefine) as caught, store.write(ACTOR) as tx:
+        tx.put_metric(_metric(metrics[1], aggregation=Aggregation.MEAN))
+    _true(name in str(caught.value), "the Conflict names the running experiment")
+    _expect_events(services, since, [], "refused experiment writes")
+    with store.write(ACTOR) as tx:
+        tx.update_experiment(name, {"state": ExperimentState.DECIDED}, kind="experiment.ended",
+                             payload={})  # fmt: skip
+        tx.put_metric(_metric(metrics[1], aggregation=Aggregation.MEAN))
+        second = tx.create_experiment(_experiment(_name("again"), model, deployment, metrics))
+    _eq(second.state, ExperimentState.RUNNING, "a new experiment once the first is decided")
+    canary = f"{model}-canary"  # a canary deployment: its champion and its canary
+    services.deployments.deploy(
+        ACTOR, canary, DeploymentSpec(model=model, champion=1, canary=2, canary_share=0.1)
+    )
+    with store.write(ACTOR) as tx:
+        on_canary = tx.create_experiment(
+            _experiment(_name("canary"), model, canary, metrics, weights={1: 0.9, 2: 0.1})
+        )
+    _eq(on_canary.variants, [1, 2], "an experiment on a canary compares champion and canary")
+
+
+def check_concurrent_experiments(services: Services) -> None:
+    """Writers racing to start experiments on one deployment start exactly one; racing to take
+    one name on different deployments, exactly one takes it."""
+    model, _, deployment = _ab_deployment(services, "experiment-race")
+    others = [_ab_deployment(services, "experiment-race")[::2] for _ in range(3)]
+    metrics = [_name("conversion")]
+    _define(services, _metric(metrics[0]))
+    store, taken = services.store, _name("taken")
+    since = _tip(services)
+
+    def start(i: int) -> str:
+        try:
+            with store.write(ACTOR) as tx:
+                tx.create_experiment(_experiment(_name(f"race-{i}"), model, deployment, metrics))
+        except Conflict:
+            return "refused"
+        return "started"
+
+    def take(i: int) -> str:
+        where_model, where = others[i]
+        try:
+            with store.write(ACTOR) as tx:
+                tx.create_experiment(_experiment(taken, where_model, where, metrics))
+        except AlreadyExists:
+            return "refused"
+        return "created"
+
+    _eq(sorted(_race(start, 4)), ["refused", "refused", "refused", "started"], "one deployment")
+    _eq(sorted(_race(take, 3)), ["created", "refused", "refused"], "one name")
+    kinds = [e.kind for e in _events_since(services, since)]
+    _eq(kinds, ["experiment.created"] * 2, "events of the races")
+    with store.read() as rx:
+        _eq(len(rx.list_experiments(deployment=deployment, state=ExperimentState.RUNNING)), 1,
+            "running experiments on the raced deployment")  # fmt: skip
+    _true(services.audit.verify().ok, "the ledger verifies after the races")
+
+
+STORE_CHECKS.extend(
+    [
+        check_metric_definitions,
+        check_experiment_round_trip,
+        check_experiment_rules,
+        check_concurrent_experiments,
     ]
 )

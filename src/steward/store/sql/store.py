@@ -35,6 +35,7 @@ from steward.store.base import EventFilter, FeedListener, FeedPage, PointRow
 from steward.store.sql import _feed, _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
+from steward.store.sql._experiments import ExperimentReads, ExperimentWrites
 from steward.store.sql._gate_sessions import GateReads, GateWrites
 from steward.store.sql._incidents import IncidentReads, IncidentWrites
 from steward.store.sql._ledger import PendingEvent
@@ -43,7 +44,7 @@ from steward.store.sql.engine import build_engine
 from steward.store.sql.tables import AliasRow, ModelRow, ModelVersionRow, RunRow, TokenRow
 
 
-class SqlReadSession(GateReads, DeploymentReads, MonitoringReads, IncidentReads):
+class SqlReadSession(GateReads, DeploymentReads, MonitoringReads, IncidentReads, ExperimentReads):
     """Queries; every method returns domain entities, never rows."""
 
     def __init__(self, session: Session) -> None:
@@ -157,7 +158,7 @@ class SqlReadSession(GateReads, DeploymentReads, MonitoringReads, IncidentReads)
 
 
 class SqlWriteSession(
-    SqlReadSession, GateWrites, DeploymentWrites, MonitoringWrites, IncidentWrites
+    SqlReadSession, GateWrites, DeploymentWrites, MonitoringWrites, IncidentWrites, ExperimentWrites
 ):
     """Writes; each state change is ``record()``ed and chained into the ledger at commit."""
 

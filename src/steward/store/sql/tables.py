@@ -433,3 +433,48 @@ class IncidentRow(Base):
     resolved_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     postmortem: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# -- experiments -------------------------------------------------------------------------------
+# One running experiment per deployment, kept by the database itself (as INCIDENT_ACTIVE does
+# for incidents): two writers racing to start one on the same deployment cannot both succeed.
+EXPERIMENT_RUNNING = text("state = 'running'")
+
+
+class MetricDefinitionRow(Base):
+    """A metric, defined once by name; ``definition`` holds the rest of MetricDefinition."""
+
+    __tablename__ = "metric_definitions"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(256))
+
+
+class ExperimentRow(Base):
+    """An experiment on a deployment's split; ``spec`` holds its plan (control, variants,
+    metrics, method, ...), ``decision`` the decision once taken. No foreign key to the
+    deployment: an experiment is history, like a monitor window."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        Index("ix_experiments_deployment_state", "deployment", "state"),
+        Index(
+            "uq_experiments_running_deployment", "deployment", unique=True,
+            sqlite_where=EXPERIMENT_RUNNING, postgresql_where=EXPERIMENT_RUNNING,
+        ),
+    )  # fmt: skip
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    start: Mapped[datetime]
+    end: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256))

@@ -1,0 +1,96 @@
+"""Each exposed unit's value of a metric: its events aggregated per unit, as the metric says.
+
+Every metric is per unit (the unit of randomization), so the statistics see independent
+observations. Events come from the outcome log (keyed by unit id, or by request id and then
+mapped to the request's unit) or from the prediction log itself (a prediction or score,
+latency, errors). Events of units never exposed are dropped: they were not in the experiment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from steward.domain.experiments import Aggregation, MetricDefinition, MetricSource
+from steward.experiments._exposures import Exposures, request_failed
+
+
+@dataclass(frozen=True)
+class UnitValues:
+    """``values[i]`` is unit ``i``'s value; ``counted[i]`` says whether unit ``i`` counts for
+    this metric (a MEAN of no events is undefined, so such a unit is left out; a SUM, COUNT or
+    ANY of no events is 0 and counts)."""
+
+    values: np.ndarray
+    counted: np.ndarray
+
+
+def unit_values(
+    definition: MetricDefinition, exposures: Exposures, outcomes: pa.Table | None
+) -> UnitValues:
+    unit, value = _events(definition, exposures, outcomes)
+    return aggregate(definition.aggregation, unit, value, len(exposures.units))
+
+
+def covariate_values(
+    definition: MetricDefinition, exposures: Exposures, pre_period: pa.Table
+) -> np.ndarray:
+    """The unit's pre-experiment value of the metric's covariate event (0 without events):
+    CUPED's covariate, aggregated as the metric is."""
+    unit, value = _outcome_events(pre_period, exposures)
+    found = aggregate(definition.aggregation, unit, value, len(exposures.units))
+    return np.where(found.counted, found.values, 0.0)
+
+
+def aggregate(how: Aggregation, unit: np.ndarray, value: np.ndarray, units: int) -> UnitValues:
+    counts = np.bincount(unit, minlength=units).astype(np.float64)
+    if how is Aggregation.COUNT:
+        return UnitValues(counts, np.ones(units, dtype=bool))
+    if how is Aggregation.ANY:
+        hits = np.bincount(unit, weights=(value > 0).astype(np.float64), minlength=units)
+        return UnitValues((hits > 0).astype(np.float64), np.ones(units, dtype=bool))
+    sums = np.bincount(unit, weights=value, minlength=units)
+    if how is Aggregation.SUM:
+        return UnitValues(sums, np.ones(units, dtype=bool))
+    counted = counts > 0
+    means = np.divide(sums, counts, out=np.zeros(units), where=counted)
+    return UnitValues(means, counted)
+
+
+def _events(
+    definition: MetricDefinition, exposures: Exposures, outcomes: pa.Table | None
+) -> tuple[np.ndarray, np.ndarray]:
+    requests = exposures.requests
+    unit = requests["unit"].to_numpy()
+    if definition.source is MetricSource.OUTCOME:
+        if outcomes is None:
+            return np.zeros(0, np.int64), np.zeros(0)
+        return _outcome_events(outcomes, exposures)
+    if definition.source is MetricSource.LATENCY:
+        return unit, requests["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)
+    if definition.source is MetricSource.ERROR:
+        return unit, request_failed(requests)
+    column = requests[definition.event or "prediction"]
+    present = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    values = pc.fill_null(column, 0.0).to_numpy(zero_copy_only=False).astype(np.float64)
+    return unit[present], values[present]
+
+
+def _outcome_events(outcomes: pa.Table, exposures: Exposures) -> tuple[np.ndarray, np.ndarray]:
+    """Outcome rows as (unit index, value), those of units never exposed dropped."""
+    if outcomes.num_rows == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    by_unit = pc.index_in(outcomes["unit_id"], value_set=exposures.units)
+    requests = exposures.requests
+    by_request = pc.index_in(
+        outcomes["request_id"], value_set=requests["request_id"].combine_chunks()
+    )
+    request_unit = pc.take(requests["unit"], pc.fill_null(by_request, 0))
+    unit = pc.coalesce(by_unit, pc.if_else(pc.is_valid(by_request), request_unit, None))
+    known = pc.is_valid(unit).to_numpy(zero_copy_only=False)
+    index = pc.fill_null(unit, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    value = outcomes["value"].to_numpy(zero_copy_only=False).astype(np.float64)
+    return index[known], value[known]

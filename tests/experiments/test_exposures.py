@@ -1,0 +1,62 @@
+"""Assignment by the gateway's hash, vectorized; per-unit aggregation of events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from steward.domain.assignment import bucket, canary_salt, variant_for
+from steward.domain.experiments import Aggregation, Experiment, ExperimentMetric, MetricRole
+from steward.experiments._exposures import Design, assign, buckets
+from steward.experiments._unit_values import aggregate
+
+UNITS = pa.array([f"user-{i}" for i in range(2000)] + ["ü-ñ", ""])
+
+
+def _experiment(**fields: object) -> Experiment:
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    return Experiment.model_validate({
+        "name": "exp", "deployment": "churn", "model_name": "churn", "control": 1,
+        "variants": [1, 2, 3], "metrics": [ExperimentMetric(metric="m", role=MetricRole.PRIMARY)],
+        "start": now, "created_at": now, "created_by": "me", **fields,
+    })  # fmt: skip
+
+
+def test_buckets_are_the_gateways() -> None:
+    got = buckets("exp-1", UNITS)
+    want = np.array([bucket("exp-1", u) for u in UNITS.to_pylist()])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_split_assigns_every_unit_as_the_gateway_does() -> None:
+    split = {1: 0.2, 2: 0.5, 3: 0.3}
+    design = Design.of(_experiment(weights=split, salt="exp-1"))
+    got = assign(design, UNITS)
+    want = [variant_for(split, u, experiment="exp-1") for u in UNITS.to_pylist()]
+    assert got.tolist() == want
+    assert design.weight(2) == pytest.approx(0.5)
+
+
+def test_a_canary_takes_the_units_below_its_share() -> None:
+    design = Design.of(_experiment(variants=[1, 4], weights={1: 0.9, 4: 0.1}, salt=canary_salt(4)))
+    got = assign(design, UNITS)
+    want = [4 if bucket(canary_salt(4), u) < 0.1 else 1 for u in UNITS.to_pylist()]
+    assert got.tolist() == want
+
+
+@pytest.mark.parametrize(
+    ("how", "values", "counted"),
+    [
+        (Aggregation.SUM, [3.0, 0.0, 5.0], [True, True, True]),
+        (Aggregation.COUNT, [2.0, 0.0, 1.0], [True, True, True]),
+        (Aggregation.ANY, [1.0, 0.0, 1.0], [True, True, True]),
+        (Aggregation.MEAN, [1.5, 0.0, 5.0], [True, False, True]),
+    ],
+)
+def test_aggregation_per_unit(how: Aggregation, values: list[float], counted: list[bool]) -> None:
+    found = aggregate(how, np.array([0, 0, 2]), np.array([1.0, 2.0, 5.0]), 3)
+    assert found.values.tolist() == values
+    assert found.counted.tolist() == counted
