@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -35,10 +36,12 @@ from _servers import BENCH_DIR, DEFAULT_PG_ADMIN_URL, Context, Row
 ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
 DOC = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = ["import", "log_batch", "registry", "search", "evaluate", "serving", "drift"]
+BENCHMARKS = ["import", "log_batch", "registry", "search", "evaluate", "serving", "drift",
+              "profile", "experiments"]  # fmt: skip
 SERVER_BENCHMARKS = {"log_batch", "registry", "search"}  # the ones that use --backends
 # The side each benchmark compares Steward with (MLflow unless named here).
-PEERS = {"evaluate": "scikit-learn + fairlearn", "serving": "peer", "drift": "peer"}
+PEERS = {"evaluate": "scikit-learn + fairlearn", "serving": "peer", "drift": "peer",
+         "profile": "reference", "experiments": "pandas + statsmodels"}  # fmt: skip
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
 
 
@@ -75,6 +78,12 @@ def machine_info(pg_url: str, backends: list[str], only: list[str]) -> dict[str,
     if "drift" in only:
         for module in ("numpy", "scipy", "pyarrow", "pandas", "evidently"):
             info[module] = _version(module)
+    if "profile" in only:
+        for module in ("numpy", "pyarrow", "datasketches"):
+            info[f"profile_{module}"] = importlib.metadata.version(module)
+    if "experiments" in only:
+        for module in ("numpy", "pyarrow", "pandas", "statsmodels", "scipy"):
+            info[f"experiments_{module}"] = importlib.metadata.version(module)
     git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True)  # fmt: skip
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"],
@@ -120,6 +129,19 @@ def _run_lines(results: dict[str, Any]) -> list[str]:
             f"; numpy {info['numpy']}, scipy {info['scipy']}, pyarrow {info['pyarrow']}, "
             f"pandas {info['pandas']}, Evidently {info['evidently']}"
             if "evidently" in info
+            else ""
+        )
+        + (
+            f"; numpy {info['profile_numpy']}, pyarrow {info['profile_pyarrow']}, "
+            f"datasketches {info['profile_datasketches']}"
+            if "profile_datasketches" in info
+            else ""
+        )
+        + (
+            f"; numpy {info['experiments_numpy']}, pyarrow {info['experiments_pyarrow']}, "
+            f"pandas {info['experiments_pandas']}, statsmodels {info['experiments_statsmodels']}, "
+            f"scipy {info['experiments_scipy']}"
+            if "experiments_statsmodels" in info
             else ""
         )
         + ".",

@@ -21,7 +21,7 @@ from steward.monitoring.labels import LabelService
 from steward.monitoring.reference import profile_sample
 from steward.monitoring.service import MonitoringService, MonitorOutcome, deployments_named
 from steward.registry.service import RegistryService
-from steward.serving.deployments import DeploymentService
+from steward.serving.deployments import DeploymentService, rollback_in, ship_in
 from steward.settings import Settings
 from steward.store.artifacts.store import FsspecArtifactStore
 from steward.store.sql.migrate import ensure_current
@@ -127,28 +127,28 @@ class Services:
         variant: int | None = None,
         apply: bool = False,
     ) -> Experiment:
-        """Record the decision and, with ``apply``, act on the deployment first: ship makes the
-        variant the champion (promoting it to production, which its gate and approvals must
-        allow), rollback sends all traffic back to the champion; iterate changes nothing."""
-        experiment = self.experiments.get(name)
-        shipped = check_decision(experiment, action, reason, variant)
-        applied = False
-        if apply and action is DecisionAction.SHIP:
-            assert shipped is not None
-            uri = f"models:/{experiment.model_name}/{shipped}"
-            if self.registry.get_version(uri).status is not VersionStatus.PRODUCTION:
-                self.gates.promote(actor, uri, VersionStatus.PRODUCTION,
-                                   reason=f"experiment {name}: {reason}")  # fmt: skip
-            note = f"experiment {name} shipped v{shipped}: {reason}"
-            self.deployments.ship(actor, experiment.deployment, shipped, reason=note)
-            applied = True
-        elif apply and action is DecisionAction.ROLLBACK:
-            note = f"experiment {name} rolled back: {reason}"
-            self.deployments.rollback(actor, experiment.deployment, reason=note)
-            applied = True
-        decision = Decision(action=action, variant=shipped, reason=reason, applied=applied,
-                            decided_at=utcnow(), decided_by=actor)  # fmt: skip
-        return record_decision(self.store, actor, experiment, decision, decision.decided_at)
+        """Record the decision and, with ``apply``, act on the deployment, all in one
+        transaction: ship makes the variant the champion (promoting it to production, which
+        its gate and approvals must allow), rollback sends all traffic back to the champion;
+        iterate changes nothing. A second decision is refused (Conflict) and changes nothing."""
+        with self.store.write(actor) as tx:
+            experiment = tx.get_experiment(name)
+            shipped = check_decision(experiment, action, reason, variant)
+            now = utcnow()
+            applied = apply and action is not DecisionAction.ITERATE
+            if applied and shipped is not None:
+                version = tx.get_version(experiment.model_name, shipped)
+                if version.status is not VersionStatus.PRODUCTION:  # its gate must allow it
+                    tx.transition(experiment.model_name, shipped, VersionStatus.PRODUCTION,
+                                  f"experiment {name}: {reason}", now)  # fmt: skip
+                ship_in(tx, experiment.deployment, shipped,
+                        reason=f"experiment {name} shipped v{shipped}: {reason}")  # fmt: skip
+            elif applied:
+                rollback_in(tx, experiment.deployment,
+                            reason=f"experiment {name} rolled back: {reason}")  # fmt: skip
+            decision = Decision(action=action, variant=shipped, reason=reason, applied=applied,
+                                decided_at=now, decided_by=actor)  # fmt: skip
+            return record_decision(tx, experiment, decision)
 
     def close(self) -> None:
         self.incidents.close()  # incident notifications in flight, briefly

@@ -206,6 +206,7 @@ def test_the_sdk_answers_alike_in_process_and_over_http(env: ApiEnv) -> None:
         local = Client(settings=Settings(url=None, home=settings.home))
         stored = remote.configure_monitor("churn-api", {"window_s": 7200, "drift_share": 0.4})
         assert stored.spec.window_s == 7200
+        remote.run_monitors("churn-api", window="2h", end=END)  # not on other tests' windows
         for client in (remote, local):
             read = client.get_monitor("churn-api")
             assert read.configured is True

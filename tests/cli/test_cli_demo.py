@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from steward.cli.main import app
 from steward.demo import DemoSummary, run_demo
+from steward.demo._experiments import PATIENTS, ExperimentScene
 from steward.demo._gates import REVIEWER, Release
 from steward.demo._serving import AFTER_ROLLBACK, REQUESTS, Serving
 
@@ -42,6 +43,7 @@ def test_demo_no_serve_end_to_end(
     assert "search_versions('metrics.auc > 0.9')" in result.stdout
     _check_release(summaries[0].release, demo_home, result.stdout)
     _check_serving(summaries[0].serving, demo_home, result.stdout)
+    _check_experiment(summaries[0].experiment, result.stdout)
 
     def run(*args: str) -> Any:
         done = CliRunner().invoke(app, ["--home", str(demo_home), *args])
@@ -50,7 +52,8 @@ def test_demo_no_serve_end_to_end(
 
     models = {m["name"]: m for m in run("models", "--json")}
     assert set(models) == {"breast-cancer", "diabetes-progression", "iris-species"}
-    assert models["breast-cancer"]["aliases"] == {"champion": 1, "challenger": 2}
+    # the experiment shipped v3: the champion alias moved with its promotion
+    assert models["breast-cancer"]["aliases"] == {"champion": 3, "challenger": 2}
     assert models["breast-cancer"]["card"]["intended_use"]
     hits = run("versions", "--all", "--filter", "metrics.auc > 0.9", "--json")
     assert {v["model_name"] for v in hits} == {"breast-cancer"}
@@ -59,10 +62,13 @@ def test_demo_no_serve_end_to_end(
     runs = run("runs", "--project", "steward-demo", "--json")
     assert len(runs) == 5  # the four of the release, and the canary's
     assert run("audit", "verify", "--json")["ok"] is True
-    assert run("show", BC1, "--json")["status"] == "production"
+    assert run("show", BC1, "--json")["status"] == "deprecated"  # replaced by the winner
     assert run("show", BC2, "--json")["status"] == "registered"
-    assert run("show", BC3, "--json")["status"] == "approved"  # a canary, never promoted
-    (deployment,) = run("deployments", "--json")
+    assert run("show", BC3, "--json")["status"] == "production"  # the experiment's winner
+    deployments = {d["name"]: d for d in run("deployments", "--json")}
+    assert set(deployments) == {"breast-cancer-triage", "triage-ab", "triage-ab-eu"}
+    assert (deployments["triage-ab"]["champion"], deployments["triage-ab"]["split"]) == (3, None)
+    deployment = deployments["breast-cancer-triage"]
     assert (deployment["name"], deployment["champion"]) == ("breast-cancer-triage", 1)
     assert (deployment["canary"], deployment["revision"]) == (None, 2)  # rolled back
     assert [f["kind"] for f in deployment["fallbacks"]] == ["rule", "default"]
@@ -200,3 +206,21 @@ def test_demo_help(invoke: Invoke, flag: str) -> None:
     result = invoke("demo", "--help")
     assert result.exit_code == 0
     assert flag in result.output
+
+
+def _check_experiment(scene: ExperimentScene, output: str) -> None:
+    """The clean split finds the candidate better and ships it; the split changed mid-way is
+    caught by its sample-ratio check before any result, and only recorded."""
+    assert abs(scene.units[1] - scene.units[3]) < 0.1 * PATIENTS  # about 50/50
+    assert scene.recommendation == "ship"
+    assert scene.ship_variant == 3
+    assert scene.lift is not None
+    assert scene.lift > 0
+    assert scene.p_value is not None
+    assert scene.p_value < 0.05
+    assert scene.broken_srm_p is not None
+    assert scene.broken_srm_p < 0.001
+    assert scene.broken_units[1] > scene.broken_units[3]  # served 65/35, designed 50/50
+    assert scene.broken_recommendation == "inconclusive"
+    assert (scene.decision, scene.applied, scene.champion_after) == ("ship", True, 3)
+    assert "✗ sample ratio mismatch" in output

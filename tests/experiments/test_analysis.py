@@ -86,6 +86,7 @@ def _traffic(
     rates: dict[int, float],
     latency: dict[int, float] | None = None,
     drop: dict[int, float] | None = None,
+    served_split: dict[int, float] | None = None,
     seed: int = 0,
 ) -> None:
     """One request per unit, answered by the unit's variant; a purchase (value 10) with the
@@ -97,7 +98,7 @@ def _traffic(
     at = START + timedelta(minutes=5)
     for i in range(units):
         unit = f"user-{seed}-{i}"
-        version = variant_for(SPLIT, unit, experiment="churn-ab")
+        version = variant_for(served_split or SPLIT, unit, experiment="churn-ab")
         if drop and rng.random() < drop.get(version, 0.0):
             continue
         ms = (latency or {}).get(version, 5.0) * rng.uniform(0.8, 1.2)
@@ -262,3 +263,33 @@ def test_cuped_uses_the_pre_period_and_reports_its_variance_reduction(
     (spend,) = services.analyze_experiment("me", "checkout").metrics
     assert spend.cuped_variance_reduction is not None
     assert spend.cuped_variance_reduction > 0.8
+
+
+def test_a_split_changed_during_the_experiment_is_caught(services: Services) -> None:
+    _create(services)
+    _traffic(services, 20_000, rates={1: 0.1, 2: 0.1}, served_split={1: 0.65, 2: 0.35}, seed=6)
+    found = services.analyze_experiment("me", "checkout")
+    assert found.srm.mismatch
+    assert found.units[1] > found.units[2]  # the served versions, not the design's hash
+    assert found.assignment_mismatches > 2_000
+    assert found.recommendation is Recommendation.INCONCLUSIVE
+    assert any("split changed during the experiment" in r for r in found.reasons)
+
+
+def test_analysing_before_any_traffic_says_so(services: Services) -> None:
+    _create(services)
+    with pytest.raises(InvalidInput, match="no exposed unit yet") as refused:
+        services.analyze_experiment("me", "checkout")
+    assert refused.value.field == "name"
+
+
+def test_an_unequal_design_is_checked_against_its_own_weights(services: Services) -> None:
+    services.deployments.deploy(
+        "me", "churn-ab", _spec(split={1: 0.3, 2: 0.7}, experiment="churn-ab", unit_key="u")
+    )
+    _create(services)
+    _traffic(services, 10_000, rates={1: 0.1, 2: 0.1}, served_split={1: 0.3, 2: 0.7}, seed=7)
+    found = services.analyze_experiment("me", "checkout")
+    assert not found.srm.mismatch
+    assert found.srm.expected[2] == pytest.approx(0.7 * sum(found.units.values()))
+    assert not [n for m in found.metrics for n in m.notes if "ratio" in n.lower()]

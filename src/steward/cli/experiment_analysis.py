@@ -35,7 +35,7 @@ from steward.domain.experiments import (
     Recommendation,
 )
 from steward.errors import GateFailed
-from steward.experiments.report import interval_text, p_text, render_analysis_html
+from steward.experiments.report import p_clause, p_text, render_analysis_html
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -88,13 +88,13 @@ def analyze(
     guardrail)."""
     client = state(ctx).client
     analysis = client.analyze_experiment(name)
-    experiment = None if as_json and html is None else client.get_experiment(name)
-    if html is not None and experiment is not None:
+    experiment = client.get_experiment(name)  # the design: weights, tolerances, hypothesis
+    if html is not None:
         write_text(html, render_analysis_html(analysis, experiment), what="report",
                    option="html")  # fmt: skip
     if as_json:
         print_json(analysis)
-    elif experiment is not None:
+    else:
         print_analysis(analysis, experiment)
     if html is not None:
         note(f"Wrote the report to {html}.")
@@ -201,7 +201,7 @@ def _print_srm(analysis: ExperimentAnalysis) -> None:
     srm = analysis.srm
     counts = " / ".join(f"v{v} {n:,}" for v, n in srm.counts.items())
     expected = " / ".join(f"{e:,.0f}" for e in srm.expected.values())
-    facts = f"units {counts} against {expected} expected (p = {p_text(srm.p_value)})"
+    facts = f"units {counts} against {expected} expected ({p_clause(srm.p_value)})"
     if srm.mismatch:
         console.print(
             Panel(
@@ -236,31 +236,36 @@ def _print_units(analysis: ExperimentAnalysis, experiment: Experiment) -> None:
         )
     if analysis.assignment_mismatches:
         note(
-            f"{analysis.assignment_mismatches:,} logged request(s) were served by another "
-            "variant than the unit's hash assigns; each unit counts in its assigned variant."
+            f"{analysis.assignment_mismatches:,} unit(s) were served by another variant than "
+            "the design's hash assigns them: the split did not run exactly as designed (each "
+            "unit counts in the variant that served it)."
         )
 
 
 def _role_table(
     role: MetricRole, results: list[MetricResult], tolerances: dict[str, float | None]
 ) -> Table:
+    """One row per metric and variant; the means as ``control → variant``, the lift over its
+    interval (relative, or the difference Δ when the control's mean is zero)."""
     guardrail = role is MetricRole.GUARDRAIL
     bayesian = any(a.chance_to_beat is not None for r in results for a in r.arms)
-    columns = ["metric", "variant", "control mean", "variant mean", "lift [interval]", "p"]
-    columns += ["tolerance", "status"] if guardrail else ["adjusted p"]
-    columns += ["chance to beat"] if bayesian else []
-    columns += [] if guardrail else ["significant"]
+    columns = ["metric", "arm", "control → arm", "lift", "p"]
+    columns += ["allowed", "status"] if guardrail else ["adj. p"]
+    columns += ["P(beats)"] if bayesian else []
+    columns += [] if guardrail else ["verdict"]
     out = table(_ROLE_TITLES[role], columns, [])
+    out.collapse_padding = True  # one space between columns: 80 columns hold the row
     for result in results:
         better = "↑" if result.direction is Direction.INCREASE else "↓"
         for arm in result.arms:
             row = [
                 f"{escape(result.metric)} {better}", f"v{arm.variant}",
-                _num(result.control_mean), _num(arm.mean), escape(_lift(arm)),
+                f"{_mean(result.control_mean)} → {_mean(arm.mean)}", escape(_lift(arm)),
                 escape(p_text(arm.p_value)),
             ]  # fmt: skip
             if guardrail:
-                row += [f"{tolerances.get(result.metric) or 0.0:.1%}", _guardrail(arm)]
+                allowed = (tolerances.get(result.metric) or 0.0) * 100
+                row += [f"{allowed:.3g}% worse", _guardrail(arm)]
             else:
                 row.append(escape(p_text(arm.p_value_adjusted)))
             if bayesian:
@@ -272,19 +277,27 @@ def _role_table(
 
 
 def _lift(arm: ArmResult) -> str:
+    """The estimate over its interval, on two lines: relative, or the difference (Δ) when
+    the control's mean is zero."""
     if arm.relative is not None:
-        return interval_text(arm.relative, arm.relative_ci, percent=True)
-    if arm.difference is not None:
-        return "Δ " + interval_text(arm.difference, arm.difference_ci, percent=False)
-    return "—"
+        point, interval, form = arm.relative, arm.relative_ci, "+.1%"
+    elif arm.difference is not None:
+        point, interval, form = arm.difference, arm.difference_ci, "+.3g"
+    else:
+        return "—"
+    prefix = "" if arm.relative is not None else "Δ "
+    if interval is None:
+        return f"{prefix}{point:{form}}"
+    return f"{prefix}{point:{form}}\n[{interval[0]:{form}}, {interval[1]:{form}}]"
 
 
 def _significance(arm: ArmResult) -> str:
+    """Significant (after the correction) and which way, in the metric's direction."""
     if arm.better is True:
-        return "[bold green]yes, better[/]"
+        return "[bold green]better[/]"
     if arm.better is False:
-        return "[bold red]yes, worse[/]"
-    return "yes" if arm.significant else "[dim]no[/]"
+        return "[bold red]worse[/]"
+    return "significant" if arm.significant else "[dim]not sig.[/]"
 
 
 def _guardrail(arm: ArmResult) -> str:
@@ -318,5 +331,5 @@ def _print_recommendation(analysis: ExperimentAnalysis) -> None:
     )
 
 
-def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
+def _mean(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"

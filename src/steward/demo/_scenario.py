@@ -14,6 +14,8 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
+from steward.demo._experiments import ExperimentScene
+from steward.demo._experiments import run as run_experiment
 from steward.demo._gates import REVIEWER, Release, release
 from steward.demo._serving import DEPLOYMENT, Serving, release_candidate, serve_canary
 
@@ -58,6 +60,7 @@ class DemoSummary:
     predictions: list[Any] = field(default_factory=list)
     search_hits: list[str] = field(default_factory=list)
     serving: Serving = field(default_factory=Serving)  # deployment, traffic, rollback
+    experiment: ExperimentScene = field(default_factory=ExperimentScene)  # A/B, SRM, decision
     events_checked: int = 0
     ledger_ok: bool = False
     seconds: float = 0.0
@@ -178,6 +181,11 @@ def run_demo(settings: Settings, *, console: Console, kept: bool = True) -> Demo
         _card_excerpt(client, console)
         summary.serving = _serve(client, reviewer, console, settings, datasets["breast_cancer"],
                                  summary, kept=kept)  # fmt: skip
+        console.rule("[bold]Experiments: the champion against the candidate, and a broken split")
+        summary.experiment = run_experiment(
+            client, console, settings, champion=summary.serving.champion,
+            candidate=summary.serving.canary, row=summary.serving.sample_row,
+        )  # fmt: skip
         report = client.verify_ledger()
         summary.ledger_ok, summary.events_checked = report.ok, report.events_checked
         mark = "[green]✓ intact[/green]" if report.ok else f"[red]✗ broken: {report.reason}[/red]"

@@ -2,11 +2,14 @@
 
 A unit is exposed when the deployment answered one of its requests during the experiment (the
 prediction log; shadow copies are not exposures). The unit is the request's ``unit_id``, or the
-request itself when it carried none (the gateway then hashes the request id). Each unit's variant
-is recomputed with the gateway's own hash (``steward.domain.assignment``) rather than read from
-the log: a request a fallback answered still belongs to the variant it was routed to. Units
-whose logged version disagrees with the hash for another reason are counted, as a check of the
-assignment.
+request itself when it carried none (the gateway then hashes the request id).
+
+A unit's variant is the version that served it, as the log says, so the analysis judges what
+happened: if the split was changed during the experiment, the sample-ratio check sees it. Where
+the log cannot say (every request of the unit was answered by a fallback, which logs another
+version), the variant is recomputed with the gateway's own hash
+(``steward.domain.assignment``). Units whose logged version disagrees with the hash of the
+design are counted: the check that the split ran as designed.
 """
 
 from __future__ import annotations
@@ -81,10 +84,12 @@ def read_exposures(root: str, experiment: Experiment, start: datetime, end: date
     encoded = pc.dictionary_encode(key)
     units = encoded.dictionary
     unit_of_row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    design = Design.of(experiment)
-    variant = assign(design, units)
+    hashed = assign(Design.of(experiment), units)
+    served = _served(log, unit_of_row, len(units), experiment.variants)
+    variant = np.where(served > 0, served, hashed)
+    mismatched = int(np.count_nonzero((served > 0) & (served != hashed)))
     requests = log.append_column("unit", pa.array(unit_of_row))
-    return Exposures(units, variant, requests, _mismatched(log, unit_of_row, variant))
+    return Exposures(units, variant, requests, mismatched)
 
 
 def assign(design: Design, units: pa.Array) -> np.ndarray:
@@ -106,13 +111,15 @@ def buckets(salt: str, units: pa.Array) -> np.ndarray:
     return top.astype(np.float64) / float(2**53)
 
 
-def _mismatched(log: pa.Table, unit_of_row: np.ndarray, variant: np.ndarray) -> int:
-    """Units with a request answered by a version other than their variant, though no
-    fallback answered it: the log and the hash disagree (a changed split, or a bug)."""
-    answered = log["version"].to_numpy(zero_copy_only=False)
-    fell_back = pc.is_valid(log["fallback"]).to_numpy(zero_copy_only=False)
-    wrong = (answered != variant[unit_of_row]) & ~fell_back
-    return int(np.unique(unit_of_row[wrong]).size)
+def _served(log: pa.Table, unit_of_row: np.ndarray, units: int, variants: list[int]) -> np.ndarray:
+    """Each unit's version from its requests the routed version answered (no fallback), 0
+    where none did; a version outside the experiment's variants counts as none."""
+    version = log["version"].to_numpy(zero_copy_only=False).astype(np.int64)
+    routed = pc.is_null(log["fallback"]).to_numpy(zero_copy_only=False)
+    routed &= np.isin(version, variants)
+    served = np.zeros(units, dtype=np.int64)
+    served[unit_of_row[routed]] = version[routed]
+    return served
 
 
 def request_failed(requests: pa.Table) -> np.ndarray:

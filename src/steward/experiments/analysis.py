@@ -52,6 +52,8 @@ from steward.store.outcome_log import read_outcomes
 # GrowthBook's default lookback)
 PRE_PERIOD = timedelta(days=14)
 OUTCOME_COLUMNS = ("unit_id", "request_id", "value", "timestamp")
+# more units than this served against the design's hash and the split did not run as designed
+MAX_MISMATCHED_SHARE = 0.01
 
 
 def analyze_experiment(
@@ -75,6 +77,13 @@ def analyze_experiment(
             field="start",
         )
     exposures = read_exposures(prediction_root, experiment, experiment.start, end)
+    if len(exposures.units) == 0:
+        raise InvalidInput(
+            f"Experiment {name!r} has no exposed unit yet: deployment "
+            f"{experiment.deployment!r} answered no request since "
+            f"{experiment.start.isoformat()}. Analyse it once traffic has arrived.",
+            field="name",
+        )
     outcomes = _outcomes(outcome_root, definitions, experiment.start, end)
     found = _analysis(experiment, definitions, exposures, outcomes, outcome_root, computed_at,
                       end)  # fmt: skip
@@ -105,7 +114,9 @@ def _analysis(
     ]
     results = _adjusted(results, experiment)
     results = [_judged(r, experiment) for r in results]
-    recommendation, ship, reasons = _recommend(experiment, srm, results, sum(units.values()))
+    recommendation, ship, reasons = _recommend(
+        experiment, srm, results, sum(units.values()), exposures.mismatched
+    )
     return ExperimentAnalysis(
         experiment=experiment.name, deployment=experiment.deployment, computed_at=computed_at,
         start=experiment.start, end=end, method=experiment.method, alpha=experiment.alpha,
@@ -171,15 +182,18 @@ def _metric(
         arms, test = _sequential(by_name, control, kind, experiment.alpha), "confidence-sequence"
         reduction = None
     elif experiment.method is Method.BAYESIAN:
-        arms, test = _bayesian(by_name, control, kind, experiment.alpha)
+        arms, test = _bayesian(by_name, control, kind, experiment)
         reduction = None
     else:
         analysis = ab.analyze(by_name, control, kind=kind, alpha=experiment.alpha,
-                              cuped=covariate is not None, correction="none")  # fmt: skip
+                              cuped=covariate is not None, correction="none",
+                              weights=_weights(experiment))  # fmt: skip
         arms = [_fixed_arm(int(arm), c) for arm, c in analysis.comparisons.items()]
         test = next(iter(analysis.comparisons.values())).test if analysis.comparisons else "-"
         reduction = analysis.cuped.variance_reduction if analysis.cuped else None
-        notes += [n for n in analysis.notes if "sample ratio" not in n.lower()]
+        # the experiment's own sample-ratio check is reported once, above every metric
+        notes += [n for n in analysis.notes if "sample-ratio" not in n.lower()
+                  and "sample ratio" not in n.lower()]  # fmt: skip
     return MetricResult(
         metric=name, role=role.role, direction=role.direction, kind=kind,
         method=experiment.method, test=test, control=experiment.control,
@@ -223,13 +237,20 @@ def _sequential(
     return arms
 
 
+def _weights(experiment: Experiment) -> dict[str, float]:
+    """The design's shares by arm name, for the engine's own sample-ratio check."""
+    design = Design.of(experiment)
+    return {str(v): design.weight(v) for v in experiment.variants}
+
+
 def _bayesian(
-    by_name: Mapping[str, ab.Summary], control: str, kind: ab.Kind, alpha: float
+    by_name: Mapping[str, ab.Summary], control: str, kind: ab.Kind, experiment: Experiment
 ) -> tuple[list[ArmResult], str]:
     """Proportions: the exact Beta posterior chance to beat control and expected loss. Means
     have no conjugate exact answer here: they get the fixed-horizon test, said in a note."""
     if kind != "proportion":
-        analysis = ab.analyze(by_name, control, kind=kind, alpha=alpha, correction="none")
+        analysis = ab.analyze(by_name, control, kind=kind, alpha=experiment.alpha,
+                              correction="none", weights=_weights(experiment))  # fmt: skip
         note = (
             "Bayesian chance to beat applies to proportions; a Welch t-test is reported for "
             "this mean metric."
@@ -245,7 +266,7 @@ def _bayesian(
     for name, summary in by_name.items():
         if name == control:
             continue
-        found = beta_chance_to_beat(by_name[control], summary, credible_level=1 - alpha)
+        found = beta_chance_to_beat(by_name[control], summary, credible_level=1 - experiment.alpha)
         arms.append(ArmResult(
             variant=int(name), n=summary.n, mean=_mean(summary), raw_mean=_mean(summary),
             difference=found.difference, difference_ci=_interval(found.difference_interval),
@@ -328,14 +349,26 @@ def _guardrail(arm: ArmResult, direction: Direction, tolerance: float) -> Guardr
 
 
 def _recommend(
-    experiment: Experiment, srm: SrmCheck, results: list[MetricResult], total: int
+    experiment: Experiment,
+    srm: SrmCheck,
+    results: list[MetricResult],
+    total: int,
+    mismatched: int,
 ) -> tuple[Recommendation, int | None, list[str]]:
+    untrusted = []
     if srm.mismatch:
-        return Recommendation.INCONCLUSIVE, None, [
+        untrusted.append(
             f"Sample ratio mismatch (p = {srm.p_value:.2g}): the variants' sizes "
             f"{srm.counts} do not match the design; no result can be trusted until the cause "
             "(assignment, logging, a crashing variant) is found."
-        ]  # fmt: skip
+        )
+    if total and mismatched / total > MAX_MISMATCHED_SHARE:
+        untrusted.append(
+            f"{mismatched:,} units ({mismatched / total:.1%}) were served a version other than "
+            "the design's hash gives them: the split changed during the experiment."
+        )
+    if untrusted:
+        return Recommendation.INCONCLUSIVE, None, untrusted
     reasons: list[str] = []
     failing = [
         (r.metric, a.variant)

@@ -1,14 +1,12 @@
 """The decision a person takes on an experiment: ship, roll back or iterate, and why.
 
 Recording it ends the experiment (``experiment.decided`` in the ledger). Acting on the
-deployment (the winner becomes the champion, or the traffic goes back to the control) belongs
-to serving: ``Services.decide_experiment`` does both, the action first, so a decision marked
-``applied`` always has its deployment change before it in the ledger.
+deployment (the winner promoted and made the champion, or the traffic back to the control)
+belongs to serving and the registry: ``Services.decide_experiment`` does all of it in one
+transaction, so a decision is recorded with its deployment change or neither happens.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from steward.domain.experiments import (
     Decision,
@@ -17,7 +15,7 @@ from steward.domain.experiments import (
     ExperimentState,
 )
 from steward.errors import Conflict, InvalidInput
-from steward.store.base import MetadataStore
+from steward.store.base import WriteSession
 
 MAX_REASON = 10_000
 
@@ -54,23 +52,22 @@ def check_decision(
     return variant
 
 
-def record_decision(
-    store: MetadataStore,
-    actor: str,
-    experiment: Experiment,
-    decision: Decision,
-    at: datetime,
-) -> Experiment:
-    with store.write(actor) as tx:
-        return tx.update_experiment(
-            experiment.name,
-            {"state": ExperimentState.DECIDED, "decision": decision, "end": experiment.end or at},
-            kind="experiment.decided",
-            payload={
-                "action": decision.action.value,
-                "variant": decision.variant,
-                "reason": decision.reason,
-                "applied": decision.applied,
-                "deployment": experiment.deployment,
-            },
-        )
+def record_decision(tx: WriteSession, experiment: Experiment, decision: Decision) -> Experiment:
+    """In ``tx``, with whatever the decision changed: the store locks the experiment and
+    refuses a second decision (Conflict), which rolls the whole transaction back."""
+    return tx.update_experiment(
+        experiment.name,
+        {
+            "state": ExperimentState.DECIDED,
+            "decision": decision,
+            "end": experiment.end or decision.decided_at,
+        },
+        kind="experiment.decided",
+        payload={
+            "action": decision.action.value,
+            "variant": decision.variant,
+            "reason": decision.reason,
+            "applied": decision.applied,
+            "deployment": experiment.deployment,
+        },
+    )

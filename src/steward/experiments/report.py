@@ -100,7 +100,7 @@ def _header(analysis: ExperimentAnalysis, experiment: Experiment) -> str:
     span = f"{_instant(analysis.start)} → {_instant(analysis.end)}"
     items = {
         "Deployment": f"{analysis.deployment} (model {experiment.model_name})",
-        "Variants": variants_text(experiment),
+        "Variants": _variants_text(experiment),
         "Window": span,
         "Method": f"{analysis.method.value}, {analysis.correction.value} correction across the "
         f"primary and secondary metrics, alpha {analysis.alpha:g}",
@@ -120,7 +120,7 @@ def _header(analysis: ExperimentAnalysis, experiment: Experiment) -> str:
     return f"<dl>{listed}</dl>"
 
 
-def variants_text(experiment: Experiment) -> str:
+def _variants_text(experiment: Experiment) -> str:
     weights = experiment.weights or {}
     total = sum(weights.values()) or 1.0
     parts = []
@@ -137,7 +137,7 @@ def _srm(analysis: ExperimentAnalysis) -> str:
     expected = ", ".join(f"v{v} {e:,.0f}" for v, e in srm.expected.items())
     facts = (
         f"Units {escape(observed)} against {escape(expected)} expected by the design: "
-        f"chi-square {escape(_number(srm.statistic))}, p = {escape(p_text(srm.p_value))}."
+        f"chi-square {escape(_number(srm.statistic))}, {escape(p_clause(srm.p_value))}."
     )
     if srm.mismatch:
         return (
@@ -174,9 +174,9 @@ def _units(analysis: ExperimentAnalysis, experiment: Experiment) -> str:
     mismatches = ""
     if analysis.assignment_mismatches:
         mismatches = (
-            f'<p class="note">{analysis.assignment_mismatches:,} logged request(s) were served '
-            "by another variant than the unit's hash assigns; each unit counts in its assigned "
-            "variant.</p>"
+            f'<p class="note">{analysis.assignment_mismatches:,} unit(s) were served by another '
+            "variant than the design's hash assigns them: the split did not run exactly as "
+            "designed (each unit counts in the variant that served it).</p>"
         )
     return (
         '<section id="units"><h2>Units per variant</h2>'
@@ -208,12 +208,16 @@ def _metric(result: MetricResult, tolerance: float | None, alpha: float) -> str:
         facts.append(f"tolerates {tolerance or 0.0:.1%} worse")
     notes = [*result.notes, *(f"v{a.variant}: {n}" for a in result.arms for n in a.notes)]
     listed = "".join(f"<li>{escape(n)}</li>" for n in notes)
+    legend = (
+        f"Dot: each variant's estimate against v{result.control}; bar: its "
+        f"{1 - alpha:.0%} interval; dashed line: no difference"
+        + ("; dotted red line: the tolerance." if result.role is MetricRole.GUARDRAIL else ".")
+    )
     return (
         f'<div class="metric"><h3>{escape(result.metric)}</h3>'
         f'<p class="note">{escape(" · ".join(facts))}</p>'
-        f"{interval_svg(result, tolerance, alpha)}{_table(result)}"
-        + (f'<ul class="note">{listed}</ul>' if listed else "")
-        + "</div>"
+        f'{interval_svg(result, tolerance, alpha)}<p class="note">{escape(legend)}</p>'
+        f"{_table(result)}" + (f'<ul class="note">{listed}</ul>' if listed else "") + "</div>"
     )
 
 
@@ -323,7 +327,8 @@ def interval_svg(result: MetricResult, tolerance: float | None, alpha: float) ->
     )
     return (
         f'<svg class="forest" xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" '
-        f'viewBox="0 0 {_W} {height}" role="img" aria-label="{escape(label)}">'
+        f'viewBox="0 0 {_W} {height}" font-family="system-ui, sans-serif" role="img" '
+        f'aria-label="{escape(label)}">'
         f"<title>{escape(label)}</title>{''.join(parts)}</svg>"
     )
 
@@ -366,7 +371,7 @@ def _row(
 
 
 def _axis(low: float, high: float, y: float, x: Scale, relative: bool) -> str:
-    step = _nice_step((high - low) / 4)
+    step = _nice_step((high - low) / 5)
     first = math.ceil(low / step) * step
     ticks = [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
     marks = "".join(
@@ -429,6 +434,12 @@ def interval_text(value: float | None, interval: Sequence[float] | None, *, perc
         return format(value, form)
     low, high = (format(v, form) for v in interval)
     return f"{format(value, form)} [{low}, {high}]"
+
+
+def p_clause(value: float | None) -> str:
+    """``p = 0.4292`` or ``p < 0.0001``."""
+    text = p_text(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def p_text(value: float | None) -> str:

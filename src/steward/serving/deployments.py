@@ -14,7 +14,7 @@ from steward.domain.deployments import Deployment
 from steward.domain.uri import check_model_name
 from steward.errors import Conflict
 from steward.schemas.serving import DeploymentSpec
-from steward.store.base import MetadataStore
+from steward.store.base import MetadataStore, WriteSession
 
 
 class DeploymentService:
@@ -53,30 +53,9 @@ class DeploymentService:
             return rx.list_deployments(model)
 
     def ship(self, actor: str, name: str, version: int, *, reason: str) -> Deployment:
-        """Make ``version`` the champion, all traffic to it: the canary (and its SLO) or the
-        split is removed; the shadow and fallbacks stay. A compare-and-set on the revision, as
-        ``rollback``."""
+        """Make ``version`` the champion, all traffic to it (``ship_in``)."""
         with self.store.write(actor) as tx:
-            current = tx.get_deployment(name)
-            spec = DeploymentSpec.model_validate(
-                {
-                    **current.model_dump(include=_ROUTING_FIELDS),
-                    "model": current.model_name,
-                    "champion": version,
-                    "canary": None,
-                    "canary_share": None,
-                    "canary_slo": None,
-                    "split": None,
-                    "experiment": None,
-                    "shadow": None if current.shadow == version else current.shadow,
-                }
-            )
-            return tx.put_deployment(
-                name, current.model_name, spec.routing(), utcnow(),
-                kind="deployment.updated", reason=reason,
-                details={"champion_from": current.champion, "champion_to": version},
-                expected_revision=current.revision,
-            )  # fmt: skip
+            return ship_in(tx, name, version, reason=reason)
 
     def rollback(
         self,
@@ -97,40 +76,7 @@ class DeploymentService:
         the write is a compare-and-set on the revision read here, so a deployment changed
         between the read and the write is never overwritten with a stale spec."""
         with self.store.write(actor) as tx:
-            current = tx.get_deployment(name)
-            if if_revision is not None and current.revision != if_revision:
-                raise Conflict(
-                    f"{name} is at revision {current.revision}, not {if_revision}: it changed "
-                    "since; nothing rolled back.",
-                    details={"field": "revision", "revision": current.revision},
-                )
-            if current.canary is None and current.split is None:
-                raise Conflict(
-                    f"Nothing to roll back: {name} already sends all traffic to its champion "
-                    f"v{current.champion}.",
-                    details={"field": "name", "champion": current.champion},
-                )
-            spec = DeploymentSpec.model_validate(
-                {
-                    **current.model_dump(include=_ROUTING_FIELDS),
-                    "model": current.model_name,
-                    "canary": None,
-                    "canary_share": None,
-                    "canary_slo": None,  # it watched the canary that goes
-                    "split": None,
-                    "experiment": None,
-                }
-            )
-            moved_from = (
-                [current.canary] if current.canary is not None else list(current.split or {})
-            )
-            return tx.put_deployment(
-                name, current.model_name, spec.routing(), utcnow(),
-                kind="deployment.rolled_back",
-                reason=reason or f"traffic back to champion v{current.champion}",
-                details={"from_versions": moved_from, "evidence": evidence},
-                expected_revision=current.revision,
-            )  # fmt: skip
+            return rollback_in(tx, name, reason=reason, evidence=evidence, if_revision=if_revision)
 
 
 _ROUTING_FIELDS = {
@@ -141,3 +87,72 @@ _ROUTING_FIELDS = {
 
 def _check_name(name: str) -> None:
     check_model_name(name, field="name")  # deployments are named like models
+
+
+def ship_in(tx: WriteSession, name: str, version: int, *, reason: str) -> Deployment:
+    """In ``tx``: ``version`` becomes the champion with all the traffic; the canary (and its
+    SLO) or the split goes, the shadow (unless it is that version) and fallbacks stay. A
+    compare-and-set on the revision read, so a change made meanwhile is never overwritten."""
+    current = tx.get_deployment(name)
+    spec = DeploymentSpec.model_validate(
+        {
+            **current.model_dump(include=_ROUTING_FIELDS),
+            "model": current.model_name,
+            "champion": version,
+            "canary": None,
+            "canary_share": None,
+            "canary_slo": None,
+            "split": None,
+            "experiment": None,
+            "shadow": None if current.shadow == version else current.shadow,
+        }
+    )
+    return tx.put_deployment(
+        name, current.model_name, spec.routing(), utcnow(),
+        kind="deployment.updated", reason=reason,
+        details={"champion_from": current.champion, "champion_to": version},
+        expected_revision=current.revision,
+    )  # fmt: skip
+
+
+def rollback_in(
+    tx: WriteSession,
+    name: str,
+    *,
+    reason: str | None = None,
+    evidence: dict[str, Any] | None = None,
+    if_revision: int | None = None,
+) -> Deployment:
+    """In ``tx``: all traffic back to the champion (see ``DeploymentService.rollback``)."""
+    current = tx.get_deployment(name)
+    if if_revision is not None and current.revision != if_revision:
+        raise Conflict(
+            f"{name} is at revision {current.revision}, not {if_revision}: it changed "
+            "since; nothing rolled back.",
+            details={"field": "revision", "revision": current.revision},
+        )
+    if current.canary is None and current.split is None:
+        raise Conflict(
+            f"Nothing to roll back: {name} already sends all traffic to its champion "
+            f"v{current.champion}.",
+            details={"field": "name", "champion": current.champion},
+        )
+    spec = DeploymentSpec.model_validate(
+        {
+            **current.model_dump(include=_ROUTING_FIELDS),
+            "model": current.model_name,
+            "canary": None,
+            "canary_share": None,
+            "canary_slo": None,  # it watched the canary that goes
+            "split": None,
+            "experiment": None,
+        }
+    )
+    moved_from = [current.canary] if current.canary is not None else list(current.split or {})
+    return tx.put_deployment(
+        name, current.model_name, spec.routing(), utcnow(),
+        kind="deployment.rolled_back",
+        reason=reason or f"traffic back to champion v{current.champion}",
+        details={"from_versions": moved_from, "evidence": evidence},
+        expected_revision=current.revision,
+    )  # fmt: skip

@@ -376,6 +376,12 @@ def update_experiment(
     row = _locked_experiment(session, name)
     before = experiment_entity(row)
     after = checked_input(Experiment, {**before.model_dump(), **values})
+    if before.state is ExperimentState.DECIDED and "decision" in values:
+        raise Conflict(
+            f"Experiment {name!r} was already decided "
+            f"({before.decision.action.value if before.decision else 'ended'}).",
+            details={"field": "name", "state": before.state.value},
+        )
     if before.state is ExperimentState.DECIDED and after.state is ExperimentState.RUNNING:
         raise Conflict(
             f"Experiment {name!r} is decided; start a new experiment to test again.",
