@@ -103,7 +103,7 @@ def _svgs(page: str) -> list[str]:
 
 
 def test_the_page_reads_in_order_with_a_plot_and_numbers_per_metric() -> None:
-    analysis = _analysis(assignment_mismatches=3)
+    analysis = _analysis(assignment_mismatches=3, assignment_checked=5_000)
     page = render_analysis_html(analysis, _experiment(hypothesis="v2 converts better"))
     assert page.startswith("<!DOCTYPE html>")
     order = ["Sample ratio", "Units per variant", "Primary metric", "Secondary metrics",
@@ -121,7 +121,7 @@ def test_the_page_reads_in_order_with_a_plot_and_numbers_per_metric() -> None:
     assert len(svgs) == 3
     for svg in svgs:
         ET.fromstring(svg)  # well-formed: a browser draws it as written
-    assert "3 unit(s) were served by another variant than the design" in page
+    assert "3 of 5,000 unit(s) checked were served by another variant than the design" in page
     assert "cannot be trusted" not in page
     assert not re.search(r"<script|<link|\bsrc=|\bhref=", page)
 

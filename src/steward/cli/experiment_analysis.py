@@ -236,9 +236,10 @@ def _print_units(analysis: ExperimentAnalysis, experiment: Experiment) -> None:
         )
     if analysis.assignment_mismatches:
         note(
-            f"{analysis.assignment_mismatches:,} unit(s) were served by another variant than "
-            "the design's hash assigns them: the split did not run exactly as designed (each "
-            "unit counts in the variant that served it)."
+            f"{analysis.assignment_mismatches:,} of {analysis.assignment_checked:,} unit(s) "
+            "checked were served by another variant than the design's hash assigns them: the "
+            "split did not run exactly as designed (each unit counts in the variant that served "
+            "it)."
         )
 
 

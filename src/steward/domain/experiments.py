@@ -264,4 +264,5 @@ class ExperimentAnalysis(Entity):
     recommendation: Recommendation
     ship_variant: int | None = None
     reasons: list[str]
-    assignment_mismatches: int = 0
+    assignment_mismatches: int = 0  # of the units checked against the design's hash
+    assignment_checked: int = 0  # every unit, or a seeded sample of 100,000 in large ones

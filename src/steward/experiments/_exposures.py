@@ -73,7 +73,8 @@ class Exposures:
     units: pa.Array
     variant: np.ndarray
     requests: pa.Table
-    mismatched: int  # units whose logged version is neither their variant nor a fallback's
+    mismatched: int  # of the units checked, those served another version than the hash gives
+    checked: int = 0  # units whose served version was checked against the design's hash
 
 
 def read_exposures(root: str, experiment: Experiment, start: datetime, end: datetime) -> Exposures:
@@ -84,12 +85,17 @@ def read_exposures(root: str, experiment: Experiment, start: datetime, end: date
     encoded = pc.dictionary_encode(key)
     units = encoded.dictionary
     unit_of_row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    hashed = assign(Design.of(experiment), units)
     served = _served(log, unit_of_row, len(units), experiment.variants)
+    # the hash for the units the log cannot place, and for a seeded sample of the others: the
+    # check of the design needs a share, not every unit (sha256 costs ~0.5 us a unit)
+    checked = _checked(served)
+    hashed = np.zeros(len(units), dtype=np.int64)
+    hashed[checked] = assign(Design.of(experiment), units.take(pa.array(checked)))
     variant = np.where(served > 0, served, hashed)
-    mismatched = int(np.count_nonzero((served > 0) & (served != hashed)))
+    routed = checked[served[checked] > 0]
+    mismatched = int(np.count_nonzero(served[routed] != hashed[routed]))
     requests = log.append_column("unit", pa.array(unit_of_row))
-    return Exposures(units, variant, requests, mismatched)
+    return Exposures(units, variant, requests, mismatched, int(routed.size))
 
 
 def assign(design: Design, units: pa.Array) -> np.ndarray:
@@ -109,6 +115,19 @@ def buckets(salt: str, units: pa.Array) -> np.ndarray:
     )
     top = np.frombuffer(digests, dtype=">u8").astype(np.uint64) >> np.uint64(11)
     return top.astype(np.float64) / float(2**53)
+
+
+CHECK_SAMPLE = 100_000  # units whose served version is checked against the hash, at most
+
+
+def _checked(served: np.ndarray) -> np.ndarray:
+    """The units to hash: every unit no routed answer placed, and up to CHECK_SAMPLE of the
+    others (all of them below that), drawn with a fixed seed."""
+    unplaced = np.flatnonzero(served == 0)
+    placed = np.flatnonzero(served > 0)
+    if placed.size > CHECK_SAMPLE:
+        placed = np.sort(np.random.default_rng(0).choice(placed, CHECK_SAMPLE, replace=False))
+    return np.concatenate([unplaced, placed])
 
 
 def _served(log: pa.Table, unit_of_row: np.ndarray, units: int, variants: list[int]) -> np.ndarray:

@@ -40,7 +40,7 @@ from steward.domain.experiments import (
 )
 from steward.errors import InvalidInput
 from steward.experiments._exposures import Design, Exposures, read_exposures
-from steward.experiments._unit_values import covariate_values, unit_values
+from steward.experiments._unit_values import Events, covariate_values, events, unit_values
 from steward.stats import ab
 from steward.stats.corrections import Method as CorrectionMethod
 from steward.stats.corrections import adjust_p_values
@@ -51,8 +51,9 @@ from steward.store.outcome_log import read_outcomes
 # CUPED's pre-period: the covariate is the unit's value in the 14 days before the start (as
 # GrowthBook's default lookback)
 PRE_PERIOD = timedelta(days=14)
-OUTCOME_COLUMNS = ("unit_id", "request_id", "value", "timestamp")
-# more units than this served against the design's hash and the split did not run as designed
+OUTCOME_COLUMNS = ("name", "unit_id", "request_id", "value")
+# a larger share of the checked units served against the design's hash: the split did not run
+# as designed
 MAX_MISMATCHED_SHARE = 0.01
 
 
@@ -84,7 +85,7 @@ def analyze_experiment(
             f"{experiment.start.isoformat()}. Analyse it once traffic has arrived.",
             field="name",
         )
-    outcomes = _outcomes(outcome_root, definitions, experiment.start, end)
+    outcomes = events(_outcomes(outcome_root, definitions, experiment.start, end), exposures)
     found = _analysis(experiment, definitions, exposures, outcomes, outcome_root, computed_at,
                       end)  # fmt: skip
     with store.write(actor) as tx:
@@ -96,7 +97,7 @@ def _analysis(
     experiment: Experiment,
     definitions: Mapping[str, MetricDefinition],
     exposures: Exposures,
-    outcomes: Mapping[str, pa.Table],
+    outcomes: Mapping[str, Events],
     outcome_root: str,
     computed_at: datetime,
     end: datetime,
@@ -115,7 +116,7 @@ def _analysis(
     results = _adjusted(results, experiment)
     results = [_judged(r, experiment) for r in results]
     recommendation, ship, reasons = _recommend(
-        experiment, srm, results, sum(units.values()), exposures.mismatched
+        experiment, srm, results, sum(units.values()), exposures.mismatched, exposures.checked
     )
     return ExperimentAnalysis(
         experiment=experiment.name, deployment=experiment.deployment, computed_at=computed_at,
@@ -123,18 +124,21 @@ def _analysis(
         correction=experiment.correction, units=units, planned_units=experiment.planned_units,
         srm=srm, metrics=results, recommendation=recommendation, ship_variant=ship,
         reasons=reasons, assignment_mismatches=exposures.mismatched,
+        assignment_checked=exposures.checked,
     )  # fmt: skip
 
 
 def _outcomes(
     root: str, definitions: Mapping[str, MetricDefinition], start: datetime, end: datetime
-) -> dict[str, pa.Table]:
-    events = {
-        d.event
-        for d in definitions.values()
-        if d.source is MetricSource.OUTCOME and d.event is not None
-    }
-    return {e: read_outcomes(root, e, start, end, OUTCOME_COLUMNS) for e in sorted(events)}
+) -> pa.Table:
+    names = sorted(
+        {
+            d.event
+            for d in definitions.values()
+            if d.source is MetricSource.OUTCOME and d.event is not None
+        }
+    )
+    return read_outcomes(root, names, start, end, OUTCOME_COLUMNS)
 
 
 def _srm(units: dict[int, int], design: Design) -> SrmCheck:
@@ -156,7 +160,7 @@ def _metric(
     definition: MetricDefinition,
     exposures: Exposures,
     codes: np.ndarray,
-    outcomes: Mapping[str, pa.Table],
+    outcomes: Mapping[str, Events],
     outcome_root: str,
 ) -> MetricResult:
     role = next(m for m in experiment.metrics if m.metric == name)
@@ -354,6 +358,7 @@ def _recommend(
     results: list[MetricResult],
     total: int,
     mismatched: int,
+    checked: int,
 ) -> tuple[Recommendation, int | None, list[str]]:
     untrusted = []
     if srm.mismatch:
@@ -362,10 +367,11 @@ def _recommend(
             f"{srm.counts} do not match the design; no result can be trusted until the cause "
             "(assignment, logging, a crashing variant) is found."
         )
-    if total and mismatched / total > MAX_MISMATCHED_SHARE:
+    if checked and mismatched / checked > MAX_MISMATCHED_SHARE:
         untrusted.append(
-            f"{mismatched:,} units ({mismatched / total:.1%}) were served a version other than "
-            "the design's hash gives them: the split changed during the experiment."
+            f"{mismatched / checked:.1%} of the units checked ({mismatched:,} of {checked:,}) "
+            "were served a version other than the design's hash gives them: the split changed "
+            "during the experiment."
         )
     if untrusted:
         return Recommendation.INCONCLUSIVE, None, untrusted

@@ -174,9 +174,10 @@ def _units(analysis: ExperimentAnalysis, experiment: Experiment) -> str:
     mismatches = ""
     if analysis.assignment_mismatches:
         mismatches = (
-            f'<p class="note">{analysis.assignment_mismatches:,} unit(s) were served by another '
-            "variant than the design's hash assigns them: the split did not run exactly as "
-            "designed (each unit counts in the variant that served it).</p>"
+            f'<p class="note">{analysis.assignment_mismatches:,} of '
+            f"{analysis.assignment_checked:,} unit(s) checked were served by another variant "
+            "than the design's hash assigns them: the split did not run exactly as designed "
+            "(each unit counts in the variant that served it).</p>"
         )
     return (
         '<section id="units"><h2>Units per variant</h2>'

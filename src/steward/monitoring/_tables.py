@@ -204,8 +204,9 @@ def batches(src: Source, role: str, batch_rows: int) -> Iterator[pa.RecordBatch]
         if src.path.suffix.lower() in PARQUET_SUFFIXES:
             # pre_buffer=False: with pyarrow's default the reader kept every row group it had
             # read (1.1 GB for a 10M x 20 file, measured; apache/arrow#39808 is the same family
-            # of problem); without it, one row group and one batch at a time (~160 MB)
-            parquet = pq.ParquetFile(src.path, pre_buffer=False)
+            # of problem). buffer_size: column chunks are read in 1 MB pieces rather than whole,
+            # so a large row group is not held at once (bench/bench_profile.py)
+            parquet = pq.ParquetFile(src.path, pre_buffer=False, buffer_size=1 << 20)
             yield from parquet.iter_batches(batch_size=batch_rows)
             return
         options = pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
