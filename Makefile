@@ -42,7 +42,7 @@ BENCH_VENV := .venv-bench
 
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet -e . "mlflow==3.17.*" "pandas<3" "fairlearn>=0.11" "evidently==0.7.*"
+	$(BENCH_VENV)/bin/pip install --quiet -e . "mlflow==3.17.*" "pandas<3" "fairlearn>=0.11" "evidently==0.7.*" "statsmodels>=0.14"
 	touch $@
 
 bench: $(BENCH_VENV)/.installed
