@@ -42,14 +42,19 @@ def live_server(template: Path, tmp_path: Path) -> Iterator[LiveServer]:
         server.stop()
 
 
+@pytest.fixture(params=["embedded", "http"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Embedded and over HTTP: the scenario is a copied SQLite home, so not PostgreSQL (the
+    store's own behaviour there is the conformance checks')."""
+    return str(request.param)
+
+
 @pytest.fixture
 def services(
     mode: str, template: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Services]:
     """The store the client works on, with experiment ``checkout`` started: to write traffic
     and to look behind the SDK."""
-    if mode == "postgres":
-        pytest.skip("the analysis scenario is a copied SQLite home")
     if mode == "http":
         server: LiveServer = request.getfixturevalue("live_server")
         scenario.create(server.services)
@@ -145,12 +150,11 @@ def test_malformed_decisions_name_the_field(client: Client, services: Services) 
     assert client.get_experiment("checkout").state is ExperimentState.RUNNING
 
 
+@pytest.mark.parametrize("mode", ["http"], indirect=True)  # roles are the server's
 def test_over_http_a_developer_cannot_apply_a_ship(
-    mode: str, services: Services, request: pytest.FixtureRequest
+    mode: str, services: Services, live_server: LiveServer
 ) -> None:
-    if mode != "http":
-        pytest.skip("roles are the server's: the embedded store trusts its user")
-    server: LiveServer = request.getfixturevalue("live_server")
+    server = live_server
     with Client(url=server.url, token=server.token(Role.DEVELOPER, name="dev")) as developer:
         with pytest.raises(PermissionDenied, match="approver role"):
             developer.decide_experiment("checkout", "ship", reason="v2 wins", apply=True)
