@@ -10,14 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 
 from steward.api.auth import Principal, requires
 from steward.api.deps import ServicesDep, Viewer
 from steward.api.render import json_list_response, json_response
 from steward.api.routing import JsonRoute
+from steward.api.uploads import media_type, parse_json, read_body
 from steward.auth.service import require_role
 from steward.domain.enums import Role
 from steward.domain.experiments import (
@@ -26,9 +26,7 @@ from steward.domain.experiments import (
     ExperimentAnalysis,
     MetricDefinition,
 )
-from steward.errors import InvalidInput, PayloadTooLarge
 from steward.experiments.report import render_analysis_html
-from steward.schemas import invalid_input_from
 from steward.schemas.experiments import (
     MAX_OUTCOMES_BODY_BYTES,
     PARQUET_MEDIA_TYPE,
@@ -156,6 +154,9 @@ _BODY = {
 }
 
 
+_SHAPE = '{"outcomes": [{"name": ..., "value": ..., "unit_id": ...}]}'
+
+
 @router.post(
     "/outcomes",
     response_model=OutcomeReceipt,
@@ -178,61 +179,21 @@ async def log_outcomes(
     "source"?}``, or a Parquet body (``Content-Type: application/vnd.apache.parquet``) with
     those columns.
     """
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media not in ("application/json", PARQUET_MEDIA_TYPE):
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"Send outcomes as application/json or {PARQUET_MEDIA_TYPE}, not {media!r}.",
-        )
-    body = await _body(request)
+    media = media_type(request, PARQUET_MEDIA_TYPE, "outcomes")
+    body = await read_body(request, MAX_OUTCOMES_BODY_BYTES, "outcomes")
     outcomes: Any
     if media == PARQUET_MEDIA_TYPE:
         outcomes = await run_in_threadpool(table_from_parquet, body)
         origin: OutcomeSource = source or "api"
     else:
-        parsed = await run_in_threadpool(_json_outcomes, body)
+        parsed = await run_in_threadpool(
+            parse_json,
+            OutcomesCreate,
+            body,
+            _SHAPE,
+        )
         outcomes, origin = parsed.outcomes, source or parsed.source
     receipt = await run_in_threadpool(
         services.experiments.log_outcomes, who.name, outcomes, source=origin
     )
     return json_response(receipt, status_code=201)
-
-
-async def _body(request: Request) -> bytes:
-    """The body, refused as soon as it passes MAX_OUTCOMES_BODY_BYTES."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_OUTCOMES_BODY_BYTES:
-        raise _too_large()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_OUTCOMES_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large() -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The outcomes are over the request limit of {MAX_OUTCOMES_BODY_BYTES} bytes; split "
-        "them into several calls.",
-        field="body",
-    )
-
-
-def _json_outcomes(body: bytes) -> OutcomesCreate:
-    """Parsed and validated in one pass by pydantic-core; NaN and Infinity parse, then the
-    value's check names them."""
-    try:
-        return OutcomesCreate.model_validate_json(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            raise InvalidInput("The request body is not valid JSON.", field="body") from None
-        if not first["loc"]:  # valid JSON, but not an object
-            raise InvalidInput(
-                'The body must be an object: {"outcomes": [{"name": ..., "value": ..., '
-                '"unit_id": ...}]}.',
-                field="body",
-            ) from None
-        raise invalid_input_from(exc) from None

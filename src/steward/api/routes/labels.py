@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 
 from steward.api.deps import Developer, ServicesDep
 from steward.api.render import json_response
+from steward.api.uploads import media_type, parse_json, read_body
 from steward.domain.uri import check_model_name
-from steward.errors import InvalidInput, PayloadTooLarge
-from steward.schemas import invalid_input_from
 from steward.schemas.labels import (
     MAX_LABELS_BODY_BYTES,
     PARQUET_MEDIA_TYPE,
@@ -81,58 +78,16 @@ async def log_labels(
     (``Content-Type: application/vnd.apache.parquet``) with those columns.
     """
     check_model_name(name, field="name")
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media not in ("application/json", PARQUET_MEDIA_TYPE):
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"Send labels as application/json or {PARQUET_MEDIA_TYPE}, not {media!r}.",
-        )
-    body = await _body(request)
+    media = media_type(request, PARQUET_MEDIA_TYPE, "labels")
+    body = await read_body(request, MAX_LABELS_BODY_BYTES, "labels")
     labels: Any
     if media == PARQUET_MEDIA_TYPE:
         labels = await run_in_threadpool(table_from_parquet, body)
         origin: LabelSource = source or "api"
     else:
-        parsed = await run_in_threadpool(_json_labels, body)  # ~2.5 s for 1M rows: off the loop
+        parsed = await run_in_threadpool(
+            parse_json, LabelsCreate, body, '{"labels": [{"request_id": ..., "label": ...}]}'
+        )  # ~2.5 s for 1M rows: off the loop
         labels, origin = parsed.labels, source or parsed.source
     receipt = await run_in_threadpool(services.labels.log, who.name, name, labels, source=origin)
     return json_response(receipt, status_code=201)
-
-
-async def _body(request: Request) -> bytes:
-    """The body, refused as soon as it passes MAX_LABELS_BODY_BYTES."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_LABELS_BODY_BYTES:
-        raise _too_large()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_LABELS_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large() -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The labels are over the request limit of {MAX_LABELS_BODY_BYTES} bytes; split them "
-        "into several calls.",
-        field="body",
-    )
-
-
-def _json_labels(body: bytes) -> LabelsCreate:
-    """Parsed and validated in one pass by pydantic-core; NaN and Infinity parse, then the
-    label's check names them."""
-    try:
-        return LabelsCreate.model_validate_json(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            raise InvalidInput("The request body is not valid JSON.", field="body") from None
-        if not first["loc"]:  # valid JSON, but not an object
-            raise InvalidInput(
-                'The body must be an object: {"labels": [{"request_id": ..., "label": ...}]}.',
-                field="body",
-            ) from None
-        raise invalid_input_from(exc) from None
