@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,20 @@ def write_text(path: Path, text: str, *, what: str, option: str) -> None:
         raise InvalidInput(
             f"Cannot write the {what} to {str(path)!r}: {exc}.", field=option
         ) from exc
+
+
+def parse_instant(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time from the command line; one without an offset is UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected an ISO 8601 time such as 2025-01-31T14:00Z, got {text!r}",
+            param_hint=option,
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def print_json(data: Any) -> None:

@@ -9,13 +9,21 @@ metric or experiment 4, a second running experiment on a deployment or a taken n
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from steward.cli._output import console, escape, note, number, print_json, success, table
+from steward.cli._output import (
+    console,
+    escape,
+    note,
+    number,
+    parse_instant,
+    print_json,
+    success,
+    table,
+)
 from steward.cli._state import state
 from steward.domain.experiments import (
     Aggregation,
@@ -164,7 +172,7 @@ def create(
         name, deployment=deployment, metric=metric, secondary=secondary or [],
         guardrails=guardrail or [], control=control, method=method.value,
         correction=correction.value, alpha=alpha, mde=mde, planned_units=planned_units,
-        hypothesis=hypothesis, start=_instant(start, "--start"),
+        hypothesis=hypothesis, start=parse_instant(start, "--start"),
     )  # fmt: skip
     if as_json:
         print_json(experiment)
@@ -256,19 +264,6 @@ def _variants(experiment: Experiment) -> str:
         control = " control" if version == experiment.control else ""
         parts.append(f"v{version}{share}{control}")
     return ", ".join(parts)
-
-
-def _instant(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected an ISO 8601 time such as 2025-01-31T14:00Z, got {text!r}",
-            param_hint=option,
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # -- outcomes --------------------------------------------------------------------------------

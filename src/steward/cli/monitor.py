@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,6 +24,7 @@ from steward.cli._output import (
     escape,
     note,
     number,
+    parse_instant,
     parse_numbers,
     print_json,
     success,
@@ -88,7 +88,7 @@ def run(
     if window is not None:
         parse_duration(window, field="--window", maximum=MAX_WINDOW_S)
     result = state(ctx).client.run_monitors(
-        names or [], window=window, end=_instant(end, "--end"), engine=engine.value
+        names or [], window=window, end=parse_instant(end, "--end"), engine=engine.value
     )
     if as_json:
         print_json(result)
@@ -96,19 +96,6 @@ def run(
         _print_outcomes(result)
     if result.fired:
         raise typer.Exit(GateFailed.exit_code)
-
-
-def _instant(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected an ISO 8601 time such as 2025-01-31T14:00Z, got {text!r}",
-            param_hint=option,
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _print_outcomes(result: MonitorRunResult) -> None:
