@@ -52,11 +52,6 @@ class DeploymentService:
         with self.store.read() as rx:
             return rx.list_deployments(model)
 
-    def ship(self, actor: str, name: str, version: int, *, reason: str) -> Deployment:
-        """Make ``version`` the champion, all traffic to it (``ship_in``)."""
-        with self.store.write(actor) as tx:
-            return ship_in(tx, name, version, reason=reason)
-
     def rollback(
         self,
         actor: str,
