@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
+from starlette.types import Receive, Scope, Send
 
 from steward._version import __version__
 from steward.api.deps import refuse_nul
 from steward.api.errors import install_error_handlers
+from steward.api.hot_routes import HotRoutes
 from steward.api.routes import (
     artifacts,
     audit,
@@ -52,7 +55,8 @@ def create_app(
         if services is None:
             built.close()
 
-    app = FastAPI(
+    app = StewardApi(
+        built,
         title="Steward",
         version=__version__,
         description="The control plane for production machine learning.",
@@ -77,4 +81,15 @@ def create_app(
     return app
 
 
-__all__ = ["create_app"]
+class StewardApi(FastAPI):
+    """FastAPI, with the hottest calls answered before its machinery (see `HotRoutes`)."""
+
+    def __init__(self, services: Services, **options: Any) -> None:
+        super().__init__(**options)
+        self._hot = HotRoutes(super().__call__, services)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._hot(scope, receive, send)
+
+
+__all__ = ["StewardApi", "create_app"]

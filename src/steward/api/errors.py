@@ -31,11 +31,15 @@ def envelope(status: int, code: str, message: str, details: dict[str, object]) -
     return JSONResponse(body, status_code=status)
 
 
-async def _steward_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StewardError)
+def steward_error_response(exc: StewardError) -> JSONResponse:
     if exc.http_status >= 500:
         log.error("request failed: %s", exc.message, exc_info=exc)
     return envelope(exc.http_status, exc.code, exc.message, exc.details)
+
+
+async def _steward_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StewardError)
+    return steward_error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
+import pydantic_core
+
 from steward.domain.clock import utcnow
 from steward.domain.entities import Alias, ArtifactRef, Model, ModelVersion, Page
 from steward.domain.enums import Flavor
@@ -203,6 +205,28 @@ class RegistryService:
                 conditions, model=model, limit=check_page_size(limit) + 1, offset=offset
             )
         return _page(items, limit, offset)
+
+    def list_versions_json(
+        self,
+        filter: str | None = None,
+        *,
+        model: str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> bytes:
+        """`list_versions`'s page as JSON, built from the stored rows without an entity per
+        version: what the API sends, in a fraction of the time."""
+        conditions = parse_filter(filter, fields=VERSION_FIELDS)
+        offset = decode_page_token(page_token)
+        with self.store.read() as rx:
+            items = rx.list_versions_json(
+                conditions, model=model, limit=check_page_size(limit) + 1, offset=offset
+            )
+        token = encode_page_token(offset + limit) if len(items) > limit else None
+        return b'{"items":[%s],"next_page_token":%s}' % (
+            b",".join(items[:limit]),
+            pydantic_core.to_json(token),
+        )
 
     # aliases ------------------------------------------------------------------------------
     def set_alias(self, actor: str, name: str, alias: str, version: int) -> Alias:

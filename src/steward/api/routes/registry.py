@@ -56,9 +56,10 @@ def list_versions(
     services: ServicesDep, _: Viewer, filter: Filter = None, model: str | None = None,
     limit: Limit = 100, page_token: str | None = None,
 ) -> Response:  # fmt: skip
-    return json_response(
-        services.registry.list_versions(filter, model=model, limit=limit, page_token=page_token)
+    page = services.registry.list_versions_json(
+        filter, model=model, limit=limit, page_token=page_token
     )
+    return Response(page, media_type="application/json")
 
 
 @router.post(

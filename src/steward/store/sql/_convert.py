@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import pydantic_core
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from steward.domain.entities import (
@@ -91,6 +93,64 @@ def version_entity(
             "created_by": row.created_by,
         }
     )
+
+
+# The columns `version_json` reads, in this order: `list_versions_json` selects them so, the
+# JSON columns as the text they were stored as and the aliases as one comma-separated string.
+VERSION_JSON_COLUMNS = (
+    "id", "model_id", "model_name", "version", "flavor", "primary_file", "description",
+    "status", "status_changed_at", "trusted", "created_at", "created_by", "aliases",
+    "files", "signature", "metrics", "params", "tags", "lineage", "reference_sample",
+    "reference_profile",
+)  # fmt: skip
+_STORED_JSON = (
+    '%s,"aliases":%s,"files":%s,"signature":%s,"metrics":%s,"params":%s,"tags":%s,'
+    '"lineage":%s,"reference_sample":%s,"reference_profile":%s}'
+)
+
+
+def version_json(row: Sequence[Any]) -> bytes:
+    """``version_entity(...).model_dump_json()`` of a row of `VERSION_JSON_COLUMNS`, without
+    building the entity.
+
+    Building a page of 100 entities (seven JSON columns parsed, the tree validated) and
+    serializing them again took more than the page's query (measured: ~2 ms of ~6 ms on
+    SQLite). The stored JSON is the dump of the same nested models, written by the registry
+    service, so it is passed through; the scalars are serialized by pydantic-core as the
+    entity would serialize them. The keys come in another order; tests check every item
+    against the entity on both backends.
+    """
+    (id_, model_id, model_name, version, flavor, primary_file, description, status,
+     status_changed_at, trusted, created_at, created_by, aliases, files, signature, metrics,
+     params, tags, lineage, reference_sample, reference_profile) = row  # fmt: skip
+    head = pydantic_core.to_json(
+        {
+            "id": id_,
+            "model_id": model_id,
+            "model_name": model_name,
+            "version": version,
+            "flavor": flavor,
+            "primary_file": primary_file,
+            "description": description,
+            "status": status,
+            "status_changed_at": status_changed_at,
+            "trusted": trusted,
+            "created_at": created_at,
+            "created_by": created_by,
+        }
+    )
+    alias_list = sorted(aliases.split(",")) if aliases else []
+    body = _STORED_JSON % (
+        head[:-1].decode(), pydantic_core.to_json(alias_list).decode(), files,
+        _none_if_empty(signature), metrics, params, tags, lineage,
+        _none_if_empty(reference_sample), _none_if_empty(reference_profile),
+    )  # fmt: skip
+    return body.encode()
+
+
+def _none_if_empty(stored: str | None) -> str:
+    """As in `version_entity`: nothing, or an empty object, stored for an optional part."""
+    return "null" if stored is None or stored in ("{}", "null") else stored
 
 
 def alias_entity(model_name: str, alias: str, version: int, row: Any) -> Alias:

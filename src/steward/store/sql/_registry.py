@@ -6,7 +6,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -14,7 +25,13 @@ from sqlalchemy.orm import Session
 from steward.domain.entities import Alias, Model, ModelVersion
 from steward.domain.search import Condition
 from steward.errors import AlreadyExists, NotFound
-from steward.store.sql._convert import alias_entity, model_entity, version_entity
+from steward.store.sql._convert import (
+    VERSION_JSON_COLUMNS,
+    alias_entity,
+    model_entity,
+    version_entity,
+    version_json,
+)
 from steward.store.sql._filters import compare, model_condition, version_condition
 from steward.store.sql.tables import (
     AliasRow,
@@ -107,6 +124,25 @@ _VERSIONS: Any = ModelVersionRow.__table__
 _VERSION_METRICS: Any = VersionMetricRow.__table__
 _VERSION_TAGS: Any = VersionTagRow.__table__
 _ALIASES: Any = AliasRow.__table__
+# What `version_json` reads: the JSON columns as the text they were stored as, the aliases of
+# each version (names are letters, digits, '_' and '-': a comma cannot be part of one).
+_ALIAS_NAMES = (
+    select(func.aggregate_strings(_ALIASES.c.alias, ","))
+    .where(_ALIASES.c.model_id == _VERSIONS.c.model_id, _ALIASES.c.version_id == _VERSIONS.c.id)
+    .scalar_subquery()
+)
+
+
+def _version_json_column(name: str) -> Any:
+    if name == "model_name":
+        return _MODELS.c.name.label(name)
+    if name == "aliases":
+        return _ALIAS_NAMES.label(name)
+    column = _VERSIONS.c[name]
+    return cast(column, Text).label(name) if isinstance(column.type, JSON) else column
+
+
+_VERSION_JSON_COLUMNS = select(*(_version_json_column(n) for n in VERSION_JSON_COLUMNS))
 
 # The write hot path runs statements built once, here, with bind parameters: building a
 # statement per call (coercions, cache key) cost ~0.25 ms each, several times the statement's
@@ -243,16 +279,24 @@ def version_entities(session: Session, rows: Sequence[Any]) -> list[ModelVersion
             ModelRow.id.in_({r.model_id for r in rows})
         )
         names = {model_id: name for model_id, name in session.execute(name_query)}
-    aliases: dict[str, list[str]] = defaultdict(list)
-    alias_query = select(AliasRow.version_id, AliasRow.alias).where(AliasRow.version_id.in_(ids))
-    for version_id, alias in session.execute(alias_query):
-        aliases[version_id].append(alias)
+    aliases = _aliases_of(session, ids)
     return [
         version_entity(
             r, model_name=names[r.model_id], metrics=r.metrics, tags=r.tags, aliases=aliases[r.id]
         )
         for r in rows
     ]
+
+
+def _aliases_of(session: Session, version_ids: list[str]) -> dict[str, list[str]]:
+    aliases: dict[str, list[str]] = defaultdict(list)
+    if version_ids:
+        query = select(AliasRow.version_id, AliasRow.alias).where(
+            AliasRow.version_id.in_(version_ids)
+        )
+        for version_id, alias in session.execute(query):
+            aliases[version_id].append(alias)
+    return aliases
 
 
 def versions_where(session: Session, *conditions: Any) -> list[ModelVersion]:
@@ -274,19 +318,43 @@ def list_versions(
     offset: int,
 ) -> list[ModelVersion]:
     """Versions matching ``conditions``, ordered by model name, then newest version first."""
+    columns = select(_VERSIONS, ModelRow.name.label("model_name"))
+    query = _page_rows(columns, conditions, model, limit, offset)
+    return version_entities(session, list(session.execute(query)))
+
+
+def list_versions_json(
+    session: Session,
+    conditions: list[Condition],
+    *,
+    model: ModelRow | None,
+    limit: int,
+    offset: int,
+) -> list[bytes]:
+    """The same page as `list_versions`, each version as its JSON (see `version_json`)."""
+    query = _page_rows(_VERSION_JSON_COLUMNS, conditions, model, limit, offset)
+    return [version_json(row) for row in session.connection().execute(query)]
+
+
+def _page_rows(
+    columns: Select[Any],
+    conditions: list[Condition],
+    model: ModelRow | None,
+    limit: int,
+    offset: int,
+) -> Select[Any]:
+    """``columns`` of a page of matching versions, with their model's name, in listing order."""
     # Page the ids first, then fetch the full rows of that page only: sorting every match
     # with its JSON columns (lineage, environment, signature) was most of a search's time.
     if len(conditions) == 1 and conditions[0].scope == "metrics":
         page = _metric_page(conditions[0], model)
     else:
         page = _page(conditions, model)
-    query = (
-        select(_VERSIONS, ModelRow.name.label("model_name"))
-        .join(ModelRow, ModelRow.id == ModelVersionRow.model_id)
+    return (
+        columns.select_from(_VERSIONS.join(_MODELS, _MODELS.c.id == _VERSIONS.c.model_id))
         .where(ModelVersionRow.id.in_(page.limit(limit).offset(offset).scalar_subquery()))
         .order_by(ModelRow.name, ModelVersionRow.version.desc())
     )
-    return version_entities(session, list(session.execute(query)))
 
 
 def _page(conditions: list[Condition], model: ModelRow | None) -> Select[str]:

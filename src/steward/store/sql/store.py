@@ -109,6 +109,14 @@ class SqlReadSession(GateReads, DeploymentReads, MonitoringReads, IncidentReads,
             self.session, conditions, model=row, limit=limit, offset=offset
         )
 
+    def list_versions_json(
+        self, conditions: list[Condition], *, model: str | None, limit: int, offset: int
+    ) -> list[bytes]:
+        row = None if model is None else _registry.get_model_row(self.session, model)
+        return _registry.list_versions_json(
+            self.session, conditions, model=row, limit=limit, offset=offset
+        )
+
     def get_alias(self, name: str, alias: str) -> Alias | None:
         return _registry.alias_of(self.session, _registry.get_model_row(self.session, name), alias)
 

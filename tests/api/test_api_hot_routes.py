@@ -1,0 +1,187 @@
+"""The hot lane (`steward.api.hot_routes`) answers exactly as FastAPI's routes do.
+
+Each request goes to the app as served (hot lane first) and to the same app's FastAPI stack
+alone; the answers must match. The lane must also really answer the plain cases itself (else
+the comparison would pass by always falling back), and leave every refusal it cannot
+reproduce exactly to FastAPI.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
+
+from steward.api.app import StewardApi
+from tests.api.conftest import ApiEnv
+
+V1 = "/api/v1"
+
+
+class Lanes:
+    """The app as served, FastAPI alone on the same app, and a count of fallbacks."""
+
+    def __init__(self, api: ApiEnv) -> None:
+        app = api.app
+        assert isinstance(app, StewardApi)
+        self.api = api
+        self.fallbacks = 0
+        fastapi_alone = functools.partial(FastAPI.__call__, app)
+
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            self.fallbacks += 1
+            await fastapi_alone(scope, receive, send)
+
+        app._hot.app = counted
+        self.served = api.http
+        self.plain = TestClient(fastapi_alone, raise_server_exceptions=False)
+        for role in ("viewer", "developer"):  # tokens verified once, as a caller's first call
+            self.served.get(f"{V1}/models", headers=api.headers(role))
+        self.fallbacks = 0
+
+    def both(self, method: str, url: str, who: str | None = "developer", **kw: Any) -> Any:
+        served = self.served.request(method, url, headers=self.api.headers(who), **kw)
+        plain = self.plain.request(method, url, headers=self.api.headers(who), **kw)
+        return served, plain
+
+
+@pytest.fixture
+def lanes(api: ApiEnv) -> Iterator[Lanes]:
+    original = api.app._hot.app  # type: ignore[attr-defined]
+    yield Lanes(api)
+    api.app._hot.app = original  # type: ignore[attr-defined]
+
+
+def _version_body(digest: str, **extra: Any) -> dict[str, Any]:
+    return {"flavor": "sklearn", "files": {"model.skops": {"digest": digest, "size": 1}}, **extra}
+
+
+def test_hot_calls_are_answered_by_the_lane(lanes: Lanes, api: ApiEnv) -> None:
+    files = api.services.registry.get_version("models:/known/1").files
+    body = {"flavor": "sklearn", "files": {k: v.model_dump() for k, v in files.items()}}
+    created = lanes.served.post(
+        f"{V1}/models/known/versions", json={**body, "metrics": {"auc": 0.7}},
+        headers=api.headers("developer"),
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    number = created.json()["version"]
+    assert api.services.registry.get_version(f"models:/known/{number}").metrics == {"auc": 0.7}
+
+    moved = lanes.served.put(
+        f"{V1}/models/known/aliases/hot", json={"version": number},
+        headers=api.headers("developer"),
+    )  # fmt: skip
+    assert moved.status_code == 200
+    assert moved.json()["version"] == number
+    assert moved.json()["updated_by"] == "token:developer"
+
+    points = [{"key": "loss", "value": 0.5, "step": i} for i in range(3)]
+    logged = lanes.served.post(
+        f"{V1}/runs/{api.ids['run']}/batch", json={"metrics": points},
+        headers=api.headers("developer"),
+    )  # fmt: skip
+    assert logged.json() == {"points": 3}
+
+    page = lanes.served.get(
+        f"{V1}/versions", params={"filter": "metrics.auc > 0.5", "limit": 1},
+        headers=api.headers("viewer"),
+    )  # fmt: skip
+    assert page.status_code == 200
+    assert len(page.json()["items"]) == 1
+    assert page.json()["next_page_token"] is not None
+    assert lanes.fallbacks == 0
+    events = api.services.audit.list_events(actor="token:developer", newest_first=True).items
+    assert [e.kind for e in events[:3]] == ["run.logged", "alias.set", "version.registered"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"filter": "metrics.auc > 0.5"},
+        {"model": "known", "limit": "1"},
+        {"filter": "metrics.auc >"},  # the service refuses it
+        {"model": "no-such-model"},
+    ],
+)
+def test_search_answers_match(lanes: Lanes, query: dict[str, str]) -> None:
+    served, plain = lanes.both("GET", f"{V1}/versions", "viewer", params=query)
+    assert (served.status_code, served.json()) == (plain.status_code, plain.json())
+    assert served.headers["content-type"] == plain.headers["content-type"]
+    assert lanes.fallbacks == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/models/no-such-model/versions", "version"),  # 404 from the service
+        ("PUT", "/models/known/aliases/champion", {"version": 999}),  # no such version
+        ("PUT", "/models/known/aliases/Bad%20Alias", {"version": 1}),  # invalid alias name
+        ("PUT", "/models/no-such-model/aliases/champion", {"version": 1}),
+        ("POST", "/runs/no-such-run/batch", {"metrics": [{"key": "a", "value": 1.0}]}),
+    ],
+)
+def test_service_refusals_match(
+    lanes: Lanes, api: ApiEnv, method: str, path: str, body: Any
+) -> None:
+    if body == "version":
+        body = _version_body(api.ids["digest"])
+    served, plain = lanes.both(method, V1 + path, json=body)
+    assert served.status_code >= 400
+    assert (served.status_code, served.json()) == (plain.status_code, plain.json())
+    assert lanes.fallbacks == 0
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "kw"),
+    [
+        (None, "PUT", "/models/known/aliases/champion", {"json": {"version": 1}}),
+        ("garbage", "PUT", "/models/known/aliases/champion", {"json": {"version": 1}}),
+        ("basic", "PUT", "/models/known/aliases/champion", {"json": {"version": 1}}),
+        ("viewer", "PUT", "/models/known/aliases/champion", {"json": {"version": 1}}),
+        ("expired", "GET", "/versions", {}),
+        ("developer", "PUT", "/models/known/aliases/champion", {"content": b"{not json"}),
+        ("developer", "PUT", "/models/known/aliases/champion", {"json": {"version": "one"}}),
+        ("developer", "PUT", "/models/known/aliases/champion", {"json": [1]}),
+        ("developer", "PUT", "/models/known/aliases/champion", {"json": {"version": 1, "x": 1}}),
+        ("developer", "POST", "/models/known/versions", {"json": {"files": {}}}),
+        ("developer", "POST", f"/runs/{'{run}'}/batch", {"json": {"metrics": "many"}}),
+        ("developer", "PUT", "/models/kn%00own/aliases/champion", {"json": {"version": 1}}),
+        ("viewer", "GET", "/versions?limit=0", {}),
+        ("viewer", "GET", "/versions?limit=abc", {}),
+        ("viewer", "GET", "/versions?limit=10001", {}),
+        ("viewer", "GET", "/versions?model=a%00b", {}),
+        ("viewer", "GET", "/versions?limit=5&limit=6", {}),
+    ],
+)
+def test_refusals_left_to_fastapi_match(
+    lanes: Lanes, api: ApiEnv, who: str, method: str, path: str, kw: dict[str, Any]
+) -> None:
+    path = path.replace("{run}", api.ids["run"])
+    if "content" in kw:
+        kw = {**kw, "headers_extra": {"content-type": "application/json"}}
+    extra = kw.pop("headers_extra", {})
+    served = lanes.served.request(method, V1 + path, headers={**api.headers(who), **extra}, **kw)
+    plain = lanes.plain.request(method, V1 + path, headers={**api.headers(who), **extra}, **kw)
+    assert served.status_code == plain.status_code
+    assert json.loads(served.content) == json.loads(plain.content)
+    if path.endswith("limit=5&limit=6"):
+        assert served.status_code == 200
+    else:
+        assert 400 <= served.status_code < 500
+    assert lanes.fallbacks == 1
+
+
+def test_a_body_sent_without_json_content_type_goes_to_fastapi(lanes: Lanes, api: ApiEnv) -> None:
+    served = lanes.served.put(
+        f"{V1}/models/known/aliases/champion", content=b'{"version": 1}',
+        headers={**api.headers("developer"), "content-type": "text/plain"},
+    )  # fmt: skip
+    assert lanes.fallbacks == 1
+    assert served.status_code in (200, 422)
