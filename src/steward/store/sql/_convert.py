@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pydantic_core
@@ -133,19 +134,28 @@ def version_json(row: Sequence[Any]) -> bytes:
             "primary_file": primary_file,
             "description": description,
             "status": status,
-            "status_changed_at": status_changed_at,
-            "trusted": trusted,
-            "created_at": created_at,
+            "status_changed_at": _utc(status_changed_at),
+            "trusted": bool(trusted),
+            "created_at": _utc(created_at),
             "created_by": created_by,
         }
     )
-    alias_list = sorted(aliases.split(",")) if aliases else []
+    alias_list = pydantic_core.to_json(sorted(aliases.split(","))).decode() if aliases else "[]"
     body = _STORED_JSON % (
-        head[:-1].decode(), pydantic_core.to_json(alias_list).decode(), files,
+        head[:-1].decode(), alias_list, files,
         _none_if_empty(signature), metrics, params, tags, lineage,
         _none_if_empty(reference_sample), _none_if_empty(reference_profile),
     )  # fmt: skip
     return body.encode()
+
+
+def _utc(stored: datetime | str | None) -> datetime | None:
+    """A stored naive-UTC timestamp as the driver gives it (text on SQLite), made aware."""
+    if stored is None:
+        return None
+    if isinstance(stored, str):
+        return datetime.fromisoformat(stored + "+00:00")  # a third of the time of .replace()
+    return stored.replace(tzinfo=UTC)
 
 
 def _none_if_empty(stored: str | None) -> str:
