@@ -17,9 +17,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
+from tests.api.conftest import ApiEnv
 
 from steward.api.app import StewardApi
-from tests.api.conftest import ApiEnv
 
 V1 = "/api/v1"
 
