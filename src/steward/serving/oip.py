@@ -36,7 +36,7 @@ from steward.serving._binary import (
     split_body,
 )
 from steward.serving._datatypes import DATATYPES, accepts, datatype_for, datatype_of
-from steward.serving._oip_fast import fast_binary_columns, fast_columns
+from steward.serving._oip_fast import fast_binary_columns, fast_columns, fast_matrix
 from steward.serving._tensors import (
     Array,
     ColumnView,
@@ -164,6 +164,9 @@ def _decode_inputs(
 ) -> _Decoded:
     if signature is not None and table_plan(signature).tabular:
         if binary is None:
+            one_tensor = fast_matrix(raw, signature, forbid)
+            if one_tensor is not None:
+                return one_tensor
             fast = fast_columns(raw, signature, forbid)
         else:
             fast = fast_binary_columns(raw, signature, forbid, binary)
