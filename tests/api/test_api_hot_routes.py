@@ -185,3 +185,17 @@ def test_a_body_sent_without_json_content_type_goes_to_fastapi(lanes: Lanes, api
     )  # fmt: skip
     assert lanes.fallbacks == 1
     assert served.status_code in (200, 422)
+
+
+def test_a_bug_in_a_hot_call_answers_the_500_envelope(
+    lanes: Lanes, api: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any, **__: Any) -> bytes:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api.services.registry, "list_versions_json", broken)
+    served = lanes.served.get(f"{V1}/versions", headers=api.headers("viewer"))
+    assert served.status_code == 500
+    assert served.json()["error"]["code"] == "internal"
+    assert "a bug" not in served.text
+    assert lanes.fallbacks == 0

@@ -82,9 +82,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return envelope(exc.status_code, code, str(exc.detail), {})
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+def unexpected_error_response(exc: Exception) -> JSONResponse:
     log.exception("unexpected error", exc_info=exc)
     return envelope(500, "internal", "The server hit an unexpected error; it has been logged.", {})
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    return unexpected_error_response(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
