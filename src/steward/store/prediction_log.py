@@ -18,6 +18,7 @@ import atexit
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -317,7 +318,7 @@ class PredictionLogWriter:
             try:
                 if not deployment:
                     raise ValueError("records without a deployment name or a datetime timestamp")
-                table = logged_to_table(records, signatures.get(deployment))
+                table = _table_in_slices(records, signatures.get(deployment))
                 self._write_file(deployment, hour, table)
             except Exception:
                 logger.exception(
@@ -389,6 +390,30 @@ def _hour_of(timestamp: datetime | float, hours: dict[int, str]) -> str:
 
 
 # -- records to Arrow ----------------------------------------------------------------------
+
+
+# Records converted between two moments where the writer gives the GIL back.
+_SLICE = 256
+
+
+def _table_in_slices(records: Sequence[Logged], signature: Signature | None) -> pa.Table:
+    """`logged_to_table`, a slice of records at a time, the GIL given back between slices.
+
+    The writer shares its process, and often its core, with the server's event loop: a flush
+    of 1,000 requests converted at once kept the loop waiting ~5 ms, and the requests that
+    arrived meanwhile made the server's p99 (measured in process: 10,000 at once, a 10 ms
+    wait). A slice takes well under a millisecond.
+    """
+    tables = []
+    for start in range(0, len(records), _SLICE):
+        tables.append(logged_to_table(records[start : start + _SLICE], signature))
+        time.sleep(0)  # lets the event loop's thread take the GIL
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables)
+    except pa.ArrowInvalid:  # slices that took different paths typed a column differently
+        return logged_to_table(records, signature)
 
 
 def logged_to_table(records: Sequence[Logged], signature: Signature | None) -> pa.Table:
@@ -464,7 +489,9 @@ def _prediction_columns(values: list[Any], total: int) -> tuple[pa.Array, pa.Arr
     """(prediction, prediction_label): numbers and bools as numbers, text as labels."""
     if any(v is None for v in values):
         return None
-    joined = np.concatenate([np.asarray(v).reshape(-1) for v in values])
+    joined = _concatenated(values)
+    if joined is None or joined.ndim != 1:
+        joined = np.concatenate([np.asarray(v).reshape(-1) for v in values])
     if len(joined) != total:
         return None
     if joined.dtype.kind in "biuf":
@@ -482,14 +509,11 @@ def _probability_columns(values: list[Any], total: int) -> tuple[pa.Array, pa.Ar
         return pa.nulls(total, pa.float64()), pa.nulls(total, pa.list_(pa.float64()))
     if any(v is None for v in values):
         return None
-    arrays = [np.asarray(v, dtype=np.float64) for v in values]
-    widths = {a.shape[1] if a.ndim == 2 else -1 for a in arrays}
-    if len(widths) != 1 or -1 in widths:
+    joined = _concatenated(values)
+    if joined is None or joined.ndim != 2 or len(joined) != total:
         return None
-    joined = np.concatenate(arrays)
-    if len(joined) != total:
-        return None
-    width = widths.pop()
+    joined = joined.astype(np.float64, copy=False)
+    width = joined.shape[1]
     lists = pa.FixedSizeListArray.from_arrays(pa.array(joined.reshape(-1)), width)
     score = pa.array(joined[:, 1]) if width == 2 else pa.nulls(total, pa.float64())
     return score, lists.cast(pa.list_(pa.float64()))
@@ -498,9 +522,21 @@ def _probability_columns(values: list[Any], total: int) -> tuple[pa.Array, pa.Ar
 def _joined_matrix(requests: Sequence[RequestRecord], width: int) -> Any:
     """Every request's input matrix stacked, when each has one of that width (else None)."""
     matrices = [r.matrix for r in requests]
-    if any(m is None or m.ndim != 2 or m.shape[1] != width for m in matrices):
+    if any(m is None for m in matrices):
         return None
-    return np.concatenate(matrices)
+    joined = _concatenated(matrices)
+    if joined is None or joined.ndim != 2 or joined.shape[1] != width:
+        return None
+    return joined
+
+
+def _concatenated(values: list[Any]) -> Any:
+    """The per-request arrays joined in one call, or None when they do not join (different
+    widths or dimensions): one numpy call instead of a conversion per request."""
+    try:
+        return np.concatenate(values)
+    except (ValueError, TypeError):
+        return None
 
 
 def _input_columns(
