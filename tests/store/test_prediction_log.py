@@ -514,3 +514,28 @@ def test_a_request_reaching_flush_rows_wakes_the_writer(tmp_path: Path) -> None:
         _wait_for(lambda: writer.written == 6)
     finally:
         writer.close()
+
+
+def test_a_flush_converted_in_slices_equals_one_conversion() -> None:
+    requests = [_request(f"r{i}", 1 + i % 3) for i in range(600)]  # three slices
+    mixed = [*requests[:300], _request("odd", 1, probabilities=None), *requests[300:]]
+    for batch in (requests, mixed):  # the second: one slice goes row by row
+        table = prediction_log._table_in_slices(batch, SIGNATURE)
+        assert table.equals(logged_to_table(batch, SIGNATURE))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="threads have their own priority on Linux")
+def test_the_writer_thread_runs_at_a_lower_priority(
+    make_writer: Callable[..., PredictionLogWriter],
+) -> None:
+    import os
+
+    writer = make_writer()
+    writer.log(_record("r1"))
+    thread = writer._thread
+    assert thread is not None
+    assert thread.native_id is not None
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    expected = min(19, mine + prediction_log.WRITER_NICE)
+    _wait_for(lambda: os.getpriority(os.PRIO_PROCESS, thread.native_id) == expected)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only its own

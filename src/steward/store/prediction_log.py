@@ -17,6 +17,8 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
+import sys
 import threading
 import time
 import uuid
@@ -288,6 +290,7 @@ class PredictionLogWriter:
     # -- the writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        _lower_this_threads_priority()
         while True:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
@@ -390,6 +393,25 @@ def _hour_of(timestamp: datetime | float, hours: dict[int, str]) -> str:
 
 
 # -- records to Arrow ----------------------------------------------------------------------
+
+
+# How much lower than the server's threads the writer runs (a nice increment, Linux): enough
+# that the OS scheduler runs the event loop as soon as a request arrives instead of letting a
+# flush finish its time slice first; not so much that a saturated core starves the writer
+# (weight 110 against 1,024: ~10% of a busy core, where it needs ~3% at full load).
+WRITER_NICE = 10
+
+
+def _lower_this_threads_priority() -> None:
+    """Nice the calling thread by `WRITER_NICE` where threads have their own priority (Linux);
+    raising one's own nice value needs no privilege. Elsewhere a no-op."""
+    if sys.platform != "linux" or not WRITER_NICE:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WRITER_NICE)
+    except OSError:
+        logger.debug("could not lower the prediction log writer's priority", exc_info=True)
 
 
 # Records converted between two moments where the writer gives the GIL back.
