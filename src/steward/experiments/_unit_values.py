@@ -48,14 +48,22 @@ def events(outcomes: pa.Table, exposures: Exposures) -> dict[str, Events]:
         return {}
     unit, value, known = _outcome_rows(outcomes, exposures)
     names = pc.dictionary_encode(outcomes["name"].combine_chunks())
-    codes = names.indices.to_numpy(zero_copy_only=False)[known]
-    unit, value = unit[known], value[known]
+    codes = names.indices.to_numpy(zero_copy_only=False)
+    if not known.all():
+        codes, unit, value = codes[known], unit[known], value[known]
+    if len(names.dictionary) <= _RADIX_SORTED:
+        # numpy sorts 16-bit integers by radix when asked for a stable sort: 0.6 s against
+        # 3.6 s for the same 35M codes as 32-bit integers (measured).
+        codes = codes.astype(np.uint16)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(names.dictionary) + 1))
     return {
         str(name): (unit[order[bounds[i] : bounds[i + 1]]], value[order[bounds[i] : bounds[i + 1]]])
         for i, name in enumerate(names.dictionary.to_pylist())
     }
+
+
+_RADIX_SORTED = 1 << 16  # outcome names that fit a 16-bit code
 
 
 def covariate_values(
@@ -116,5 +124,5 @@ def _outcome_rows(
         unit = pc.coalesce(by_unit, pc.if_else(pc.is_valid(by_request), request_unit, None))
     known = pc.is_valid(unit).to_numpy(zero_copy_only=False)
     index = pc.fill_null(unit, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    value = outcomes["value"].to_numpy(zero_copy_only=False).astype(np.float64)
+    value = outcomes["value"].to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     return index, value, known
