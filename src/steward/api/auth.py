@@ -25,8 +25,8 @@ class Principal:
         return cls(name=f"token:{token.name}", role=token.role)
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+def bearer_secret(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None without the header."""
     if header is None:
         return None
     scheme, _, value = header.partition(" ")
@@ -45,7 +45,7 @@ def requires(role: Role, action: str) -> Callable[[Request], Awaitable[Principal
     async def dependency(request: Request) -> Principal:
         services: Services = request.app.state.services
         tokens: TokenService = services.tokens
-        secret = _bearer(request)
+        secret = bearer_secret(request.headers.get("authorization"))
         token = tokens.authenticate_cached(secret)
         if token is None:
             token = await run_in_threadpool(tokens.authenticate, secret)

@@ -27,6 +27,7 @@ import pydantic_core
 from pydantic import TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from steward.api.auth import Principal, bearer_secret
 from steward.api.errors import steward_error_response, unexpected_error_response
 from steward.auth.service import TokenService
 from steward.domain.enums import Role
@@ -155,14 +156,15 @@ class HotRoutes:
     def _actor(self, scope: Scope, needed: Role) -> str | None:
         """The caller's name when a token verified moments ago allows ``needed``."""
         tokens: TokenService = self.services.tokens
-        secret = _bearer(scope)
+        header = _header(scope, b"authorization")
         try:
+            secret = bearer_secret(None if header is None else header.decode("latin-1"))
             token = tokens.authenticate_cached(secret)
-        except StewardError:
+        except StewardError:  # a malformed header, an expired token: FastAPI's to refuse
             return None
         if token is None or not token.role.allows(needed):
             return None
-        return f"token:{token.name}"
+        return Principal.of(token).name
 
     @staticmethod
     def _argument(route: _HotRoute, scope: Scope, body: bytes) -> Any:
@@ -176,14 +178,6 @@ class HotRoutes:
             return route.schema.validate_python(pydantic_core.from_json(body))
         except (ValueError, ValidationError):
             return None
-
-
-def _bearer(scope: Scope) -> str | None:
-    header = _header(scope, b"authorization")
-    if header is None:
-        return None
-    scheme, _, value = header.decode("latin-1").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

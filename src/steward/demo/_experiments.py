@@ -20,6 +20,8 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
+from steward.demo._gateway import gateway_in_process
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -100,29 +102,11 @@ def run(
 
 async def _traffic(settings: Settings, row: dict[str, float]) -> dict[str, list[tuple[str, int]]]:
     """One /predict per patient on each split; the (patient, version) pairs answered."""
-    import httpx
-
-    from steward.serving.gateway import create_gateway
-    from steward.serving.runtime import Runtime
-    from steward.store.prediction_log import PredictionLogWriter
-    from steward.wiring import Services
-
-    services = Services.from_settings(settings)
     answered: dict[str, list[tuple[str, int]]] = {CLEAN: [], BROKEN: []}
-    try:
-        runtime = Runtime(services.store, services.artifacts, names=(CLEAN, BROKEN))
-        log = PredictionLogWriter.from_settings(settings)
-        app = create_gateway(runtime, log, poll_seconds=None)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
-        ):
-            for deployment in (CLEAN, BROKEN):
-                answered[deployment] = await _drive(http, deployment, row)
-            await asyncio.get_running_loop().run_in_executor(None, log.flush, 10.0)
-    finally:
-        services.close()
+    async with gateway_in_process(settings, (CLEAN, BROKEN)) as gateway:
+        for deployment in (CLEAN, BROKEN):
+            answered[deployment] = await _drive(gateway.http, deployment, row)
+        await gateway.flush_log()
     return answered
 
 

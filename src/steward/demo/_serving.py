@@ -24,6 +24,7 @@ from rich.table import Table
 
 from steward.demo import _monitoring
 from steward.demo._gates import RESAMPLES
+from steward.demo._gateway import gateway_in_process
 
 if TYPE_CHECKING:
     import httpx
@@ -193,61 +194,46 @@ async def _traffic(
     rows: list[dict[str, float]],
     out: Serving,
 ) -> None:
-    import httpx
-
-    from steward.serving.gateway import create_gateway
-    from steward.serving.runtime import Runtime
-    from steward.store.prediction_log import PredictionLogWriter, read_predictions
-    from steward.wiring import Services
+    from steward.store.prediction_log import read_predictions
 
     since = datetime.now(UTC)
-    services = Services.from_settings(settings)
-    try:
-        runtime = Runtime(services.store, services.artifacts, names=(DEPLOYMENT,))
-        log = PredictionLogWriter.from_settings(settings)
-        app = create_gateway(runtime, log, poll_seconds=None)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
-        ):
-            _monitoring.configure(client, DEPLOYMENT)
-            began = time.perf_counter()
-            seen = await _drive(http, rows, range(REQUESTS), out)
-            out.throughput = REQUESTS / (time.perf_counter() - began)
-            out.answers = {v: len(ms) for v, ms in sorted(seen.items())}
-            out.latency_ms = {
-                v: (float(np.percentile(ms, 50)), float(np.percentile(ms, 95)))
-                for v, ms in sorted(seen.items())
-            }
-            out.oip = await _infer(http, rows[0], _unit(0))
-            await asyncio.get_running_loop().run_in_executor(None, log.flush, 10.0)
-            _print_traffic(console, out)
-            # the monitor reads the log just written: the drifted half trips its rule, and the
-            # alert opens an incident, mitigated by the same rollback `steward rollback` makes
-            out.watch = _monitoring.watch(client, console, DEPLOYMENT, "breast-cancer")
-            mitigated = _monitoring.mitigate(client, out.watch, DEPLOYMENT, out.canary)
-            # `steward serve` follows the ledger and swaps by itself; here it refreshes once
-            swapped = await runtime.refresh()
-            served = runtime.find(DEPLOYMENT)
-            out.rolled_back = (
-                mitigated
-                and DEPLOYMENT in swapped
-                and served is not None
-                and served.deployment.canary is None
-            )
-            after = await _drive(http, rows, range(REQUESTS, REQUESTS + AFTER_ROLLBACK), out)
-            after_counts = {v: len(ms) for v, ms in sorted(after.items())}
-            out.answers_after_rollback = after_counts
-            answered_oip = int(out.oip.get("model_version") is not None)
-            out.requests = sum(out.answers.values()) + answered_oip + sum(after_counts.values())
-            await asyncio.get_running_loop().run_in_executor(None, log.flush, 10.0)
-            table = read_predictions(log.root, DEPLOYMENT, since=since, columns=["version"])
-            out.log_rows = table.num_rows
-            _print_rollback(console, out)
-            _monitoring.show_incident(client, console, out.watch)
-    finally:
-        services.close()
+    async with gateway_in_process(settings, (DEPLOYMENT,)) as gateway:
+        http, runtime, log = gateway.http, gateway.runtime, gateway.log
+        _monitoring.configure(client, DEPLOYMENT)
+        began = time.perf_counter()
+        seen = await _drive(http, rows, range(REQUESTS), out)
+        out.throughput = REQUESTS / (time.perf_counter() - began)
+        out.answers = {v: len(ms) for v, ms in sorted(seen.items())}
+        out.latency_ms = {
+            v: (float(np.percentile(ms, 50)), float(np.percentile(ms, 95)))
+            for v, ms in sorted(seen.items())
+        }
+        out.oip = await _infer(http, rows[0], _unit(0))
+        await gateway.flush_log()
+        _print_traffic(console, out)
+        # the monitor reads the log just written: the drifted half trips its rule, and the
+        # alert opens an incident, mitigated by the same rollback `steward rollback` makes
+        out.watch = _monitoring.watch(client, console, DEPLOYMENT, "breast-cancer")
+        mitigated = _monitoring.mitigate(client, out.watch, DEPLOYMENT, out.canary)
+        # `steward serve` follows the ledger and swaps by itself; here it refreshes once
+        swapped = await runtime.refresh()
+        served = runtime.find(DEPLOYMENT)
+        out.rolled_back = (
+            mitigated
+            and DEPLOYMENT in swapped
+            and served is not None
+            and served.deployment.canary is None
+        )
+        after = await _drive(http, rows, range(REQUESTS, REQUESTS + AFTER_ROLLBACK), out)
+        after_counts = {v: len(ms) for v, ms in sorted(after.items())}
+        out.answers_after_rollback = after_counts
+        answered_oip = int(out.oip.get("model_version") is not None)
+        out.requests = sum(out.answers.values()) + answered_oip + sum(after_counts.values())
+        await gateway.flush_log()
+        table = read_predictions(log.root, DEPLOYMENT, since=since, columns=["version"])
+        out.log_rows = table.num_rows
+        _print_rollback(console, out)
+        _monitoring.show_incident(client, console, out.watch)
 
 
 async def _drive(

@@ -222,10 +222,9 @@ class RegistryService:
             items = rx.list_versions_json(
                 conditions, model=model, limit=check_page_size(limit) + 1, offset=offset
             )
-        token = encode_page_token(offset + limit) if len(items) > limit else None
         return b'{"items":[%s],"next_page_token":%s}' % (
             b",".join(items[:limit]),
-            pydantic_core.to_json(token),
+            pydantic_core.to_json(_next_page_token(len(items), limit, offset)),
         )
 
     # aliases ------------------------------------------------------------------------------
@@ -262,10 +261,12 @@ class RegistryService:
 
 
 def _page(items: list[Any], limit: int, offset: int) -> Page[Any]:
-    more = len(items) > limit
-    return Page(
-        items=items[:limit], next_page_token=encode_page_token(offset + limit) if more else None
-    )
+    return Page(items=items[:limit], next_page_token=_next_page_token(len(items), limit, offset))
+
+
+def _next_page_token(found: int, limit: int, offset: int) -> str | None:
+    """The next page's token when the one row asked for beyond ``limit`` came back."""
+    return encode_page_token(offset + limit) if found > limit else None
 
 
 def _model_payload(model: Model) -> dict[str, Any]:
