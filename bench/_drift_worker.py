@@ -28,20 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-MB = 1 << 20
-
-
-def _status(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024 / MB
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+from _rss import MB, reset_peak, status_mb
 
 
 def _head(table: pa.Table, rows: int = 2000) -> pa.Table:
@@ -154,12 +141,12 @@ def main(argv: list[str]) -> None:
     profile = argv[3] if len(argv) > 3 else None
     call, drifted, data_mb = SIDES[side](ref_path, cur_path, profile)
     gc.collect()
-    before = _status("VmRSS")
-    _reset_peak()
+    before = status_mb("VmRSS")
+    reset_peak()
     start = time.perf_counter()
     result = call()
     seconds = time.perf_counter() - start
-    peak = _status("VmHWM")
+    peak = status_mb("VmHWM")
     if side == "profile_build" and profile:
         with open(profile, "w") as f:  # the profile the steward_profile runs will read
             f.write(result.to_json())

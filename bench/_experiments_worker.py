@@ -37,23 +37,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-MB = 1 << 20
+from _rss import reset_peak, status_mb
+
 ALPHA = 0.05
 OUTCOME_COLUMNS = ["unit_id", "request_id", "name", "value"]  # as read_outcomes returns them
 Result = dict[str, Any]
-
-
-def _status(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024 / MB
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 
 class Clock:
@@ -290,8 +278,8 @@ def main(argv: list[str]) -> None:
         _inputs[data] = _shipped_inputs(data)
     run(warm, Clock())
     gc.collect()
-    before = _status("VmRSS")
-    _reset_peak()
+    before = status_mb("VmRSS")
+    reset_peak()
     clock = Clock()
     profiler = cProfile.Profile() if "--profile" in argv else None
     start = time.perf_counter()
@@ -299,7 +287,7 @@ def main(argv: list[str]) -> None:
         profiler.enable()
     result = run(data, clock)
     seconds = time.perf_counter() - start
-    peak = _status("VmHWM")
+    peak = status_mb("VmHWM")
     if profiler is not None:
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)

@@ -28,23 +28,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from _rss import MB, reset_peak, status_mb
 from steward.monitoring._tables import batches, source
 from steward.monitoring.drift import build_profile
-
-MB = 1 << 20
-
-
-def _status(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024 / MB
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 
 def profile(path: str, batch_rows: int) -> dict[str, Any]:
@@ -74,12 +60,12 @@ def main(argv: list[str]) -> None:
     run = SIDES[side]
     run(warm, batch_rows)
     gc.collect()
-    before = _status("VmRSS")
-    _reset_peak()
+    before = status_mb("VmRSS")
+    reset_peak()
     start = time.perf_counter()
     out = run(path, batch_rows)
     seconds = time.perf_counter() - start
-    peak = _status("VmHWM")
+    peak = status_mb("VmHWM")
     if "json" in out:  # serialised after the measurement: storing it is not building it
         out["json_kb"] = round(len(out.pop("json").to_json().encode()) / 1024, 1)
     out.update(
