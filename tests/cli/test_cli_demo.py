@@ -201,6 +201,97 @@ def test_demo_settings_are_embedded_and_fresh(tmp_path: Path) -> None:
     assert kept.database_url == "sqlite:///x.db"
 
 
+def _store_with_one_model(home: Path) -> None:
+    from steward.client import Client
+
+    with Client(home=home) as client:
+        client.create_model("mine", owner="bo")
+
+
+def test_demo_refuses_to_run_its_scenario_into_a_store_that_holds_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second run into the same folder: its names (experiments, incidents) would clash with
+    the first run's, and the folder may hold more than the demo's; so nothing is run or
+    removed, and the message says what to do."""
+    import steward.demo
+
+    home = tmp_path / "kept"
+    _store_with_one_model(home)
+    monkeypatch.setattr(steward.demo, "run_demo", _must_not_run)
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--home", str(home)])
+    assert result.exit_code == 5, result.output
+    assert f"{home} already holds a store with 1 model(s)" in result.output
+    assert "steward demo --home FOLDER" in result.output
+    assert "Traceback" not in result.output
+    from steward.client import Client
+
+    with Client(home=home) as client:
+        assert [m.name for m in client.list_models().items] == ["mine"]
+
+
+def test_demo_serves_a_store_that_holds_models_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import steward.cli.demo
+    import steward.demo
+
+    home = tmp_path / "kept"
+    _store_with_one_model(home)
+    served: list[Any] = []
+    monkeypatch.setattr(steward.demo, "run_demo", _must_not_run)
+    monkeypatch.setattr(
+        steward.cli.demo, "_serve", lambda settings, summary: served.append((settings, summary))
+    )
+    result = CliRunner().invoke(app, ["demo", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "serving it as it is" in result.output
+    [(settings, summary)] = served
+    assert (settings.home, summary) == (home, None)
+
+
+def test_demo_on_an_empty_store_runs_the_scenario(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store with no model yet (a token, say) is not a previous run: the scenario runs."""
+    import steward.demo
+
+    home = tmp_path / "kept"
+    from steward.client import Client
+
+    with Client(home=home) as client:
+        client.create_token("ci", "admin")
+    ran: list[Path] = []
+    monkeypatch.setattr(steward.demo, "run_demo", lambda settings, **_: ran.append(settings.home))
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert ran == [home]
+
+
+def test_gateway_over_a_kept_store_names_its_deployments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from steward.cli.demo import _Gateway, _print_gateway
+    from steward.demo import demo_settings
+    from steward.settings import Settings
+
+    home = tmp_path / "kept"
+    _store_with_one_model(home)
+    settings = demo_settings(Settings(), home, fresh=True)
+    gateway = _Gateway(settings, 8081)
+    _print_gateway(settings, None, gateway, started=True)
+    printed = capsys.readouterr().out
+    assert "serving the store's deployments: none yet" in printed
+    _print_gateway(settings, None, gateway, started=False)
+    printed = capsys.readouterr().out
+    assert "did not start on port 8081" in printed
+    assert "serve --port 8081" in printed
+
+
+def _must_not_run(*_: Any, **__: Any) -> DemoSummary:
+    raise AssertionError("the scenario ran into a store that already holds models")
+
+
 @pytest.mark.parametrize("flag", ["--no-serve"])
 def test_demo_help(invoke: Invoke, flag: str) -> None:
     result = invoke("demo", "--help")

@@ -15,6 +15,7 @@ import typer
 
 from steward.cli._output import console, escape
 from steward.cli._state import state
+from steward.errors import AlreadyExists
 
 if TYPE_CHECKING:
     import uvicorn
@@ -49,13 +50,40 @@ def demo(
             run_demo(demo_settings(base, Path(folder), fresh=True), console=console, kept=False)
         return
     settings = demo_settings(base, chosen, fresh=chosen is not None)
+    held = _models_held(settings)
+    if held:
+        # A second `make demo` lands here: its scenario (names, incidents, experiments) needs
+        # an empty store, and the store may hold more than the demo's, so nothing is removed.
+        if no_serve:
+            raise AlreadyExists(
+                f"{settings.home} already holds a store with {held} model(s); the demo's "
+                "scenario runs into an empty one. Pick a new folder with `steward demo --home "
+                f"FOLDER`, or remove {settings.home} to start over.",
+                details={"field": "home"},
+            )
+        console.print(
+            f"[yellow]{escape(str(settings.home))} already holds a store with {held} model(s)"
+            "[/yellow]: serving it as it is. The scenario runs into an empty store: "
+            "`steward demo --home FOLDER` with a new folder, or remove this one to start over.",
+            soft_wrap=True,
+        )
+        _serve(settings, None)
+        return
     summary = run_demo(settings, console=console)
     if no_serve:
         return
     _serve(settings, summary)
 
 
-def _serve(settings: Settings, summary: DemoSummary) -> None:
+def _models_held(settings: Settings) -> int:
+    """How many models the store of ``settings`` holds (0 for a new one)."""
+    from steward.client import Client
+
+    with Client(settings=settings) as client:
+        return len(client.list_models(limit=1000).items)
+
+
+def _serve(settings: Settings, summary: DemoSummary | None) -> None:
     from steward.cli.server import serve
     from steward.client import Client
 
@@ -137,8 +165,11 @@ class _Gateway:
 
 
 def _print_gateway(
-    settings: Settings, summary: DemoSummary, gateway: _Gateway, *, started: bool
+    settings: Settings, summary: DemoSummary | None, gateway: _Gateway, *, started: bool
 ) -> None:
+    if summary is None:
+        _print_gateway_of_store(settings, gateway, started=started)
+        return
     serving = summary.serving
     name, files = serving.deployment, serving.files
     home = escape(str(settings.home))
@@ -177,3 +208,27 @@ def _print_gateway(
             f"rule:{escape(str(files['rules']))} --fallback default:0 --batch-max 32",
             soft_wrap=True,
         )
+
+
+def _print_gateway_of_store(settings: Settings, gateway: _Gateway, *, started: bool) -> None:
+    """Where the gateway serves a store the demo did not just fill: its deployments by name."""
+    from steward.client import Client
+
+    with Client(settings=settings) as client:
+        names = [d.name for d in client.deployments()]
+    if not started:
+        console.print(
+            f"\n[yellow]The inference gateway did not start on port {gateway.port}[/yellow] "
+            "(is it in use?). Serve the deployments from another shell with:\n"
+            f"    steward --home {escape(str(settings.home))} serve --port {gateway.port}",
+            soft_wrap=True,
+        )
+        return
+    served = ", ".join(names) if names else "none yet (create one with `steward deploy`)"
+    console.print(
+        f"\n[bold]Inference gateway[/bold] (steward serve) on [bold]{gateway.url}[/bold], "
+        f"serving the store's deployments: {escape(served)}.",
+        soft_wrap=True,
+    )
+    for name in names:
+        console.print(f"    curl -s {gateway.url}/v2/models/{escape(name)}", soft_wrap=True)
