@@ -539,3 +539,30 @@ def test_the_writer_thread_runs_at_a_lower_priority(
     expected = min(19, mine + prediction_log.WRITER_NICE)
     _wait_for(lambda: os.getpriority(os.PRIO_PROCESS, thread.native_id) == expected)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only its own
+
+
+@pytest.mark.parametrize(
+    ("setting", "codec"),
+    [(None, "SNAPPY"), ("zstd", "ZSTD"), ("lz4", "LZ4"), ("none", "UNCOMPRESSED")],
+)
+def test_files_are_compressed_as_the_setting_says(
+    tmp_path: Path, setting: str | None, codec: str
+) -> None:
+    section = {} if setting is None else {"compression": setting}
+    settings = Settings(home=tmp_path, prediction_log=section)
+    writer = PredictionLogWriter.from_settings(settings)
+    writer.set_signature("fraud", SIGNATURE)
+    writer.log_request(_request("a", 3))
+    writer.close()
+    [part] = (tmp_path / "predictions").rglob("part-*.parquet")
+    metadata = pq.ParquetFile(part).metadata
+    columns = metadata.row_group(0)
+    assert {columns.column(i).compression for i in range(columns.num_columns)} == {codec}
+    assert read_predictions(settings.prediction_log_root, "fraud").num_rows == 3
+
+
+def test_an_unknown_compression_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="compression"):
+        Settings(home=tmp_path, prediction_log={"compression": "gzip2"})

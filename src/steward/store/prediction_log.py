@@ -15,6 +15,7 @@ experiments read it through ``read_predictions``.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import os
@@ -178,9 +179,16 @@ class PredictionLogWriter:
     """Buffers records in memory and writes them as Parquet from one background thread."""
 
     def __init__(
-        self, root: str, *, queue_size: int, flush_rows: int, flush_seconds: float
+        self,
+        root: str,
+        *,
+        queue_size: int,
+        flush_rows: int,
+        flush_seconds: float,
+        compression: str = "snappy",
     ) -> None:
         self.root = root.rstrip("/")
+        self.compression = compression
         self.queue_size = queue_size
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
@@ -206,6 +214,7 @@ class PredictionLogWriter:
             queue_size=section.queue_size,
             flush_rows=section.flush_rows,
             flush_seconds=section.flush_seconds,
+            compression=section.compression,
         )
 
     # -- the hot path ------------------------------------------------------------------------
@@ -355,7 +364,9 @@ class PredictionLogWriter:
             self._made_dirs.add(folder)
         try:
             with fs.open(tmp, "wb") as out:
-                pq.write_table(table, out, compression="zstd", use_dictionary=_dictionary(table))
+                pq.write_table(
+                    table, out, compression=self.compression, use_dictionary=_dictionary(table)
+                )
             fs.mv(tmp, final)
         except BaseException:
             if fs.exists(tmp):
@@ -461,50 +472,66 @@ def requests_to_table(
     """The table of ``requests`` built from their arrays, the same as `records_to_table`
     would build from their rows; None when something needs the row-by-row path (no
     signature, multi-dimensional inputs, predictions that are not numbers or text,
-    probabilities of different widths)."""
-    if signature is None or not signature.inputs:
+    probabilities of different widths).
+
+    This runs on the writer thread holding the GIL, which the server's event loop waits for:
+    the records are transposed into one tuple per field in a single pass (``zip``), and every
+    column is built from those with one numpy or Arrow call, with no per-request table.
+    """
+    if not requests or signature is None or not signature.inputs:
         return None
     if any(len(spec.shape) != 1 for spec in signature.inputs):
         return None
-    counts = np.fromiter((r.rows for r in requests), dtype=np.int64, count=len(requests))
+    # Each field holds a tuple: the requests' values of that field, in order.
+    fields: Any = RequestRecord._make(zip(*requests, strict=True))
+    counts = np.array(fields.rows, dtype=np.int64)
     total = int(counts.sum())
-    prediction = _prediction_columns([r.predictions for r in requests], total)
-    probabilities = _probability_columns([r.probabilities for r in requests], total)
-    inputs = _input_columns(requests, signature)
+    prediction = _prediction_columns(list(fields.predictions), total)
+    probabilities = _probability_columns(list(fields.probabilities), total)
+    inputs = _input_columns(fields.inputs, fields.matrix, signature)
     if prediction is None or probabilities is None or inputs is None:
         return None
-    per_request = pa.table(
-        {
-            "timestamp": _epoch_micros([r.timestamp for r in requests]),
-            "request_id": pa.array([r.request_id for r in requests], pa.string()),
-            "unit_id": pa.array([r.unit_id for r in requests], pa.string()),
-            "version": pa.array([r.version for r in requests], pa.int64()),
-            "shadow": pa.array([bool(r.shadow) for r in requests], pa.bool_()),
-            "latency_ms": pa.array([r.latency_ms for r in requests], pa.float64()),
-            "fallback": pa.array([r.fallback for r in requests], pa.string()),
-            "error": pa.array([r.error for r in requests], pa.string()),
-        }
-    )
-    owner = np.repeat(np.arange(len(requests)), counts)  # the request of each row
-    first_row = np.cumsum(counts) - counts
+    # The request of each row, when some request has several.
+    owner = None if total == len(requests) else np.repeat(np.arange(len(requests)), counts)
+
+    def per_row(values: Any) -> Any:
+        return values if owner is None else values[owner]
+
+    micros = np.round(np.asarray(fields.timestamp, dtype=np.float64) * 1e6).astype(np.int64)
     columns: dict[str, pa.Array] = {
-        name: column.combine_chunks() for name, column in zip(
-            per_request.column_names, per_request.take(owner).columns, strict=True
-        )
+        "timestamp": pa.array(per_row(micros), pa.timestamp("us", tz="UTC")),
+        "request_id": _per_row_text(fields.request_id, owner, total),
+        "row": pa.array(
+            np.zeros(total, np.int32) if owner is None
+            else np.arange(total) - (np.cumsum(counts) - counts)[owner], pa.int32(),
+        ),
+        "unit_id": _per_row_text(fields.unit_id, owner, total),
+        "version": pa.array(per_row(np.array(fields.version, dtype=np.int64))),
+        "shadow": pa.array(per_row(np.array(fields.shadow, dtype=bool))),
+        "latency_ms": pa.array(per_row(np.array(fields.latency_ms, dtype=np.float64))),
+        "fallback": _per_row_text(fields.fallback, owner, total),
+        "error": _per_row_text(fields.error, owner, total),
+        "inputs": pa.nulls(total, pa.string()),
     }  # fmt: skip
-    columns["row"] = pa.array(np.arange(total) - first_row[owner], pa.int32())
     columns["prediction"], columns["prediction_label"] = prediction
     columns["score"], columns["probabilities"] = probabilities
-    columns["inputs"] = pa.nulls(total, pa.string())
     columns.update(inputs)
-    fields = list(RECORD_SCHEMA) + [pa.field(n, a.type) for n, a in inputs.items()]
-    schema = pa.schema(fields, metadata=RECORD_SCHEMA.metadata)
-    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+    schema = _schema_with_inputs(tuple((name, array.type) for name, array in inputs.items()))
+    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
-def _epoch_micros(seconds: list[float]) -> pa.Array:
-    micros = np.round(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
-    return pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+def _per_row_text(values: tuple[Any, ...], owner: Any, total: int) -> pa.Array:
+    """A text column from one value per request (None when unset, mostly all of them)."""
+    if values.count(None) == len(values):
+        return pa.nulls(total, pa.string())
+    array = pa.array(values, pa.string())
+    return array if owner is None else array.take(owner)
+
+
+@functools.lru_cache(maxsize=64)
+def _schema_with_inputs(inputs: tuple[tuple[str, pa.DataType], ...]) -> pa.Schema:
+    fields = list(RECORD_SCHEMA) + [pa.field(name, type_) for name, type_ in inputs]
+    return pa.schema(fields, metadata=RECORD_SCHEMA.metadata)
 
 
 def _prediction_columns(values: list[Any], total: int) -> tuple[pa.Array, pa.Array] | None:
@@ -541,12 +568,11 @@ def _probability_columns(values: list[Any], total: int) -> tuple[pa.Array, pa.Ar
     return score, lists.cast(pa.list_(pa.float64()))
 
 
-def _joined_matrix(requests: Sequence[RequestRecord], width: int) -> Any:
+def _joined_matrix(matrices: Sequence[Any], width: int) -> Any:
     """Every request's input matrix stacked, when each has one of that width (else None)."""
-    matrices = [r.matrix for r in requests]
     if any(m is None for m in matrices):
         return None
-    joined = _concatenated(matrices)
+    joined = _concatenated(list(matrices))
     if joined is None or joined.ndim != 2 or joined.shape[1] != width:
         return None
     return joined
@@ -562,16 +588,19 @@ def _concatenated(values: list[Any]) -> Any:
 
 
 def _input_columns(
-    requests: Sequence[RequestRecord], signature: Signature
+    inputs: Sequence[Mapping[str, Any]], matrices: Sequence[Any], signature: Signature
 ) -> dict[str, pa.Array] | None:
+    """One column per input from each request's inputs (or its matrix, when all have one)."""
     arrays: dict[str, pa.Array] = {}
-    matrix = _joined_matrix(requests, len(signature.inputs))
+    matrix = _joined_matrix(matrices, len(signature.inputs))
+    # Columns of the transposed matrix are contiguous: Arrow takes them without a copy.
+    by_column = None if matrix is None else np.ascontiguousarray(matrix.T)
     for j, spec in enumerate(signature.inputs):
-        if matrix is not None:
-            joined = matrix[:, j]
+        if by_column is not None:
+            joined = by_column[j]
         else:
             try:
-                parts = [np.asarray(r.inputs[spec.name]).reshape(-1) for r in requests]
+                parts = [np.asarray(columns[spec.name]).reshape(-1) for columns in inputs]
             except KeyError:
                 return None
             joined = np.concatenate(parts)
