@@ -122,7 +122,7 @@ def test_evaluate_gate_approve_promote_history(
     assert "Moves" in shown.stdout
     bad_time = invoke("history", "churn", "--at", "last tuesday")
     assert bad_time.exit_code == 2
-    assert "ISO-8601" in bad_time.output
+    assert "ISO 8601" in bad_time.output
 
 
 def test_a_failing_gate_exits_3_and_names_the_check(

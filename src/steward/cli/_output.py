@@ -39,14 +39,16 @@ def write_text(path: Path, text: str, *, what: str, option: str) -> None:
 
 
 def parse_instant(text: str | None, option: str) -> datetime | None:
-    """An ISO 8601 time from the command line; one without an offset is UTC."""
+    """An ISO 8601 date or time from the command line; one without an offset is UTC. The one
+    parser of every time option (``--since``, ``--at``, ``--end``, ``--start``)."""
     if text is None:
         return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(
-            f"expected an ISO 8601 time such as 2025-01-31T14:00Z, got {text!r}",
+            f"expected an ISO 8601 date or time such as 2025-01-31 or 2025-01-31T14:00Z, "
+            f"got {text!r}",
             param_hint=option,
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from steward.cli._output import console, error_line, print_json, short_time, success, table
+from steward.cli._output import (
+    console,
+    error_line,
+    parse_instant,
+    print_json,
+    short_time,
+    success,
+    table,
+)
 from steward.cli._state import state
-from steward.errors import InvalidInput, LedgerCorrupted
+from steward.errors import LedgerCorrupted
 
 app = typer.Typer(help="The audit ledger: every change of state, hash-chained.")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only, on stdout.")]
@@ -60,8 +67,8 @@ def log(
         subject_type=subject_type,
         subject_id=subject,
         actor=actor,
-        since=parse_time(since, "--since"),
-        until=parse_time(until, "--until"),
+        since=parse_instant(since, "--since"),
+        until=parse_instant(until, "--until"),
         newest_first=not oldest_first,
         limit=limit,
     )
@@ -81,17 +88,3 @@ def log(
     )
     columns = ["seq", "when (UTC)", "actor", "kind", "subject", "hash"]
     console.print(table(f"Events ({len(page.items)})", columns, rows))
-
-
-def parse_time(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(
-            f"The value of {option} must be an ISO 8601 date or time such as 2025-01-31 or "
-            f"2025-01-31T09:30:00Z. Got {text!r}.",
-            field=option.lstrip("-"),
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,6 +18,7 @@ from steward.cli._output import (
     escape,
     note,
     number,
+    parse_instant,
     print_json,
     short_time,
     success,
@@ -254,25 +254,12 @@ def history(
 ) -> None:
     """Which version held each alias (at TIME, or now) and the moves up to then: when, who,
     what, why."""
-    moment = parse_time(at)
+    moment = parse_instant(at, "--at")
     result = state(ctx).client.history(name, moment)
     if as_json:
         print_json(result)
         return
     print_history(result)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected an ISO-8601 time such as 2024-05-01T12:00:00Z, got {text!r}",
-            param_hint="--at",
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def print_history(result: History) -> None:
