@@ -251,3 +251,74 @@ def test_signature_dtypes_for_mixed_frame() -> None:
     dtypes = {c.name: c.dtype for c in signature.inputs}
     assert dtypes == {"age": "int32", "income": "float64", "city": "string", "member": "bool"}
     assert signature.outputs[0].dtype == "float64"
+
+
+# -- scikit-learn's own finiteness check, skipped only where it repeats Steward's ------------
+
+
+def _array_classifier() -> tuple[LogisticRegression, np.ndarray]:
+    X, y = load_iris(return_X_y=True)
+    return LogisticRegression(max_iter=500).fit(X, y), X
+
+
+def _assume_finite_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record each model call the sklearn flavor makes with scikit-learn's finiteness check
+    switched off."""
+    from sklearn import set_config
+
+    from steward.flavors import _sklearn
+
+    calls: list[bool] = []
+
+    def recording(**kwargs: bool) -> None:
+        if kwargs["assume_finite"]:
+            calls.append(True)
+        set_config(**kwargs)
+
+    monkeypatch.setattr(_sklearn, "set_config", recording)
+    return calls
+
+
+def test_a_plain_estimator_on_finite_values_answers_as_scikit_learn_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, X = _array_classifier()
+    loaded = _load(package_model(model, sample_input=X[:5]))
+    calls = _assume_finite_calls(monkeypatch)
+    labels, proba = loaded.predict_with_proba(X[:30])
+    assert np.array_equal(labels, model.predict(X[:30]))
+    assert np.array_equal(proba, model.predict_proba(X[:30]))
+    assert np.array_equal(loaded.predict(X[:3]), model.predict(X[:3]))
+    assert calls == [True, True]  # its own check skipped: the values were all finite
+    from sklearn import get_config
+
+    assert get_config()["assume_finite"] is False  # and put back after each call
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_values_that_are_not_finite_still_meet_scikit_learns_check(
+    monkeypatch: pytest.MonkeyPatch, bad: float
+) -> None:
+    model, X = _array_classifier()
+    loaded = _load(package_model(model, sample_input=X[:5]))
+    calls = _assume_finite_calls(monkeypatch)
+    row = X[:1].copy()
+    row[0, 2] = bad
+    with pytest.raises(ValueError, match=r"infinity|NaN"):
+        loaded.predict_with_proba(row)
+    assert calls == []
+
+
+def test_a_pipeline_keeps_every_steps_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step can make a non-finite value from finite ones (log of a negative number): the
+    next step's check must still refuse it rather than predict from NaN."""
+    X, y = load_iris(return_X_y=True)
+    model = make_pipeline(FunctionTransformer(np.log), LogisticRegression(max_iter=500))
+    model.fit(X + 1, y)
+    loaded = _load(package_model(model, sample_input=X[:5] + 1))
+    calls = _assume_finite_calls(monkeypatch)
+    row = X[:1] + 1
+    row[0, 0] = -5.0  # finite, but log(-5) is NaN inside the pipeline
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="NaN"):
+        loaded.predict_with_proba(row)
+    assert calls == []

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import skops.io as sio
+from sklearn import get_config, set_config
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils import get_tags
 
@@ -125,6 +126,7 @@ class SklearnPredictor:
         self._matrix_dtype = uniform_dtype(self._specs) if self._names is None else None
         # Worked out here, at load time (in a worker thread): the gateway reads it per request.
         self._accepts_missing = accepts_missing(model)
+        self._checks_only_its_input = _checks_only_its_input(model)
 
     @property
     def classes(self) -> list[Any] | None:
@@ -152,10 +154,36 @@ class SklearnPredictor:
         return frame.to_numpy()  # fitted without names: a frame would trigger a warning
 
     def predict(self, data: object) -> np.ndarray[Any, Any]:
-        return np.asarray(self._model.predict(self._input(data)))
+        return np.asarray(self._call(self._model.predict, self._input(data)))
 
     def predict_proba(self, data: object) -> np.ndarray[Any, Any]:
-        return np.asarray(self._model.predict_proba(self._input(data)))
+        return np.asarray(self._call(self._model.predict_proba, self._input(data)))
+
+    def _call(self, method: Any, x: Any) -> Any:
+        """``method(x)``, without scikit-learn's own finiteness check when it could only
+        repeat the one made here.
+
+        That check (and the input sniffing around it) cost ~12% of the throughput of a served
+        one-row request (measured under load, logistic regression). Only for an estimator that
+        validates nothing but its input (not a Pipeline or a meta-estimator, whose inner steps
+        check what the previous step made) and a numeric matrix whose values were all found
+        finite just now; anything else gets scikit-learn's checks and its errors unchanged.
+        """
+        if (
+            self._checks_only_its_input
+            and isinstance(x, np.ndarray)
+            and x.dtype.kind == "f"
+            and np.isfinite(x).all()
+        ):
+            # set_config rather than config_context: the same thread-local switch for a fifth
+            # of the cost (0.5 against 2.5 µs, measured), which mattered here.
+            previous = get_config()["assume_finite"]
+            set_config(assume_finite=True)
+            try:
+                return method(x)
+            finally:
+                set_config(assume_finite=previous)
+        return method(x)
 
     def predict_with_proba(
         self, data: object
@@ -164,11 +192,11 @@ class SklearnPredictor:
         estimator's labels are the argmax of its probabilities."""
         x = self._input(data)
         if not self.has_proba:
-            return np.asarray(self._model.predict(x)), None
-        proba = np.asarray(self._model.predict_proba(x))
+            return np.asarray(self._call(self._model.predict, x)), None
+        proba = np.asarray(self._call(self._model.predict_proba, x))
         if _final_step_name(self._model) in _PROBA_DECIDES and proba.ndim == 2:
             return np.asarray(self._model.classes_).take(proba.argmax(axis=1)), proba
-        return np.asarray(self._model.predict(x)), proba
+        return np.asarray(self._call(self._model.predict, x)), proba
 
 
 def accepts_missing(model: object) -> bool | None:
@@ -202,6 +230,17 @@ def accepts_missing(model: object) -> bool | None:
         return bool(get_tags(model).input_tags.allow_nan)
     except Exception:  # a third-party estimator whose params or tags cannot be read: unknown,
         return None  # and never a reason for a version not to load
+
+
+def _checks_only_its_input(model: object) -> bool:
+    """Whether the estimator's finiteness check is only of the input it is given: a plain
+    estimator, not a Pipeline nor an estimator wrapping others."""
+    if not isinstance(model, BaseEstimator) or hasattr(model, "steps"):
+        return False
+    try:
+        return not _wraps_estimators(model)
+    except Exception:  # params that cannot be read: keep scikit-learn's checks
+        return False
 
 
 def _wraps_estimators(model: BaseEstimator) -> bool:
