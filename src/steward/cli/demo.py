@@ -181,12 +181,7 @@ def _print_gateway(
             soft_wrap=True,
         )
     else:
-        console.print(
-            f"\n[yellow]The inference gateway did not start on port {gateway.port}[/yellow] "
-            "(is it in use?). Serve the deployment from another shell with:\n"
-            f"    steward --home {home} serve --port {gateway.port} {name}",
-            soft_wrap=True,
-        )
+        _print_not_started(settings, gateway, f" {name}")
     body = json.dumps({"instances": [serving.sample_row]})
     lines = [
         f"curl -s {gateway.url}/predict/{name} {json_header} -d '{body}'",
@@ -214,16 +209,11 @@ def _print_gateway_of_store(settings: Settings, gateway: _Gateway, *, started: b
     """Where the gateway serves a store the demo did not just fill: its deployments by name."""
     from steward.client import Client
 
+    if not started:
+        _print_not_started(settings, gateway, "")
+        return
     with Client(settings=settings) as client:
         names = [d.name for d in client.deployments()]
-    if not started:
-        console.print(
-            f"\n[yellow]The inference gateway did not start on port {gateway.port}[/yellow] "
-            "(is it in use?). Serve the deployments from another shell with:\n"
-            f"    steward --home {escape(str(settings.home))} serve --port {gateway.port}",
-            soft_wrap=True,
-        )
-        return
     served = ", ".join(names) if names else "none yet (create one with `steward deploy`)"
     console.print(
         f"\n[bold]Inference gateway[/bold] (steward serve) on [bold]{gateway.url}[/bold], "
@@ -232,3 +222,15 @@ def _print_gateway_of_store(settings: Settings, gateway: _Gateway, *, started: b
     )
     for name in names:
         console.print(f"    curl -s {gateway.url}/v2/models/{escape(name)}", soft_wrap=True)
+
+
+def _print_not_started(settings: Settings, gateway: _Gateway, names: str) -> None:
+    """How to serve from another shell when the gateway's port was taken (``names``: the
+    deployments to name on the command line, each with a leading space; none: all)."""
+    console.print(
+        f"\n[yellow]The inference gateway did not start on port {gateway.port}[/yellow] "
+        "(is it in use?). Serve from another shell with:\n"
+        f"    steward --home {escape(str(settings.home))} serve --port {gateway.port}"
+        f"{escape(names)}",
+        soft_wrap=True,
+    )

@@ -58,8 +58,7 @@ def events(outcomes: pa.Table, exposures: Exposures) -> dict[str, Events]:
     if not known.all():
         codes[~known] = outcome_count
     order = np.argsort(codes, kind="stable")
-    bounds = np.zeros(outcome_count + 2, dtype=np.int64)
-    np.cumsum(np.bincount(codes, minlength=outcome_count + 1), out=bounds[1:])
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=outcome_count + 1))))
     return {
         str(name): (unit[order[bounds[i] : bounds[i + 1]]], value[order[bounds[i] : bounds[i + 1]]])
         for i, name in enumerate(names.dictionary.to_pylist())

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from steward.domain.signature import Signature
 from steward.errors import InvalidInput
-from steward.settings import Settings
+from steward.settings import PredictionLogCompression, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class PredictionLogWriter:
         queue_size: int,
         flush_rows: int,
         flush_seconds: float,
-        compression: str = "snappy",
+        compression: PredictionLogCompression = "snappy",
     ) -> None:
         self.root = root.rstrip("/")
         self.compression = compression
