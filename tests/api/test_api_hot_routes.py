@@ -138,6 +138,9 @@ def test_service_refusals_match(
     assert lanes.fallbacks == 0
 
 
+_NUL_SECOND_KEY = [{"key": "a", "value": 1.0}, {"key": "a\x00", "value": 1.0}]
+
+
 @pytest.mark.parametrize(
     ("who", "method", "path", "kw"),
     [
@@ -152,6 +155,7 @@ def test_service_refusals_match(
         ("developer", "PUT", "/models/known/aliases/champion", {"json": {"version": 1, "x": 1}}),
         ("developer", "POST", "/models/known/versions", {"json": {"files": {}}}),
         ("developer", "POST", f"/runs/{'{run}'}/batch", {"json": {"metrics": "many"}}),
+        ("developer", "POST", f"/runs/{'{run}'}/batch", {"json": {"metrics": _NUL_SECOND_KEY}}),
         ("developer", "PUT", "/models/kn%00own/aliases/champion", {"json": {"version": 1}}),
         ("viewer", "GET", "/versions?limit=0", {}),
         ("viewer", "GET", "/versions?limit=abc", {}),

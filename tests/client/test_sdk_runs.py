@@ -107,6 +107,16 @@ def test_runs_not_found_and_invalid(client: Client) -> None:
     with pytest.raises(InvalidInput) as unknown:
         client.log_batch(run.id, [{"key": "loss", "value": 1.0, "unit": "s"}])
     assert unknown.value.field == "metrics.0.unit"
+    # a key is checked once per batch for NUL: the first point holding it is named
+    keys = ["loss", "loss", "lo\x00ss", "acc", "lo\x00ss"]
+    with pytest.raises(InvalidInput) as nul:
+        client.log_batch(run.id, [{"key": k, "value": 1.0} for k in keys])
+    assert nul.value.field == "metrics.2.key"
+    assert "NUL" in str(nul.value)
+    for bad_key in ("", "k" * 257):
+        with pytest.raises(InvalidInput) as key:
+            client.log_batch(run.id, [{"key": "ok", "value": 1.0}, {"key": bad_key, "value": 1}])
+        assert key.value.field == "metrics.1.key"
     assert client.metric_history(run.id, "ok") == []  # a refused batch writes nothing
     # numpy scalars are numbers (float32 is not JSON: the HTTP backend converts it first)
     assert client.log_batch(run.id, [{"key": "ok", "value": np.float64(2.5)}]) == 1
