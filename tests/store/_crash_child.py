@@ -1,8 +1,9 @@
 """Child of test_store_crash: starts a registration and stops inside its write transaction.
 
 argv: DATABASE_URL HOME MODEL. Prints "ARTIFACT <digest>" once the file is uploaded, then
-"READY <version>" from inside ``store.write()``, after the version row is written and its
-ledger event recorded but before the commit, and sleeps there until it is killed.
+"READY <version>" from inside ``store.write()``, once the version's rows have gone to the
+database and its ledger event is chained (the ledger's lock held) but before the commit, and
+sleeps there until it is killed.
 """
 
 from __future__ import annotations
@@ -15,22 +16,25 @@ from pathlib import Path
 from steward.domain.enums import Flavor
 from steward.schemas.registry import VersionCreate
 from steward.settings import Settings
-from steward.store.sql.store import SqlWriteSession
+from steward.store.sql import _ledger
 from steward.wiring import Services
 
 url, home, model = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-record = SqlWriteSession.record
+append_events = _ledger.append_events
 
 
-def record_then_hang(self, kind, subject_type, subject_id, payload=None):
-    record(self, kind, subject_type, subject_id, payload)
-    if kind == "version.registered":
-        version = self.get_version(model, payload["version"])  # the row is there, uncommitted
-        print(f"READY {version.version}", flush=True)
-        time.sleep(600)
+def append_then_hang(session, actor, pending):
+    # The version's inserts ran just before (on PostgreSQL they went with the lock's round
+    # trip, whose answer append_events has read): the rows are in the database, uncommitted.
+    events = append_events(session, actor, pending)
+    for event in events:
+        if event.kind == "version.registered":
+            print(f"READY {event.payload['version']}", flush=True)
+            time.sleep(600)
+    return events
 
 
-SqlWriteSession.record = record_then_hang  # type: ignore[method-assign]
+_ledger.append_events = append_then_hang
 services = Services.from_settings(Settings(home=home, database={"url": url}), migrate=False)
 ref = services.registry.upload_artifact(pickle.dumps({"crash": "model"}))
 print(f"ARTIFACT {ref.digest}", flush=True)

@@ -222,10 +222,12 @@ class GateWrites(GateReads):
                         f"replaced in production by v{version}",
                     )  # fmt: skip
                     moves.append((previous.version, before, S.DEPRECATED))
-            old = _registry.upsert_alias(
+            old, move = _registry.upsert_alias(
                 self.session, model.id, "champion", row.id,
                 {"updated_at": at, "updated_by": self.actor},
             )  # fmt: skip
+            if move is not None:  # now: this transaction reads the aliases again below
+                self.session.connection().execute(*move)
             self.record(
                 "alias.set", "model", name,
                 {"alias": "champion", "version": version, "previous_version": old,

@@ -85,16 +85,16 @@ def _pg_lock_and_read_tip(connection: Connection) -> Any:
 
     Two statements, not one: under READ COMMITTED a statement reads the snapshot taken when it
     starts, so a tip read in the statement that waited for the lock would miss the events of
-    the writer that held it, and chain onto a stale tip. psycopg's pipeline mode sends both at
-    once; the server still runs them in order, the second on a snapshot taken after the lock.
+    the writer that held it, and chain onto a stale tip. The write's end runs in psycopg's
+    pipeline mode (`SqlMetadataStore.write`): both go out with the statements queued before
+    them, and reading the tip waits for them all at once; the server still runs them in
+    order, the tip on a snapshot taken after the lock.
     """
     driver: Any = connection.connection.driver_connection  # the psycopg connection
     dbapi_error = connection.dialect.loaded_dbapi.Error
     try:
-        with driver.pipeline():
-            driver.execute(_PG_LOCK, (_LEDGER_LOCK_KEY,))
-            tip = driver.execute(_PG_TIP)
-        return tip.fetchone()
+        driver.execute(_PG_LOCK, (_LEDGER_LOCK_KEY,))
+        return driver.execute(_PG_TIP).fetchone()
     except dbapi_error as error:
         # As SQLAlchemy would have wrapped it, so the store translates it like any other.
         raise DBAPIError.instance(_PG_TIP, None, error, dbapi_error) from error

@@ -163,6 +163,9 @@ _PAGE_COLUMNS = {
 # statement per call (coercions, cache key) cost ~0.25 ms each, several times the statement's
 # own execution on SQLite (measured). They run on the session's Core connection, which skips
 # the ORM's execution layer as well.
+# A statement and its parameters, run later by the write session; nobody reads its result.
+Deferred = tuple[Any, Any]
+
 _CLAIM_VERSION = (
     update(_MODELS)
     .where(_MODELS.c.name == bindparam("model_name"))
@@ -205,27 +208,20 @@ def claim_version_number(session: Session, name: str) -> tuple[str, int]:
     return str(row[0]), int(row[1])
 
 
-def insert_version(
-    session: Session,
-    model_name: str,
-    values: dict[str, Any],
-    metrics: dict[str, float],
-    tags: dict[str, str],
-) -> None:
-    """Insert a new version with Core statements: no ORM unit of work on the write path."""
-    connection = session.connection()
-    connection.execute(_INSERT_VERSION, [values])
-    version_id = values["id"]
+def version_inserts(
+    model_name: str, values: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]
+) -> list[Deferred]:
+    """The Core statements that insert a new version (no ORM unit of work on the write path),
+    for the write session to run at commit (`SqlWriteSession.execute_later`)."""
+    version_id, number = values["id"], values["version"]
+    found: list[Deferred] = [(_INSERT_VERSION, [values])]
     if metrics:
-        connection.execute(
-            _INSERT_VERSION_METRICS,
-            _metric_rows(version_id, model_name, values["version"], metrics),
-        )
+        rows = _metric_rows(version_id, model_name, number, metrics)
+        found.append((_INSERT_VERSION_METRICS, rows))
     if tags:
-        connection.execute(
-            _INSERT_VERSION_TAGS,
-            [{"version_id": version_id, "key": k, "value": v} for k, v in tags.items()],
-        )
+        pairs = [{"version_id": version_id, "key": k, "value": v} for k, v in tags.items()]
+        found.append((_INSERT_VERSION_TAGS, pairs))
+    return found
 
 
 def find_version_ids(session: Session, name: str, version: int) -> tuple[str, str] | None:
@@ -420,8 +416,9 @@ def _page(conditions: list[Condition], model: ModelRow | None) -> Select[str]:
 
 def upsert_alias(
     session: Session, model_id: str, alias: str, version_id: str, values: dict[str, Any]
-) -> int | None:
-    """Point ``alias`` at ``version_id``; return the version number it pointed at before."""
+) -> tuple[int | None, Deferred | None]:
+    """Point ``alias`` at ``version_id``: the version number it pointed at before, and the
+    statement that moves it when it existed (the caller runs it, now or at commit)."""
     connection = session.connection()
     key = {"model_id": model_id, "alias": alias}
     new_alias = _NEW_ALIAS[_dialect(session)]
@@ -433,11 +430,9 @@ def upsert_alias(
         # first one's commit and does nothing, and its next pass locks and moves that row.
         inserted = connection.execute(new_alias, {**key, "version_id": version_id, **values})
         if inserted.first() is not None:
-            return None
-    connection.execute(
-        _MOVE_ALIAS, {"b_model_id": model_id, "b_alias": alias, "version_id": version_id, **values}
-    )
-    return int(before[1])
+            return None, None
+    move = {"b_model_id": model_id, "b_alias": alias, "version_id": version_id, **values}
+    return int(before[1]), (_MOVE_ALIAS, move)
 
 
 def _dialect(session: Session) -> str:

@@ -7,7 +7,7 @@ nothing is. ``store.read()`` gives the same queries without a write lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
@@ -175,6 +175,13 @@ class SqlWriteSession(
         self.actor = actor
         self.pending: list[PendingEvent] = []
         self.events: list[Event] = []
+        self.later: list[_registry.Deferred] = []
+
+    def execute_later(self, statements: Iterable[_registry.Deferred]) -> None:
+        """Run ``statements``, whose results this transaction never reads, at commit, just
+        before its events: on PostgreSQL in the round trip that takes the ledger's lock, so a
+        write waits on the network fewer times (see `SqlMetadataStore.write`)."""
+        self.later.extend(statements)
 
     def record(
         self, kind: str, subject_type: str, subject_id: str, payload: dict[str, Any] | None = None
@@ -199,7 +206,7 @@ class SqlWriteSession(
     ) -> ModelVersion:
         model_id, number = _registry.claim_version_number(self.session, name)
         row = {**values, "model_id": model_id, "version": number, "metrics": metrics, "tags": tags}
-        _registry.insert_version(self.session, name, row, metrics, tags)
+        self.execute_later(_registry.version_inserts(name, row, metrics, tags))
         # Built from what was written rather than read back: a new version has no aliases yet.
         return version_entity(
             SimpleNamespace(**row), model_name=name, metrics=metrics, tags=tags, aliases=[]
@@ -239,10 +246,12 @@ class SqlWriteSession(
             self.get_version(name, version)  # raises the NotFound naming what is missing
             raise AssertionError("unreachable")
         model_id, version_id = ids
-        previous = _registry.upsert_alias(
+        previous, move = _registry.upsert_alias(
             self.session, model_id, alias, version_id,
             {"updated_at": at, "updated_by": self.actor},
         )  # fmt: skip
+        if move is not None:
+            self.execute_later([move])
         moved = Alias(
             model_name=name, alias=alias, version=version, updated_at=at, updated_by=self.actor
         )
@@ -341,12 +350,39 @@ class SqlMetadataStore:
 
     @contextmanager
     def write(self, actor: str) -> Iterator[SqlWriteSession]:
+        """A transaction; at its end the writes left for later, the ledger's events and the
+        feed's notification, then COMMIT. A failure anywhere rolls it all back.
+
+        On PostgreSQL that end runs in psycopg's pipeline mode: the statements left for later
+        go out with the ledger's lock and the read of its tip (one round trip), the events,
+        the notification and COMMIT with the next. A round trip costs ~0.06 ms on some hosts
+        and ~0.45 ms on others (a local socket on a small VM, measured), more to a database
+        on another machine: it is the larger part of a registration's time there. Only
+        statements with no result to read are pipelined: SQLAlchemy takes a pipelined query's
+        rows for no rows at all.
+        """
         with _translated(), Session(self.engine, expire_on_commit=False) as session:
             writer = SqlWriteSession(session, actor)
-            with session.begin():
-                yield writer
-                writer.events = _ledger.append_events(session, actor, writer.pending)
-                _feed.notify(session, writer.events)  # sent at commit, with the events
+            session.begin()
+            yield writer
+            connection = session.connection()
+            if connection.dialect.name != "postgresql":
+                _end(session, writer)
+                session.commit()
+                return
+            driver: Any = connection.connection.driver_connection  # the psycopg connection
+            dbapi_error = connection.dialect.loaded_dbapi.Error
+            try:
+                with driver.pipeline():
+                    _end(session, writer)
+                    # Queued: the pipeline's exit sends the one Sync that ends the round trip
+                    # (psycopg's commit() would send its own first, a round trip more).
+                    driver.execute(_COMMIT)
+            except dbapi_error as error:  # one that arrived with the Sync: wrapped as SQLAlchemy
+                raise DBAPIError.instance("COMMIT", None, error, dbapi_error) from error
+            # SQLAlchemy's commit finds the transaction over and gives the connection back to
+            # the pool, which must not happen while the pipeline is open.
+            session.commit()
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:
@@ -360,6 +396,18 @@ class SqlMetadataStore:
         from steward.store.sql._pg_listen import PgFeedListener
 
         return PgFeedListener(self.engine)
+
+
+_COMMIT = b"COMMIT"
+
+
+def _end(session: Session, writer: SqlWriteSession) -> None:
+    """What a write does last, before COMMIT."""
+    connection = session.connection()
+    for statement, parameters in writer.later:
+        connection.execute(statement, parameters)
+    writer.events = _ledger.append_events(session, writer.actor, writer.pending)
+    _feed.notify(session, writer.events)  # sent at commit, with the events
 
 
 @contextmanager

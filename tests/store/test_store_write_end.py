@@ -1,0 +1,118 @@
+"""The end of a write: statements left for commit, the ledger's events, COMMIT.
+
+On PostgreSQL that end runs in psycopg's pipeline mode, where a statement's error arrives with
+a later round trip; these check that such an error still fails the whole write with a typed
+error, leaves nothing behind, and leaves the pooled connection fit for the next write.
+"""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, update
+
+from steward.errors import StewardError
+from steward.schemas.registry import ModelCreate, VersionCreate
+from steward.store.sql.tables import AliasRow, ModelRow
+from steward.wiring import Services
+
+ALIASES: Any = AliasRow.__table__
+MODELS: Any = ModelRow.__table__
+
+
+def _version(services: Services, model: str) -> int:
+    ref = services.registry.upload_artifact(pickle.dumps({"w": 1}))
+    body = VersionCreate(flavor="python", files={"model.pkl": ref}, metrics={"auc": 0.9})
+    return services.registry.create_version("tester", model, body).version
+
+
+def _dangling_alias() -> tuple[Any, Any]:
+    """An insert the database refuses (its model and version do not exist), known only at
+    commit: the foreign keys are checked when the row arrives."""
+    row = {"model_id": "no-such-model", "alias": "x", "version_id": "no-such-version",
+           "updated_at": datetime.now(UTC), "updated_by": "tester"}  # fmt: skip
+    return insert(ALIASES), [row]
+
+
+def _write_refused_at_commit(services: Services) -> None:
+    with services.store.write("tester") as tx:
+        tx.execute_later([(update(MODELS).values(description="changed"), {}), _dangling_alias()])
+        tx.record("model.updated", "model", "m", {"description": "changed"})
+
+
+def test_a_refused_statement_left_for_commit_undoes_the_whole_write(services: Services) -> None:
+    services.registry.create_model("tester", ModelCreate(name="m"))
+    before = services.audit.verify()
+    for _ in range(2 * services.settings.database.pool_size):  # every pooled connection
+        with pytest.raises(StewardError, match="refused the change"):
+            _write_refused_at_commit(services)
+    after = services.audit.verify()
+    assert after.ok, after
+    assert after.events_checked == before.events_checked  # no event of the failed writes
+    assert services.registry.get_model("m").description is None  # nor their first statement
+    # the connections went back to the pool fit for work: registrations and an alias move
+    assert [_version(services, "m") for _ in range(3)] == [1, 2, 3]
+    moved = services.registry.set_alias("tester", "m", "champion", 2)
+    assert moved.version == 2
+    assert services.registry.set_alias("tester", "m", "champion", 3).version == 3
+    assert services.audit.verify().ok
+
+
+def test_statements_left_for_commit_run_in_order_before_the_events(services: Services) -> None:
+    services.registry.create_model("tester", ModelCreate(name="m"))
+    with services.store.write("tester") as tx:
+        tx.execute_later([(update(MODELS).values(description="first"), {}),
+                          (update(MODELS).values(description="second"), {})])  # fmt: skip
+        tx.record("model.updated", "model", "m", {"description": "second"})
+    assert services.registry.get_model("m").description == "second"
+    (event,) = services.audit.list_events(kind="model.updated").items
+    assert event.payload == {"description": "second"}
+    assert services.audit.verify().ok
+
+
+def test_an_alias_moved_and_a_version_registered_are_read_back(services: Services) -> None:
+    """The two writes whose rows wait for commit: what they return is what was stored."""
+    services.registry.create_model("tester", ModelCreate(name="m"))
+    first, second = _version(services, "m"), _version(services, "m")
+    assert services.registry.set_alias("tester", "m", "champion", first).version == first
+    moved = services.registry.set_alias("tester", "m", "champion", second)
+    assert services.registry.get_version("models:/m@champion").version == second == moved.version
+    stored = services.registry.get_version(f"models:/m/{second}")
+    assert (stored.metrics, stored.aliases) == ({"auc": 0.9}, ["champion"])
+    (event,) = [e for e in services.audit.list_events(kind="alias.set").items
+                if e.payload["version"] == second]  # fmt: skip
+    assert event.payload["previous_version"] == first
+
+
+def test_an_error_arriving_with_the_commit_is_typed_and_undoes_the_write(
+    postgres_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a statement queued after the ledger's tip fails only when the pipeline's
+    last Sync brings its answer back, with the COMMIT."""
+    from tests.conftest import make_services
+
+    from steward.store.sql import _feed
+
+    services = make_services(tmp_path / "home", postgres_url)
+    try:
+        services.registry.create_model("tester", ModelCreate(name="m"))
+        before = services.audit.verify()
+        notify = _feed.notify
+
+        def notify_then_fail(session: Any, events: Any) -> None:
+            notify(session, events)
+            session.connection().connection.driver_connection.execute("SELECT 1 / 0")
+
+        monkeypatch.setattr(_feed, "notify", notify_then_fail)
+        with pytest.raises(StewardError, match="division by zero"):
+            _version(services, "m")
+        monkeypatch.setattr(_feed, "notify", notify)
+        after = services.audit.verify()
+        assert (after.ok, after.events_checked) == (True, before.events_checked)
+        assert services.registry.get_model("m").latest_version is None
+        assert [_version(services, "m") for _ in range(2)] == [1, 2]
+    finally:
+        services.close()
