@@ -82,11 +82,15 @@ def test_hot_calls_are_answered_by_the_lane(lanes: Lanes, api: ApiEnv) -> None:
     assert moved.json()["updated_by"] == "token:developer"
 
     points = [{"key": "loss", "value": 0.5, "step": i} for i in range(3)]
+    columns = {"key": ["loss", "acc"], "value": [0.25, 0.9], "step": [3, 3]}
     logged = lanes.served.post(
-        f"{V1}/runs/{api.ids['run']}/batch", json={"metrics": points},
+        f"{V1}/runs/{api.ids['run']}/batch", json={"metrics": points, "metric_columns": columns},
         headers=api.headers("developer"),
     )  # fmt: skip
-    assert logged.json() == {"points": 3}
+    assert logged.json() == {"points": 5}
+    tracking = api.services.tracking
+    assert [(p.step, p.value) for p in tracking.metric_history(api.ids["run"], "acc")] == [(3, 0.9)]
+    assert (3, 0.25) in [(p.step, p.value) for p in tracking.metric_history(api.ids["run"], "loss")]
 
     page = lanes.served.get(
         f"{V1}/versions", params={"filter": "metrics.auc > 0.5", "limit": 1},
@@ -156,6 +160,12 @@ _NUL_SECOND_KEY = [{"key": "a", "value": 1.0}, {"key": "a\x00", "value": 1.0}]
         ("developer", "POST", "/models/known/versions", {"json": {"files": {}}}),
         ("developer", "POST", f"/runs/{'{run}'}/batch", {"json": {"metrics": "many"}}),
         ("developer", "POST", f"/runs/{'{run}'}/batch", {"json": {"metrics": _NUL_SECOND_KEY}}),
+        (
+            "developer",
+            "POST",
+            f"/runs/{'{run}'}/batch",
+            {"json": {"metric_columns": {"key": ["a", "b"], "value": [1.0]}}},
+        ),
         ("developer", "PUT", "/models/kn%00own/aliases/champion", {"json": {"version": 1}}),
         ("viewer", "GET", "/versions?limit=0", {}),
         ("viewer", "GET", "/versions?limit=abc", {}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -142,3 +143,26 @@ def test_list_runs_by_project_filter_and_pages(client: Client) -> None:
     with pytest.raises(InvalidInput) as info:
         client.list_runs("tags.x = 'y'")
     assert info.value.field == "filter"
+
+
+def test_points_with_and_without_step_or_timestamp_are_stored_as_given(client: Client) -> None:
+    """Over HTTP the points travel as columns (steps 0 and timestamps of the logging time where
+    left out); embedded they do not: the same history either way."""
+    run = client.create_run("columns")
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    points = [
+        {"key": "loss", "value": 0.5, "step": 2, "timestamp": at},
+        {"key": "loss", "value": 0.75},
+        {"key": "acc", "value": np.float64(0.9), "step": 1},
+        {"key": "loss", "value": 0.25, "step": 3, "timestamp": None},
+    ]
+    before = datetime.now(UTC)
+    assert client.log_batch(run.id, points) == 4
+    loss = client.metric_history(run.id, "loss")
+    assert [(p.step, p.value) for p in loss] == [(0, 0.75), (2, 0.5), (3, 0.25)]
+    assert loss[1].timestamp == at
+    assert all(p.timestamp >= before - timedelta(seconds=5) for p in (loss[0], loss[2]))
+    assert [(p.step, p.value) for p in client.metric_history(run.id, "acc")] == [(1, 0.9)]
+    # anything but plain points goes as given, with the same answers
+    assert client.log_batch(run.id, ({"key": "gen", "value": float(i)} for i in range(3))) == 3
+    assert len(client.metric_history(run.id, "gen")) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from operator import itemgetter, methodcaller
 from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
@@ -95,6 +96,36 @@ def error_from_response(response: Response) -> StewardError:
     if issubclass(cls, InvalidInput):
         return cls(message, field=details.get("field"), details=details)
     return cls(message, details=details)
+
+
+_POINT_FIELDS = frozenset({"key", "value", "step", "timestamp"})
+
+
+def metric_columns(points: list[Any]) -> dict[str, list[Any]] | None:
+    """``points`` (``{"key", "value", "step"?, "timestamp"?}`` each) as the columns of
+    ``LogBatch.metric_columns``; None when one of them is anything else (sent as given).
+
+    Each column is one ``map`` in C: a Python loop over the points cost more than the server
+    saves on columns (measured: 0.3 ms a batch of 1,000 against 0.1 ms).
+    """
+    try:
+        if not points or not all(map(_POINT_FIELDS.issuperset, points)):
+            return None
+        columns: dict[str, list[Any]] = {
+            "key": list(map(_KEY, points)),
+            "value": list(map(_VALUE, points)),
+            "step": list(map(_STEP, points)),
+        }
+    except (KeyError, TypeError, AttributeError):  # not a mapping, or a point without its key
+        return None
+    if any(map(_HAS_TIMESTAMP, points)):
+        columns["timestamp"] = list(map(_TIMESTAMP, points))
+    return columns
+
+
+_KEY, _VALUE = itemgetter("key"), itemgetter("value")
+_STEP, _TIMESTAMP = methodcaller("get", "step", 0), methodcaller("get", "timestamp")
+_HAS_TIMESTAMP = methodcaller("__contains__", "timestamp")
 
 
 class HttpBackend:
@@ -207,14 +238,28 @@ class HttpBackend:
 
     def log_batch(self, run_id: str, batch: dict[str, Any]) -> int:
         # The server validates every point (and answers with the same typed errors), so the
-        # batch goes out as it came: validating 1,000 points here first cost ~2 ms per batch.
+        # batch goes out unchecked: validating 1,000 points here first cost ~2 ms per batch.
+        # The points go as columns when they are plain points (the server validates those in
+        # a third of the time); a refusal is then asked again of the points as given, so the
+        # error names the point as the caller wrote it (nothing of a refused batch is stored).
+        path = f"/runs/{_q(run_id)}/batch"
+        columns = metric_columns(batch["metrics"])
+        if columns is None:
+            return self._log_batch(path, batch)
+        rest = {k: v for k, v in batch.items() if k != "metrics"}
+        try:
+            return self._log_batch(path, {**rest, "metric_columns": columns})
+        except InvalidInput:
+            return self._log_batch(path, batch)
+
+    def _log_batch(self, path: str, batch: dict[str, Any]) -> int:
         # NaN stays NaN on the wire, so the server names it rather than seeing a null.
         try:
             content = pydantic_core.to_json(batch, inf_nan_mode="constants")
         except pydantic_core.PydanticSerializationError:
             # A type JSON does not know (numpy.float32, ...): the schema converts or refuses it.
             content = parse(LogBatch, batch).model_dump_json(exclude_unset=True).encode()
-        response = self._send("POST", f"/runs/{_q(run_id)}/batch", content=content, headers=_JSON)
+        response = self._send("POST", path, content=content, headers=_JSON)
         return int(response.json()["points"])
 
     def list_runs(

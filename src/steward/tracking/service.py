@@ -54,11 +54,21 @@ class TrackingService:
     def log_batch(self, actor: str, run_id: str, body: LogBatch) -> int:
         """Append a batch in one transaction and one ledger event; return the points written."""
         now = utcnow()
-        # Plain tuples, not entities: this is the hot path, and MetricIn already validated them.
+        # Plain tuples, not entities: this is the hot path, and the schema validated them.
         points: list[PointRow] = [
             (m["key"], m["value"], m.get("step", 0), m.get("timestamp") or now)
             for m in body.metrics
         ]
+        if (columns := body.metric_columns) is not None:
+            count = len(columns.key)
+            steps = columns.step or [0] * count
+            stamps = columns.timestamp or [None] * count
+            points += [
+                (key, value, step, stamp or now)
+                for key, value, step, stamp in zip(
+                    columns.key, columns.value, steps, stamps, strict=True
+                )
+            ]
         with self.store.write(actor) as tx:
             if body.params or body.tags:
                 run = tx.get_run(run_id)
