@@ -51,8 +51,7 @@ def _batched_commits(store: Any, every: int) -> Iterator[None]:
     """Make ``store.write`` share one transaction, committed every ``every`` writes."""
     from sqlalchemy.orm import Session
 
-    from steward.store.sql import _ledger
-    from steward.store.sql.store import SqlWriteSession
+    from steward.store.sql.store import SqlWriteSession, _end
 
     session = Session(store.engine, expire_on_commit=False)
     session.begin()
@@ -63,7 +62,7 @@ def _batched_commits(store: Any, every: int) -> Iterator[None]:
         nonlocal count
         writer = SqlWriteSession(session, actor)
         yield writer
-        writer.events = _ledger.append_events(session, actor, writer.pending)
+        _end(session, writer)  # the write's end: its statements left for commit, its events
         count += 1
         if count % every == 0:
             session.commit()
