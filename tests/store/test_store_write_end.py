@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, update
 
-from steward.errors import StewardError
+from steward.errors import NotFound, StewardError
 from steward.schemas.registry import ModelCreate, VersionCreate
 from steward.store.sql.tables import AliasRow, ModelRow
 from steward.wiring import Services
@@ -85,6 +85,12 @@ def test_an_alias_moved_and_a_version_registered_are_read_back(services: Service
     (event,) = [e for e in services.audit.list_events(kind="alias.set").items
                 if e.payload["version"] == second]  # fmt: skip
     assert event.payload["previous_version"] == first
+    # an existing alias towards a version that does not exist: refused, left where it was
+    with pytest.raises(NotFound, match="version 9"):
+        services.registry.set_alias("tester", "m", "champion", 9)
+    assert services.registry.get_version("models:/m@champion").version == second
+    with pytest.raises(NotFound):
+        services.registry.set_alias("tester", "no-such-model", "champion", 1)
 
 
 def test_an_error_arriving_with_the_commit_is_typed_and_undoes_the_write(

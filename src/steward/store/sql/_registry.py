@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Text,
+    and_,
     bindparam,
     cast,
     delete,
@@ -153,6 +154,9 @@ def _version_json_column(name: str) -> Any:
     return column
 
 
+# A statement and its parameters, run later by the write session; nobody reads its result.
+Deferred = tuple[Any, Any]
+
 # What a page of versions reads: the rows for entities, or for `version_json`.
 _PAGE_COLUMNS = {
     "entities": select(_VERSIONS, _MODELS.c.name.label("model_name")),
@@ -163,9 +167,6 @@ _PAGE_COLUMNS = {
 # statement per call (coercions, cache key) cost ~0.25 ms each, several times the statement's
 # own execution on SQLite (measured). They run on the session's Core connection, which skips
 # the ORM's execution layer as well.
-# A statement and its parameters, run later by the write session; nobody reads its result.
-Deferred = tuple[Any, Any]
-
 _CLAIM_VERSION = (
     update(_MODELS)
     .where(_MODELS.c.name == bindparam("model_name"))
@@ -185,6 +186,19 @@ _ALIAS_TARGET = (
     select(_ALIASES.c.version_id, _VERSIONS.c.version)
     .join(_VERSIONS, _VERSIONS.c.id == _ALIASES.c.version_id)
     .where(_ALIASES.c.model_id == bindparam("model_id"), _ALIASES.c.alias == bindparam("alias"))
+    .with_for_update(of=_ALIASES)
+)
+# The usual move (the alias exists): the model, the version to point at and the one pointed at
+# now, the alias locked (PostgreSQL) until the move commits, in one statement instead of two.
+_TARGET = _VERSIONS.alias("target")
+_IS_TARGET = and_(_TARGET.c.model_id == _MODELS.c.id, _TARGET.c.version == bindparam("version"))
+_MOVING_ALIAS = (
+    select(_MODELS.c.id, _TARGET.c.id, _VERSIONS.c.version)
+    .select_from(_ALIASES)
+    .join(_MODELS, _MODELS.c.id == _ALIASES.c.model_id)
+    .join(_VERSIONS, _VERSIONS.c.id == _ALIASES.c.version_id)
+    .join(_TARGET, _IS_TARGET)
+    .where(_MODELS.c.name == bindparam("name"), _ALIASES.c.alias == bindparam("alias"))
     .with_for_update(of=_ALIASES)
 )
 _MOVE_ALIAS = update(_ALIASES).where(
@@ -412,6 +426,23 @@ def _page(conditions: list[Condition], model: ModelRow | None) -> Select[str]:
     for cond in conditions:
         page = page.where(version_condition(cond))
     return page
+
+
+def move_existing_alias(
+    session: Session, name: str, alias: str, version: int, values: dict[str, Any]
+) -> tuple[int, Deferred] | None:
+    """When ``alias`` of ``name`` and v``version`` both exist: the version number the alias
+    points at now and the statement that moves it. Otherwise None, and `upsert_alias` (after
+    the version's lookup) creates the alias or names what is missing. A move committed
+    meanwhile by another writer may also give None (the locked row no longer joins the version
+    read before it): `upsert_alias` then reads it afresh."""
+    key = {"name": name, "alias": alias, "version": version}
+    row = session.connection().execute(_MOVING_ALIAS, key).first()
+    if row is None:
+        return None
+    model_id, version_id, previous = row
+    move = {"b_model_id": model_id, "b_alias": alias, "version_id": version_id, **values}
+    return int(previous), (_MOVE_ALIAS, move)
 
 
 def upsert_alias(

@@ -241,15 +241,21 @@ class SqlWriteSession(
         self, name: str, alias: str, version: int, at: datetime
     ) -> tuple[Alias, int | None]:
         """Move ``alias`` to ``version``; return it and the version it pointed at before."""
-        ids = _registry.find_version_ids(self.session, name, version)
-        if ids is None:
-            self.get_version(name, version)  # raises the NotFound naming what is missing
-            raise AssertionError("unreachable")
-        model_id, version_id = ids
-        previous, move = _registry.upsert_alias(
-            self.session, model_id, alias, version_id,
-            {"updated_at": at, "updated_by": self.actor},
-        )  # fmt: skip
+        values = {"updated_at": at, "updated_by": self.actor}
+        found = _registry.move_existing_alias(self.session, name, alias, version, values)
+        previous: int | None
+        move: _registry.Deferred | None
+        if found is not None:
+            previous, move = found
+        else:
+            ids = _registry.find_version_ids(self.session, name, version)
+            if ids is None:
+                self.get_version(name, version)  # raises the NotFound naming what is missing
+                raise AssertionError("unreachable")
+            model_id, version_id = ids
+            previous, move = _registry.upsert_alias(
+                self.session, model_id, alias, version_id, values
+            )
         if move is not None:
             self.execute_later([move])
         moved = Alias(
