@@ -190,13 +190,19 @@ class SklearnPredictor:
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
         """Labels and probabilities from one input conversion, and one model call when the
         estimator's labels are the argmax of its probabilities."""
-        x = self._input(data)
+        # One call of `_call` for both methods: one finiteness check and one switch.
+        found: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None] = self._call(
+            self._labels_and_proba, self._input(data)
+        )
+        return found
+
+    def _labels_and_proba(self, x: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
         if not self.has_proba:
-            return np.asarray(self._call(self._model.predict, x)), None
-        proba = np.asarray(self._call(self._model.predict_proba, x))
+            return np.asarray(self._model.predict(x)), None
+        proba = np.asarray(self._model.predict_proba(x))
         if _final_step_name(self._model) in _PROBA_DECIDES and proba.ndim == 2:
             return np.asarray(self._model.classes_).take(proba.argmax(axis=1)), proba
-        return np.asarray(self._call(self._model.predict, x)), proba
+        return np.asarray(self._model.predict(x)), proba
 
 
 def accepts_missing(model: object) -> bool | None:

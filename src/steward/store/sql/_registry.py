@@ -441,8 +441,7 @@ def move_existing_alias(
     if row is None:
         return None
     model_id, version_id, previous = row
-    move = {"b_model_id": model_id, "b_alias": alias, "version_id": version_id, **values}
-    return int(previous), (_MOVE_ALIAS, move)
+    return int(previous), _alias_move(model_id, alias, version_id, values)
 
 
 def upsert_alias(
@@ -462,8 +461,12 @@ def upsert_alias(
         inserted = connection.execute(new_alias, {**key, "version_id": version_id, **values})
         if inserted.first() is not None:
             return None, None
+    return int(before[1]), _alias_move(model_id, alias, version_id, values)
+
+
+def _alias_move(model_id: str, alias: str, version_id: str, values: dict[str, Any]) -> Deferred:
     move = {"b_model_id": model_id, "b_alias": alias, "version_id": version_id, **values}
-    return int(before[1]), (_MOVE_ALIAS, move)
+    return _MOVE_ALIAS, move
 
 
 def _dialect(session: Session) -> str:
