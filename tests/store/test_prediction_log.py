@@ -520,7 +520,7 @@ def test_a_flush_converted_in_slices_equals_one_conversion() -> None:
     requests = [_request(f"r{i}", 1 + i % 3) for i in range(600)]  # three slices
     mixed = [*requests[:300], _request("odd", 1, probabilities=None), *requests[300:]]
     for batch in (requests, mixed):  # the second: one slice goes row by row
-        table = prediction_log._table_in_slices(batch, SIGNATURE, prediction_log._convert_here)
+        table = prediction_log._table_in_slices(batch, SIGNATURE)
         assert table.equals(logged_to_table(batch, SIGNATURE))
 
 

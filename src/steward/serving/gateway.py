@@ -462,16 +462,13 @@ def create_gateway(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start(poll_seconds)
-        loop = asyncio.get_running_loop()
-        if log is not None:
-            log.convert_on(loop)  # between requests, not on a thread contending for the GIL
         try:
             yield
         finally:
             await runtime.close()
+            loop = asyncio.get_running_loop()
             if log is not None:
-                await loop.run_in_executor(None, log.close)  # the loop still converts meanwhile
-                log.convert_on(None)
+                await loop.run_in_executor(None, log.close)
             await loop.run_in_executor(None, guard.close)
 
     routes = [

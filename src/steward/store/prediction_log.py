@@ -15,7 +15,6 @@ experiments read it through ``read_predictions``.
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import functools
 import json
 import logging
@@ -25,10 +24,10 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import fsspec
@@ -40,9 +39,6 @@ import pyarrow.parquet as pq
 from steward.domain.signature import Signature
 from steward.errors import InvalidInput
 from steward.settings import PredictionLogCompression, Settings
-
-if TYPE_CHECKING:
-    from asyncio import AbstractEventLoop
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +202,6 @@ class PredictionLogWriter:
         self._accepted = 0  # rows ever accepted by log() and log_request()
         self._processed = 0  # rows written or dropped by the writer thread
         self._signatures: dict[str, Signature] = {}
-        self._conversion_loop: AbstractEventLoop | None = None
         self._made_dirs: set[str] = set()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -272,18 +267,6 @@ class PredictionLogWriter:
             else:
                 self._signatures[deployment] = signature
 
-    def convert_on(self, loop: AbstractEventLoop | None) -> None:
-        """Turn records into Arrow tables on ``loop``'s thread (the server's event loop), a
-        slice at a time between its requests, instead of on the writer thread; None: back to
-        the writer thread. The writer thread still encodes and writes the Parquet files.
-
-        Why: converting is Python and small numpy and Arrow calls, each of which lets go of the
-        GIL and must take it back from the busy event loop. On the writer thread that cost ~8 µs
-        of its CPU a request in `steward serve` under load, against ~2.4 µs for the same records
-        converted with no thread to compete with (measured); on the loop there is none.
-        """
-        self._conversion_loop = loop
-
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record accepted before this call is written; False on timeout."""
         with self._lock:
@@ -347,7 +330,7 @@ class PredictionLogWriter:
             try:
                 if not deployment:
                     raise ValueError("records without a deployment name or a datetime timestamp")
-                table = self._to_table(records, signatures.get(deployment))
+                table = _table_in_slices(records, signatures.get(deployment))
                 self._write_file(deployment, hour, table)
             except Exception:
                 logger.exception(
@@ -365,12 +348,6 @@ class PredictionLogWriter:
                     self.dropped_by_reason["write_error"] += rows
                 self._processed += rows
                 self._done_cond.notify_all()
-
-    def _to_table(self, records: Sequence[Logged], signature: Signature | None) -> pa.Table:
-        loop = self._conversion_loop
-        if loop is None:
-            return _table_in_slices(records, signature, _convert_here)
-        return _table_in_slices(records, signature, functools.partial(_convert_on_loop, loop))
 
     @cached_property
     def _fs_and_root(self) -> tuple[Any, str]:
@@ -448,68 +425,28 @@ def _lower_this_threads_priority() -> None:
         logger.debug("could not lower the prediction log writer's priority", exc_info=True)
 
 
-# Records converted at a time, between which the event loop answers requests.
+# Records converted between two moments where the writer gives the GIL back.
 _SLICE = 256
-# How long the writer waits for the event loop to take up a slice before converting it itself:
-# a loop that is stopped (not closed) never would.
-LOOP_WAIT_SECONDS = 1.0
-
-# Runs one slice's conversion somewhere and returns its table.
-_Converter = Callable[[Callable[[], pa.Table]], pa.Table]
 
 
-def _table_in_slices(
-    records: Sequence[Logged], signature: Signature | None, convert: _Converter
-) -> pa.Table:
-    """`logged_to_table`, a slice of records at a time, each slice run by ``convert``.
+def _table_in_slices(records: Sequence[Logged], signature: Signature | None) -> pa.Table:
+    """`logged_to_table`, a slice of records at a time, the GIL given back between slices.
 
     The writer shares its process, and often its core, with the server's event loop: a flush
     of 1,000 requests converted at once kept the loop waiting ~5 ms, and the requests that
     arrived meanwhile made the server's p99 (measured in process: 10,000 at once, a 10 ms
     wait). A slice takes well under a millisecond.
     """
-    tables = [
-        convert(functools.partial(logged_to_table, records[start : start + _SLICE], signature))
-        for start in range(0, len(records), _SLICE)
-    ]
+    tables = []
+    for start in range(0, len(records), _SLICE):
+        tables.append(logged_to_table(records[start : start + _SLICE], signature))
+        time.sleep(0)  # lets the event loop's thread take the GIL
     if len(tables) == 1:
         return tables[0]
     try:
         return pa.concat_tables(tables)
     except pa.ArrowInvalid:  # slices that took different paths typed a column differently
         return logged_to_table(records, signature)
-
-
-def _convert_here(slice_to_table: Callable[[], pa.Table]) -> pa.Table:
-    """On the writer thread, then the GIL handed to the event loop's thread."""
-    table = slice_to_table()
-    time.sleep(0)
-    return table
-
-
-def _convert_on_loop(loop: AbstractEventLoop, slice_to_table: Callable[[], pa.Table]) -> pa.Table:
-    """On ``loop``'s thread, queued behind the requests already there; on the writer thread
-    when the loop is closed, or has not taken the slice up within `LOOP_WAIT_SECONDS`."""
-    done: concurrent.futures.Future[pa.Table] = concurrent.futures.Future()
-
-    def run() -> None:
-        if not done.set_running_or_notify_cancel():
-            return  # given up on: the writer converts it itself
-        try:
-            done.set_result(slice_to_table())
-        except BaseException as error:  # raised on the writer thread, which counts the loss
-            done.set_exception(error)
-
-    try:
-        loop.call_soon_threadsafe(run)
-    except RuntimeError:  # closed
-        return slice_to_table()
-    try:
-        return done.result(timeout=LOOP_WAIT_SECONDS)
-    except concurrent.futures.TimeoutError:
-        if done.cancel():
-            return slice_to_table()
-        return done.result()  # the loop started it meanwhile
 
 
 def logged_to_table(records: Sequence[Logged], signature: Signature | None) -> pa.Table:
