@@ -69,11 +69,8 @@ class PredictionLogSettings(BaseSettings):
         ge=1,
         description="Records buffered in memory per server; when full, new ones are dropped.",
     )
-    # 5,000 rather than 1,000: a file's fixed costs (creating it, Parquet's footer and column
-    # metadata, the rename) spread over five times the rows. Measured in `steward serve` at
-    # ~3,400 requests/s: the writer thread's CPU 7.1-7.3 -> 5.6-5.9 us a request; p99 unchanged.
     flush_rows: int = Field(
-        default=5_000, ge=1, description="Buffered records that trigger a write before the timer."
+        default=1_000, ge=1, description="Buffered records that trigger a write before the timer."
     )
     flush_seconds: float = Field(
         default=1.0, gt=0, description="Longest time a record waits in memory before it is written."

@@ -386,7 +386,7 @@ def test_settings_section_and_from_settings(
     monkeypatch.setenv("STEWARD_PREDICTION_LOG_FLUSH_SECONDS", "0.25")
     settings = Settings(home=tmp_path)
     section = settings.prediction_log
-    assert (section.queue_size, section.flush_rows, section.flush_seconds) == (50, 5000, 0.25)
+    assert (section.queue_size, section.flush_rows, section.flush_seconds) == (50, 1000, 0.25)
     assert settings.prediction_log_root == str(tmp_path / "predictions")
     writer = PredictionLogWriter.from_settings(settings)
     assert (writer.root, writer.queue_size) == (str(tmp_path / "predictions"), 50)
