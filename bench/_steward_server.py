@@ -11,6 +11,7 @@ import sys
 import uvicorn
 
 from steward.api.app import create_app
+from steward.api.http_protocol import CoalescingHttpToolsProtocol
 from steward.settings import Settings
 
 
@@ -18,7 +19,8 @@ def main() -> None:
     home, database_url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     database = {"url": database_url} if database_url else {}
     settings = Settings(home=home, url=None, database=database)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                http=CoalescingHttpToolsProtocol)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from tests.cli.conftest import Invoke
 
+from steward.api.http_protocol import CoalescingHttpToolsProtocol
+
 
 def test_db_upgrade_then_up_to_date(invoke: Invoke, home: Path) -> None:
     first = invoke("db", "upgrade")
@@ -35,6 +37,7 @@ def test_server_runs_create_app_in_one_process(
     (call,) = calls
     assert (call["host"], call["port"]) == ("0.0.0.0", 6060)
     assert "workers" not in call
+    assert call["http"] is CoalescingHttpToolsProtocol  # a response leaves in one write
     assert any(getattr(r, "path", None) == "/health" for r in call["app"].routes)
 
 

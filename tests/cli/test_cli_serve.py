@@ -11,6 +11,7 @@ from tests.cli.conftest import Invoke
 from tests.cli.test_cli_deployments import _production
 from typer.testing import CliRunner
 
+from steward.api.http_protocol import CoalescingHttpToolsProtocol
 from steward.cli.main import app
 from steward.serving.gateway import Gateway
 
@@ -56,6 +57,8 @@ def test_serve_runs_the_gateway_on_host_and_port(
     (call,) = runs
     assert (call["host"], call["port"], call["lifespan"]) == ("0.0.0.0", 9123, "on")
     assert "workers" not in call  # one process, one event loop
+    assert call["http"] is CoalescingHttpToolsProtocol  # a response leaves in one write
+    assert call["access_log"] is False  # never printed at level warning, and it costs ~3%
     app = call["app"]
     assert isinstance(app.state.gateway, Gateway)
     assert app.state.gateway.runtime.names == ("churn-api",)

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 
 from steward.api.app import create_app
+from steward.api.http_protocol import CoalescingHttpToolsProtocol
 from steward.client import Client
 from steward.domain.enums import Role
 from steward.schemas.auth import TokenCreate
@@ -43,8 +44,9 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+            http=CoalescingHttpToolsProtocol,  # as `steward server` runs it
+        )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -38,6 +38,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from steward.api.app import create_app
+    from steward.api.http_protocol import CoalescingHttpToolsProtocol
 
     app = create_app(settings, scheduler=settings.monitor.scheduler)
     host, port = settings.server.host, settings.server.port
@@ -51,4 +52,4 @@ def serve(settings: Settings) -> None:
     # TCP_NODELAY on every connection. With --workers > 1 uvicorn binds the socket itself
     # and leaves Nagle on (~40 ms per small keep-alive request; see DESIGN.md "Known traps",
     # uvicorn issue #3149), so scale out with more processes behind a balancer instead.
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", http=CoalescingHttpToolsProtocol)
