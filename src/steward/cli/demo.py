@@ -132,6 +132,7 @@ class _Gateway:
         """Start serving every deployment; False when it did not come up (a busy port)."""
         import uvicorn
 
+        from steward.api.http_protocol import CoalescingHttpToolsProtocol
         from steward.serving.gateway import create_gateway
         from steward.serving.runtime import Runtime
         from steward.store.prediction_log import PredictionLogWriter
@@ -144,7 +145,10 @@ class _Gateway:
             allow_trusted=settings.allow_trusted_models,
         )  # fmt: skip
         app = create_gateway(runtime, PredictionLogWriter.from_settings(settings))
-        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning")
+        config = uvicorn.Config(  # as `steward serve` runs it
+            app, host=self.host, port=self.port, log_level="warning", access_log=False,
+            http=CoalescingHttpToolsProtocol,
+        )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, name="steward-demo-gateway", daemon=True
