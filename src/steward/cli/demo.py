@@ -132,7 +132,7 @@ class _Gateway:
         """Start serving every deployment; False when it did not come up (a busy port)."""
         import uvicorn
 
-        from steward.api.http_protocol import CoalescingHttpToolsProtocol
+        from steward.cli.serve import gateway_uvicorn_options
         from steward.serving.gateway import create_gateway
         from steward.serving.runtime import Runtime
         from steward.store.prediction_log import PredictionLogWriter
@@ -145,10 +145,7 @@ class _Gateway:
             allow_trusted=settings.allow_trusted_models,
         )  # fmt: skip
         app = create_gateway(runtime, PredictionLogWriter.from_settings(settings))
-        config = uvicorn.Config(  # as `steward serve` runs it
-            app, host=self.host, port=self.port, log_level="warning", access_log=False,
-            http=CoalescingHttpToolsProtocol,
-        )  # fmt: skip
+        config = uvicorn.Config(app, host=self.host, port=self.port, **gateway_uvicorn_options())
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, name="steward-demo-gateway", daemon=True

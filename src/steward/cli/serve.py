@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,6 +11,16 @@ from steward.cli._state import state
 from steward.errors import InvalidInput, NotFound
 
 DEFAULT_PORT = 8000
+
+
+def gateway_uvicorn_options() -> dict[str, Any]:
+    """How uvicorn runs the gateway, here and in `steward demo`: each response in one write
+    (`steward.api.http_protocol`), and no access log. At level warning uvicorn prints no
+    access line, yet with its access log on it builds each one's arguments for a logger that
+    drops it: ~3% of the requests/s (measured)."""
+    from steward.api.http_protocol import CoalescingHttpToolsProtocol
+
+    return {"log_level": "warning", "access_log": False, "http": CoalescingHttpToolsProtocol}
 
 
 def serve(
@@ -46,7 +56,6 @@ def serve(
     import uvicorn
 
     from steward.alerts import WebhookAlerts
-    from steward.api.http_protocol import CoalescingHttpToolsProtocol
     from steward.serving.gateway import create_gateway
     from steward.serving.runtime import Runtime
     from steward.store.prediction_log import PredictionLogWriter
@@ -92,12 +101,7 @@ def serve(
             soft_wrap=True,
         )
         # One process, one event loop: uvicorn binds through asyncio, which sets TCP_NODELAY on
-        # every connection (with --workers > 1 it would not: DESIGN.md "Known traps"). At level
-        # warning uvicorn prints no access line, yet with its access log on it builds each
-        # one's arguments for a logger that drops it: ~3% of the requests/s (measured).
-        uvicorn.run(
-            app, host=bind, port=port, log_level="warning", lifespan="on", access_log=False,
-            http=CoalescingHttpToolsProtocol,
-        )  # fmt: skip
+        # every connection (with --workers > 1 it would not: DESIGN.md "Known traps").
+        uvicorn.run(app, host=bind, port=port, lifespan="on", **gateway_uvicorn_options())
     finally:
         services.close()
