@@ -3,12 +3,13 @@
 Why: on a shared VM the same server's throughput moves by a factor of two between runs a few
 minutes apart (measured here: 3,400 to 8,600 requests/s, same code, 3 s runs), so running two
 variants one after the other cannot resolve a 5% change. This runs every variant as its own
-``steward serve`` (or the bare Starlette app, ``bare``), all pinned to core 0, and loads them
-all in the same seconds with one wrk each on core 1: the host's slow and fast moments fall on
-every variant alike, and the ratio of each variant's requests/s to the first one's stays
-within a few percent from round to round. What it measures is each variant's CPU cost per
-request, as they share one core; not the latency a lone server would have (p99 is printed but
-means little with several servers on one core).
+``steward serve`` (or the bare Starlette app calling the model, ``bare``, or returning a
+constant, ``floor``: the HTTP floor of the micro-batching goal), all pinned to core 0, and
+loads them all in the same seconds with one wrk each on core 1: the host's slow and fast
+moments fall on every variant alike, and the ratio of each variant's requests/s to the first
+one's stays within a few percent from round to round. What it measures is each variant's
+CPU cost per request, as they share one core; not the latency a lone server would have (p99
+is printed but means little with several servers on one core).
 
 A tree is a folder whose ``src`` holds a ``steward`` package (a ``git worktree`` of a commit,
 with the change under test applied), put first on the servers' PYTHONPATH.
@@ -34,6 +35,7 @@ from _servers import BENCH_DIR, HOST, Context, Server, _child_env, free_port
 
 ROOT = BENCH_DIR.parent
 DEPLOYMENTS = ["clf", "clf-onnx", "clf-batch", "clf-onnx-batch"]  # what `prepare` deploys
+BARE = ("bare", "floor")  # the reference apps: the model called bare, and a constant answer
 
 
 def _start(
@@ -41,11 +43,12 @@ def _start(
 ) -> Server:
     port = free_port()
     logs = prep.steward_home.parent / "logs"
-    if tree == "bare":
+    if tree in BARE:
         onnx = "onnx" in route
         model = prep.onnx_path if onnx else prep.pickle_path
+        mode = "constant" if tree == "floor" else "onnx" if onnx else "sklearn"
         cmd = [str(ROOT / ".venv-bench/bin/python"), str(BENCH_DIR / "_bare_starlette.py"),
-               "onnx" if onnx else "sklearn", str(model), str(port)]  # fmt: skip
+               mode, str(model), str(port)]  # fmt: skip
         return stack.enter_context(serving._server(f"bare-{i}", cmd, port, logs, "/health",
                                                    _child_env()))  # fmt: skip
     env = _child_env({"STEWARD_HOME": str(prep.steward_home),
@@ -73,7 +76,7 @@ def _load_all(urls: list[str], scripts: list[Path], connections: int, seconds: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("trees", nargs="+", help="folders with src/steward, or 'bare'")
+    parser.add_argument("trees", nargs="+", help="folders with src/steward, 'bare' or 'floor'")
     parser.add_argument(
         "--route",
         default="/predict/clf-onnx",
@@ -102,10 +105,10 @@ def _run(args: argparse.Namespace, workdir: Path) -> None:
     script.write_text(serving.LUA.format(body=body))
     bare_script.write_text(serving.LUA.format(body=serving.instances(prep.x, args.rows)))
     # the bare app takes `{"instances": ...}` on /predict whatever route Steward is loaded on
-    scripts = [bare_script if tree == "bare" else script for tree in args.trees]
+    scripts = [bare_script if tree in BARE else script for tree in args.trees]
     with contextlib.ExitStack() as stack:
         servers = [_start(stack, tree, i, prep, args.route) for i, tree in enumerate(args.trees)]
-        urls = [s.url + ("/predict" if t == "bare" else args.route)
+        urls = [s.url + ("/predict" if t in BARE else args.route)
                 for s, t in zip(servers, args.trees, strict=True)]  # fmt: skip
         _load_all(urls, scripts, args.connections, 1)  # warm-up
         rps: list[list[float]] = [[] for _ in urls]

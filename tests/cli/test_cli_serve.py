@@ -59,6 +59,7 @@ def test_serve_runs_the_gateway_on_host_and_port(
     assert "workers" not in call  # one process, one event loop
     assert call["http"] is CoalescingHttpToolsProtocol  # a response leaves in one write
     assert call["access_log"] is False  # never printed at level warning, and it costs ~3%
+    assert call["proxy_headers"] is False  # the gateway never reads the client's address
     app = call["app"]
     assert isinstance(app.state.gateway, Gateway)
     assert app.state.gateway.runtime.names == ("churn-api",)

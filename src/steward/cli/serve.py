@@ -15,12 +15,15 @@ DEFAULT_PORT = 8000
 
 def gateway_uvicorn_options() -> dict[str, Any]:
     """How uvicorn runs the gateway, here and in `steward demo`: each response in one write
-    (`steward.api.http_protocol`), and no access log. At level warning uvicorn prints no
-    access line, yet with its access log on it builds each one's arguments for a logger that
-    drops it: ~3% of the requests/s (measured)."""
+    (`steward.api.http_protocol`), no access log and no proxy-headers middleware. At level
+    warning uvicorn prints no access line, yet with its access log on it builds each one's
+    arguments for a logger that drops it: ~3% of the requests/s. The middleware rewrites the
+    client address and scheme from ``X-Forwarded-*`` on every request, and the gateway reads
+    neither: 2-3% (both measured with bench/ab_serving.py)."""
     from steward.api.http_protocol import CoalescingHttpToolsProtocol
 
-    return {"log_level": "warning", "access_log": False, "http": CoalescingHttpToolsProtocol}
+    return {"log_level": "warning", "access_log": False, "proxy_headers": False,
+            "http": CoalescingHttpToolsProtocol}  # fmt: skip
 
 
 def serve(
