@@ -1,12 +1,16 @@
-"""CoalescingHttpToolsProtocol: a response's writes leave together, nothing reordered or lost."""
+"""CoalescingHttpToolsProtocol: a response's writes leave together, nothing reordered or lost;
+an app's direct answers are the ASGI answers, byte for byte, with uvicorn's connection
+handling around them."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -149,13 +153,14 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
+def _serve(app: Any) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = uvicorn.Config(_app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off", http=CoalescingHttpToolsProtocol)  # fmt: skip
+    # no proxy-headers middleware: uvicorn would wrap the app, hiding its direct_route
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="off", proxy_headers=False,
+                            http=CoalescingHttpToolsProtocol)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -167,6 +172,11 @@ def server_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    yield from _serve(_app)
 
 
 def test_answers_on_one_kept_alive_connection(server_url: str) -> None:
@@ -213,3 +223,218 @@ def test_a_response_reaches_the_socket_in_one_write(
     (sent,) = writes  # status line, headers and body together
     assert sent.startswith(b"HTTP/1.1 200 OK\r\n")
     assert sent.endswith(b"\r\n\r\n/one")
+
+
+# -- direct answers: an app's direct_route, answered by the protocol without ASGI messages ---
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content: bytes
+    headers: dict[str, str] | None = None
+    after: Callable[[], None] | None = None
+
+
+class DirectApp:
+    """Answers ``/direct/...`` through ``direct_route`` and everything else through ASGI with
+    the same answer, so the two paths can be compared byte for byte."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def direct_route(self, scope: dict[str, Any]) -> Any:
+        if not scope["path"].startswith("/direct/"):
+            return None
+        return lambda receive: self._answer(scope, receive)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.events.append(f"asgi {scope['path']}")
+        answer = await self._answer(scope, receive)
+        assert answer is not None
+        headers = [(b"content-length", str(len(answer.content)).encode())]
+        if answer.headers is None:
+            headers.append((b"content-type", b"application/json"))
+        else:
+            headers += [(k.encode(), v.encode()) for k, v in answer.headers.items()]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.content})
+
+    async def _answer(self, scope: dict[str, Any], receive: Any) -> Answer | None:
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.events.append("left")
+                return None
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        name = scope["path"].rsplit("/", 1)[-1]
+        if name == "raise":
+            raise ValueError("a bug in the handler")
+        if name == "bad-header":
+            return Answer(200, b"{}", {"x-evil": "a\r\nset-cookie: b"})
+        if name == "typed":
+            return Answer(201, b"<p>hi</p>", {"content-type": "text/html", "x-answered": "yes"})
+        if name == "after":
+            return Answer(200, b'"after"', after=lambda: self.events.append("after ran"))
+        if name == "after-fails":
+
+            def fails() -> None:
+                raise RuntimeError("the follow-up failed")
+
+            return Answer(200, b'"sent anyway"', after=fails)
+        echo = f'{{"echo": "{name}", "body": {len(body)}}}'
+        return Answer(200, echo.encode())
+
+
+@pytest.fixture(scope="module")
+def direct_app() -> DirectApp:
+    return DirectApp()
+
+
+@pytest.fixture(scope="module")
+def direct_url(direct_app: DirectApp) -> Iterator[str]:
+    yield from _serve(direct_app)
+
+
+def _exchange(url: str, request: bytes, *, until: int = 1, shut: bool = False) -> bytes:
+    """Send raw bytes on a new connection; read until ``until`` responses arrived or EOF."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        if shut:
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while data.count(b"HTTP/1.1 ") < until or not _complete(data, until):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def _complete(data: bytes, responses: int) -> bool:
+    """Whether ``data`` holds ``responses`` whole responses (each with a content-length)."""
+    rest = data
+    for _ in range(responses):
+        head, sep, rest = rest.partition(b"\r\n\r\n")
+        if not sep:
+            return False
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+        if len(rest) < length:
+            return False
+        rest = rest[length:]
+    return True
+
+
+def _post(path: str, body: bytes = b"{}", version: bytes = b"1.1") -> bytes:
+    head = f"POST {path} HTTP/{version.decode()}\r\nhost: t\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def _without_date(response: bytes) -> bytes:
+    return b"\r\n".join(line for line in response.split(b"\r\n") if not line.startswith(b"date:"))
+
+
+def test_a_direct_answer_is_the_asgi_answer_byte_for_byte(
+    direct_url: str, direct_app: DirectApp
+) -> None:
+    direct = _exchange(direct_url, _post("/direct/x", b"12345"))
+    asgi = _exchange(direct_url, _post("/asgi/x", b"12345"))
+    assert direct.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert direct.endswith(b'\r\n\r\n{"echo": "x", "body": 5}')
+    assert _without_date(direct) == _without_date(asgi)
+    assert "asgi /asgi/x" in direct_app.events  # the app was called for one of the two only
+    assert "asgi /direct/x" not in direct_app.events
+    typed_direct = _exchange(direct_url, _post("/direct/typed"))
+    typed_asgi = _exchange(direct_url, _post("/asgi/typed"))
+    assert typed_direct.startswith(b"HTTP/1.1 201 Created\r\n")
+    assert b"content-type: text/html\r\n" in typed_direct
+    assert b"x-answered: yes\r\n" in typed_direct
+    assert b"application/json" not in typed_direct
+    assert sorted(_without_date(typed_direct).split(b"\r\n")) == sorted(
+        _without_date(typed_asgi).split(b"\r\n")
+    )
+
+
+def test_direct_and_asgi_answers_share_a_kept_alive_connection(direct_url: str) -> None:
+    with httpx.Client(base_url=direct_url) as client:
+        answers = [client.post(f"/{'direct' if i % 2 else 'asgi'}/n{i}", content=b"ab")
+                   for i in range(20)]  # fmt: skip
+    assert [a.json() for a in answers] == [{"echo": f"n{i}", "body": 2} for i in range(20)]
+    assert all(a.headers["server"] == "uvicorn" and "date" in a.headers for a in answers)
+
+
+def test_pipelined_requests_are_answered_in_order(direct_url: str) -> None:
+    requests = _post("/direct/a") + _post("/asgi/b") + _post("/direct/c", b"xyz")
+    data = _exchange(direct_url, requests, until=3)
+    bodies = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert bodies == [b'{"echo": "a", "body": 2}', b'{"echo": "b", "body": 2}',
+                      b'{"echo": "c", "body": 3}']  # fmt: skip
+
+
+def test_an_http_1_0_request_gets_its_answer_and_the_connection_closed(direct_url: str) -> None:
+    data = _exchange(direct_url, _post("/direct/old", version=b"1.0"), until=2)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"connection: close\r\n" in data
+    assert data.endswith(b'{"echo": "old", "body": 2}')  # and then EOF: _exchange returned
+
+
+def test_expect_100_continue_is_answered_before_the_body(direct_url: str) -> None:
+    host, port = direct_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /direct/big HTTP/1.1\r\nhost: t\r\ncontent-length: 4\r\n"
+                     b"expect: 100-continue\r\n\r\n")  # fmt: skip
+        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"body")
+        data = b""
+        while not _complete(data, 1):
+            data += sock.recv(65536)
+    assert data.endswith(b'{"echo": "big", "body": 4}')
+
+
+def test_a_handler_that_raises_gets_a_500_and_the_server_goes_on(
+    direct_url: str, direct_app: DirectApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="uvicorn.error"):
+        data = _exchange(direct_url, _post("/direct/raise"), until=2)
+    assert data.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert data.endswith(b"Internal Server Error")
+    assert any("a bug in the handler" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    bad = _exchange(direct_url, _post("/direct/bad-header"), until=2)
+    assert bad.startswith(b"HTTP/1.1 500 ")  # a header that would split the response: refused
+    assert b"set-cookie" not in bad
+    assert httpx.post(direct_url + "/direct/after-ok").status_code == 200
+    assert not [e for e in direct_app.events if e.startswith("asgi /direct/")]
+
+
+def test_after_runs_once_the_answer_is_sent_and_its_failure_stays_in_the_log(
+    direct_url: str, direct_app: DirectApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert httpx.post(direct_url + "/direct/after").json() == "after"
+    deadline = time.monotonic() + 5
+    while "after ran" not in direct_app.events:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with caplog.at_level(logging.ERROR, logger="steward.api.http_protocol"):
+        answer = httpx.post(direct_url + "/direct/after-fails")
+    assert answer.json() == "sent anyway"
+    assert "the follow-up of an answered request failed" in caplog.text
+
+
+def test_a_client_that_leaves_before_its_body_gets_nothing_and_breaks_nothing(
+    direct_url: str, direct_app: DirectApp
+) -> None:
+    data = _exchange(direct_url, b"POST /direct/cut HTTP/1.1\r\nhost: t\r\ncontent-length: 10"
+                     b"\r\n\r\nabc", shut=True)  # fmt: skip
+    assert data == b""
+    deadline = time.monotonic() + 5
+    while "left" not in direct_app.events:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert httpx.post(direct_url + "/direct/still").json() == {"echo": "still", "body": 0}

@@ -36,6 +36,7 @@ from tests.serving.test_gateway import POLICY
 from tritonclient.http._utils import _get_inference_request
 from tritonclient.utils import InferenceServerException
 
+from steward.cli.serve import gateway_uvicorn_options
 from steward.client import Client, log_model
 from steward.domain.signature import Signature
 from steward.flavors import package_model
@@ -142,7 +143,8 @@ def server(store: Store) -> Iterator[Server]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    # as `steward serve` runs it: /infer answered by the protocol itself (direct_route)
+    uvicorn_server = uvicorn.Server(uvicorn.Config(app, **gateway_uvicorn_options()))
     thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

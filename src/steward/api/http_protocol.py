@@ -9,15 +9,40 @@ at once, while a body streamed over several turns still leaves as it is produced
 `steward serve` under wrk (ONNX ``/predict``, concurrency 32): 2.0 write calls a request
 before, 1.0 after (strace), and +2-4% requests/s (``bench/ab_serving.py``).
 
-The protocol's own code is uvicorn's, untouched: only the transport it writes to differs.
+The protocol's own code is uvicorn's, untouched, but for one hook: an application may answer
+some requests itself, without ASGI's messages (`direct_route`, below).
+
+Direct answers. An ASGI app costs, per request, a task running the app, a ``receive`` and two
+``send`` calls whose messages uvicorn checks and turns into bytes, header by header. For a
+route whose answer is one body of known length that is most of what is left around a fast
+model: the gateway's ``/predict`` and OIP ``infer`` (measured with `bench/ab_serving.py`,
+paired: ONNX ``/predict`` 1.085x requests/s, micro-batched scikit-learn 1.039x). So an app
+with a ``direct_route(scope)`` method is asked, for every request, for a handler; given one,
+the protocol awaits ``handler(receive)`` for a `DirectAnswer` and writes the status line, the
+server's default headers, the answer's headers and its body at once, then runs its ``after``.
+Everything around it stays uvicorn's: the request's parsing and scope, ``receive`` (with
+``Expect: 100-continue`` and flow control), keep-alive and ``Connection: close``, pipelined
+requests, back-pressure on writing, a client that left, and the 500 of a handler that raised.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+logger = logging.getLogger(__name__)
+_JSON = b"application/json"
 
 
 class CoalescedWrites:
@@ -71,13 +96,112 @@ class CoalescedWrites:
         return getattr(self._transport, name)
 
 
+class DirectAnswer(Protocol):
+    """A direct route's answer: sent with ``content-length`` and, when ``headers`` is None,
+    ``content-type: application/json``; ``after`` runs once it is written."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def headers(self) -> Mapping[str, str] | None: ...
+
+    @property
+    def after(self) -> Callable[[], None] | None: ...
+
+
+# ``handler(receive)``: the answer, or None when the client left before it (nothing is sent).
+DirectHandler = Callable[[Any], Awaitable[DirectAnswer | None]]
+
+
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's ``httptools`` protocol writing through `CoalescedWrites`; pass it as
+    """uvicorn's ``httptools`` protocol writing through `CoalescedWrites`, and answering the
+    requests its app claims with ``direct_route`` itself; pass it as
     ``uvicorn.run(app, http=CoalescingHttpToolsProtocol)``."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         coalesced = CoalescedWrites(transport, asyncio.get_running_loop())
         super().connection_made(coalesced)  # type: ignore[arg-type]
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # uvicorn calls this for each request, pipelined ones included, once its turn comes;
+        # the app it passes is wrapped when uvicorn adds middleware, which then has no
+        # direct_route: such a server answers through ASGI, as does a 503 over the limit.
+        route = getattr(app, "direct_route", None)
+        handler: DirectHandler | None = route(cycle.scope) if route is not None else None
+        if handler is None:
+            super()._start_asgi_task(cycle, app)
+            return
+        answering = _answer_directly(cycle, handler)
+        if getattr(self.config, "reset_contextvars", False):
+            task = self.loop.create_task(answering, context=contextvars.Context())
+        else:
+            task = self.loop.create_task(answering)
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
-__all__ = ["CoalescedWrites", "CoalescingHttpToolsProtocol"]
+
+async def _answer_directly(cycle: RequestResponseCycle, handler: DirectHandler) -> None:
+    """What ``cycle.run_asgi`` and ``cycle.send`` do for an app that answers at once."""
+    try:
+        answer = await handler(cycle.receive)
+        if answer is None:
+            return
+        head = _head(cycle, answer)
+        if cycle.flow.write_paused and not cycle.disconnected:
+            await cycle.flow.drain()
+        if cycle.disconnected:
+            return
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        cycle.transport.write(head + answer.content)
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            cycle.transport.close()
+        cycle.on_response()
+    except BaseException as error:
+        cycle.logger.error("Exception in ASGI application\n", exc_info=error)
+        if not cycle.response_started:
+            await cycle.send_500_response()
+        else:
+            cycle.transport.close()
+        return
+    finally:
+        cycle.on_response = lambda: None
+    if answer.after is not None:
+        try:
+            answer.after()
+        except Exception:  # the answer is sent: its follow-up's failure is only logged
+            logger.exception("the follow-up of an answered request failed")
+
+
+def _head(cycle: RequestResponseCycle, answer: DirectAnswer) -> bytes:
+    """The status line and headers: the server's defaults (date, server), the length, the
+    type, and the answer's own headers, checked as uvicorn checks an ASGI app's."""
+    parts = [STATUS_LINE[answer.status]]
+    for name, value in cycle.default_headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts += (b"content-length: ", str(len(answer.content)).encode(), b"\r\n")
+    if answer.headers is None:
+        parts += (b"content-type: ", _JSON, b"\r\n")
+    else:
+        for key, text in answer.headers.items():
+            name, value = key.lower().encode("latin-1"), text.encode("latin-1")
+            if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+                raise RuntimeError(f"Invalid HTTP header {key!r}.")
+            if name == b"content-length":
+                continue  # the protocol's own, from the body it writes
+            if name == b"connection" and b"close" in value.lower():
+                cycle.keep_alive = False
+            parts += (name, b": ", value, b"\r\n")
+    if not cycle.keep_alive and not (answer.headers and "connection" in answer.headers):
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+__all__ = ["CoalescedWrites", "CoalescingHttpToolsProtocol", "DirectAnswer", "DirectHandler"]
