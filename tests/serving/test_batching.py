@@ -10,7 +10,7 @@ import time
 import pytest
 
 from steward.errors import InvalidInput, StewardError, Unavailable
-from steward.serving.batching import MicroBatcher
+from steward.serving.batching import GATHER_TURNS, MicroBatcher
 
 
 class Model:
@@ -105,6 +105,30 @@ def test_an_idle_model_does_not_wait() -> None:
         return time.perf_counter() - start
 
     assert asyncio.run(main()) < 0.25  # far below max_wait_ms
+
+
+@pytest.mark.parametrize(("max_wait_ms", "calls"), [(5, [[0, 1]]), (0, [[0], [1]])])
+def test_an_idle_model_waits_a_few_loop_turns_for_company(
+    max_wait_ms: float, calls: list[list[int]]
+) -> None:
+    """A row that reaches the batcher a turn of the event loop after the first shares its
+    call (under load, the requests read meanwhile); with max_wait_ms=0 it does not."""
+    model = Model()
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_batch=8, max_wait_ms=max_wait_ms)
+        first = asyncio.create_task(batcher.submit(0))
+        await asyncio.sleep(0)  # the first row is queued in this turn
+        second = asyncio.create_task(batcher.submit(1))  # and this one in the next
+        assert await asyncio.gather(first, second) == [0, 2]
+        later = [asyncio.create_task(batcher.submit(2))]
+        for _ in range(GATHER_TURNS + 2):  # past the gathering: a call of its own
+            await asyncio.sleep(0)
+        later.append(asyncio.create_task(batcher.submit(3)))
+        assert await asyncio.gather(*later) == [4, 6]
+
+    asyncio.run(main())
+    assert model.batches == [*calls, [2], [3]]
 
 
 def test_max_wait_is_respected_when_a_slot_is_free() -> None:

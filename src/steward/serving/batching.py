@@ -12,8 +12,14 @@ the model as one batch, in arrival order, as soon as a call slot is free (at mos
 ``max_concurrency`` calls in flight, default 1) and one of these holds:
 
 - the queue holds ``max_batch`` rows (a full batch leaves at once);
-- no call is in flight: an idle model never waits for company. The batcher only lets the
-  event loop run once, so requests that arrived in the same tick share the call;
+- no call is in flight: an idle model does not wait on a clock. The batcher lets the event
+  loop turn `GATHER_TURNS` times first (a few microseconds each when it has nothing to do), so
+  requests read from their sockets in those turns share the call: a request needs two turns
+  from its bytes to its row (the read starts its task, the task submits it on the next turn).
+  Measured with `steward serve` at concurrency 32, 1-row requests, calling after one turn
+  against after three: scikit-learn 13,626 -> 16,479 requests/s (its calls had averaged
+  10.7 rows), ONNX 17,228 -> 18,977; at concurrency 1 the same rate and p99.
+  ``max_wait_ms=0`` calls after one turn, as it always did;
 - the oldest queued row has waited ``max_wait_ms`` (with ``max_concurrency > 1``, this sends a
   partial batch to a free slot while other calls are running).
 
@@ -39,6 +45,9 @@ from steward.errors import InvalidInput, StewardError, Unavailable
 
 Row = TypeVar("Row")
 Result = TypeVar("Result")
+
+# Event-loop turns an idle model waits for company (see the module's policy).
+GATHER_TURNS = 3
 
 
 class _Waiting(Generic[Row, Result]):
@@ -113,7 +122,8 @@ class MicroBatcher(Generic[Row, Result]):
             self._dispatch()
         elif not self._soon:
             self._soon = True
-            loop.call_soon(self._dispatch_soon)
+            turns = GATHER_TURNS if self.max_wait_s > 0 else 1
+            loop.call_soon(self._dispatch_soon, turns - 1)
         return await future
 
     async def close(self) -> None:
@@ -132,7 +142,12 @@ class MicroBatcher(Generic[Row, Result]):
 
     # -- dispatch ----------------------------------------------------------------------------
 
-    def _dispatch_soon(self) -> None:
+    def _dispatch_soon(self, turns_left: int) -> None:
+        # Not bounded by max_wait_ms: the loop's clock (uvloop's) moves in milliseconds, and
+        # under load a turn is a fraction of one, spent answering other requests.
+        if turns_left and not self._running and len(self._queue) < self.max_batch:
+            asyncio.get_running_loop().call_soon(self._dispatch_soon, turns_left - 1)
+            return
         self._soon = False
         self._dispatch()
 
