@@ -443,3 +443,26 @@ def test_nullable_false_refuses_even_for_a_model_that_takes_nan(
         client.infer("strict", _abc(rows))
     rows[1, 0], rows[0, 2] = 0.0, np.nan
     assert client.infer("strict", _abc(rows)).as_numpy("prediction").shape == (2,)
+
+
+def test_refusals_and_answers_share_a_kept_alive_connection(server: Server) -> None:
+    """The protocol's own answers (steward serve's /predict and /infer) keep the connection
+    and give each refusal its status and format; a body past the limit is refused unread."""
+    good = b'{"instances": [{"a": 1.0, "b": 2.0, "c": 0.5}]}'
+    too_large = b'{"instances": [' + b"[0.1, 0.2, 0.3], " * 700_000 + b"[0.1, 0.2, 0.3]]}"
+    answers = [
+        _post(server, "/predict/lr", b"{not json"),
+        _post(server, "/predict/nowhere", good),
+        _post(server, "/predict/lr", too_large),
+        server.http.post("/v2/models/lr/infer", content=b"[]"),
+        _post(server, "/predict/lr", good),
+    ]
+    assert [a.status_code for a in answers] == [400, 404, 413, 400, 200]
+    assert [a.json()["error"]["code"] for a in answers[:3]] == [
+        "invalid_input", "not_found", "payload_too_large",
+    ]  # fmt: skip
+    assert isinstance(answers[3].json()["error"], str)  # OIP's own error format
+    assert answers[4].json()["version"] == 1
+    assert all(a.headers["server"] == "uvicorn" and "date" in a.headers for a in answers)
+    assert all(a.headers["content-type"] == "application/json" for a in answers)
+    assert all(int(a.headers["content-length"]) == len(a.content) for a in answers)
