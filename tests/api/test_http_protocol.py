@@ -438,3 +438,43 @@ def test_a_client_that_leaves_before_its_body_gets_nothing_and_breaks_nothing(
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert httpx.post(direct_url + "/direct/still").json() == {"echo": "still", "body": 0}
+
+
+@pytest.mark.parametrize(("in_progress", "sent_before_follow_up"), [(1, True), (3, False)])
+def test_a_lone_requests_answer_leaves_before_its_follow_up(
+    in_progress: int, sent_before_follow_up: bool
+) -> None:
+    """Alone on the server, an answer is written at once; among others, at the turn's end
+    (with their writes), in both cases whole and before the connection is reused."""
+    from types import SimpleNamespace
+
+    from steward.api.http_protocol import _answer_directly
+
+    transport = FakeTransport()
+    seen_by_follow_up: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        cycle = SimpleNamespace(
+            transport=CoalescedWrites(transport, loop),  # type: ignore[arg-type]
+            flow=SimpleNamespace(write_paused=False), disconnected=False, keep_alive=True,
+            response_started=False, response_complete=False, waiting_for_100_continue=False,
+            message_event=asyncio.Event(), default_headers=[], on_response=lambda: None,
+            receive=None,
+        )  # fmt: skip
+        follow_up = lambda: seen_by_follow_up.append(len(transport.calls))  # noqa: E731
+
+        async def handler(receive: Any) -> Answer:
+            return Answer(200, b'"ok"', after=follow_up)
+
+        tasks = {object() for _ in range(in_progress)}
+        await _answer_directly(cycle, handler, tasks)  # type: ignore[arg-type]
+        assert cycle.response_complete
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert seen_by_follow_up == [1 if sent_before_follow_up else 0]
+    ((kind, sent),) = transport.calls
+    assert kind == "write"
+    assert sent.startswith(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n")
+    assert sent.endswith(b'\r\n\r\n"ok"')
