@@ -16,7 +16,7 @@ Direct answers. An ASGI app costs, per request, a task running the app, a ``rece
 ``send`` calls whose messages uvicorn checks and turns into bytes, header by header. For a
 route whose answer is one body of known length that is most of what is left around a fast
 model: the gateway's ``/predict`` and OIP ``infer`` (measured with `bench/ab_serving.py`,
-paired: ONNX ``/predict`` 1.085x requests/s, micro-batched scikit-learn 1.039x). So an app
+paired: ONNX ``/predict`` 1.076x requests/s, micro-batched scikit-learn 1.052x). So an app
 with a ``direct_route(scope)`` method is asked, for every request, for a handler; given one,
 the protocol awaits ``handler(receive)`` for a `DirectAnswer` and writes the status line, the
 server's default headers, the answer's headers and its body at once, then runs its ``after``.
@@ -153,8 +153,8 @@ async def _answer_directly(
     (``in_progress`` holds this one's task): a lone client waits neither for the answer's
     follow-up (the prediction log's record) nor for the end of the loop's turn. With others in
     progress it leaves with the turn's other writes, at its end, which costs less CPU per
-    answer. Measured on ONNX ``/predict``: at concurrency 1, 7,070 -> 8,441 requests/s; at 32
-    the same rate (17,230 / 16,960); writing at once whatever the load cost 17% at 32.
+    answer. Measured on ONNX ``/predict``: at concurrency 1, 6,626 -> 7,742 requests/s; at 32
+    the same rate (15,799 / 15,990); writing at once whatever the load cost 17% at 32.
     """
     try:
         answer = await handler(cycle.receive)
@@ -200,17 +200,19 @@ def _head(cycle: RequestResponseCycle, answer: DirectAnswer) -> bytes:
     parts += (b"content-length: ", str(len(answer.content)).encode(), b"\r\n")
     if answer.headers is None:
         parts += (b"content-type: ", _JSON, b"\r\n")
-    else:
-        for key, text in answer.headers.items():
-            name, value = key.lower().encode("latin-1"), text.encode("latin-1")
-            if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
-                raise RuntimeError(f"Invalid HTTP header {key!r}.")
-            if name == b"content-length":
-                continue  # the protocol's own, from the body it writes
-            if name == b"connection" and b"close" in value.lower():
-                cycle.keep_alive = False
-            parts += (name, b": ", value, b"\r\n")
-    if not cycle.keep_alive and not (answer.headers and "connection" in answer.headers):
+    connection = None  # the answer's own Connection header, lowercased
+    for key, text in (answer.headers or {}).items():
+        name, value = key.lower().encode("latin-1"), text.encode("latin-1")
+        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+            raise RuntimeError(f"Invalid HTTP header {key!r}.")
+        if name == b"content-length":
+            continue  # the protocol's own, from the body it writes
+        if name == b"connection":
+            connection = value.lower()
+        parts += (name, b": ", value, b"\r\n")
+    if connection is not None and b"close" in connection:
+        cycle.keep_alive = False
+    elif connection is None and not cycle.keep_alive:
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
