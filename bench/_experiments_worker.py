@@ -2,14 +2,15 @@
 
     python bench/_experiments_worker.py SIDE DATA_DIR WARM_DIR [--profile]
 
-SIDE is ``steward`` (pyarrow, ``_unit_values.aggregate`` and ``steward.stats``, composed as
-``steward.experiments.analysis._analysis`` composes them), ``pandas`` (pandas + statsmodels +
-scipy, idiomatic), ``shipped`` (``_unit_values.events`` and ``_analysis``, as
-``analyze_experiment`` runs them, on inputs built in memory before the clock starts) or
-``buckets`` (Steward's sha256 assignment of every exposed unit,
-``steward.experiments._exposures.buckets``, on the ids already in memory: not part of either
-analysis). DATA_DIR holds ``exposures.parquet``, ``outcomes.parquet`` and ``metrics.json``
-(bench_experiments.write_dataset); WARM_DIR the same for a small dataset.
+SIDE is ``steward`` (``steward.store.outcome_events.keyed_events``, ``_unit_values.events``
+and ``aggregate`` and ``steward.stats``, composed as ``steward.experiments.analysis._analysis``
+composes them), ``pandas`` (pandas + statsmodels + scipy, idiomatic), ``shipped``
+(``analysis._outcomes`` and ``_analysis``, as ``analyze_experiment`` runs them, on exposures
+built in memory before the clock starts) or ``buckets`` (Steward's sha256 assignment of every
+exposed unit, ``steward.experiments._exposures.buckets``, on the ids already in memory: not
+part of either analysis). DATA_DIR holds ``exposures.parquet``, the outcome log under
+``outcomes/`` and ``metrics.json`` (bench_experiments.write_dataset); WARM_DIR the same for a
+small dataset.
 
 The analysis runs once on WARM_DIR first (lazy imports, first-call costs), then the peak-RSS
 mark of the process is reset (Linux ``/proc/self/clear_refs``) and one timed run follows, from
@@ -29,6 +30,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,6 @@ import pyarrow.parquet as pq
 from _rss import reset_peak, status_mb
 
 ALPHA = 0.05
-OUTCOME_COLUMNS = ["unit_id", "request_id", "name", "value"]  # as read_outcomes returns them
 Result = dict[str, Any]
 
 
@@ -61,27 +62,29 @@ def _facts(folder: Path) -> dict[str, Any]:
     return dict(json.loads((folder / "metrics.json").read_text()))
 
 
+def _window(facts: dict[str, Any]) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(facts["start"]), datetime.fromisoformat(facts["end"])
+
+
 # -- Steward ---------------------------------------------------------------------------------
 def steward(folder: Path, clock: Clock) -> Result:
     from steward.domain.experiments import Aggregation
-    from steward.experiments._exposures import Exposures
-    from steward.experiments._unit_values import aggregate, events
+    from steward.experiments._unit_values import aggregate
     from steward.stats import ab
     from steward.stats.corrections import adjust_p_values
     from steward.stats.srm import sample_ratio_mismatch
+    from steward.store.outcome_events import keyed_events
 
     facts = _facts(folder)
+    names = list(facts["metrics"])
     exposures = pq.read_table(folder / "exposures.parquet")
-    outcomes = pq.read_table(folder / "outcomes.parquet", columns=OUTCOME_COLUMNS,
-                             read_dictionary=["name"])  # fmt: skip
-    clock.lap("read")
-    # every event's unit index, split by metric, events of units never exposed dropped: one
-    # hash table of the exposed units' ids (the requests are only read for outcomes keyed by
-    # request id, and these have none)
     units = exposures["unit_id"].combine_chunks()
     variant = exposures["variant"].to_numpy()
-    exposed = Exposures(units, variant, pa.table({"unit": pa.array([], pa.int64())}), 0)
-    by_metric = events(outcomes, exposed)
+    clock.lap("read")
+    # every event of the window read from the outcome log, joined onto the exposed units
+    # (DuckDB) and gathered by metric; events of units never exposed dropped (the requests are
+    # only read for outcomes keyed by request id, and these have none)
+    by_metric = keyed_events(str(folder / "outcomes"), names, units, None, *_window(facts))
     # analysis._analysis: each unit's variant index
     variants = [facts["control"], facts["treatment"]]
     codes = np.searchsorted(np.asarray(variants), variant)
@@ -93,7 +96,7 @@ def steward(folder: Path, clock: Clock) -> Result:
         unit, value = by_metric.get(name, none)
         found = aggregate(Aggregation(how), unit, value, len(units))
         clock.lap("aggregate")
-        keep = found.counted
+        keep = slice(None) if found.counted.all() else found.counted  # as analysis._counted
         summaries = ab.summaries_by_group(codes[keep], found.values[keep], n_groups=2)
         by_name = {str(v): s for v, s in zip(variants, summaries, strict=True)}
         kind: ab.Kind = "proportion" if Aggregation(how).is_proportion else "mean"
@@ -155,24 +158,22 @@ def _shipped_inputs(folder: Path) -> tuple[Any, Any, Any, Any]:
         "unit": pa.array(np.arange(len(units), dtype=np.int64)),
     })  # fmt: skip
     exposures = Exposures(units, table["variant"].to_numpy(), requests, 0)
-    table = pq.read_table(folder / "outcomes.parquet", columns=OUTCOME_COLUMNS,
-                          read_dictionary=["name"])  # fmt: skip
-    return experiment, definitions, exposures, table
+    return experiment, definitions, exposures, _window(facts)
 
 
 _inputs: dict[Path, tuple[Any, Any, Any, Any]] = {}
 
 
 def shipped(folder: Path, clock: Clock) -> Result:
-    """``_unit_values.events`` then ``analysis._analysis`` on the inputs in memory (timed: the
-    two of them)."""
-    from steward.experiments._unit_values import events
-    from steward.experiments.analysis import _analysis
+    """``analysis._outcomes`` (the outcome log read and joined onto the exposed units) then
+    ``analysis._analysis``, on the exposures in memory (timed: the two of them)."""
+    from steward.experiments.analysis import _analysis, _outcomes
 
-    experiment, definitions, exposures, table = _inputs[folder]
+    experiment, definitions, exposures, (start, end) = _inputs[folder]
     clock.lap("setup")
-    found = _analysis(experiment, definitions, exposures, events(table, exposures), "",
-                      experiment.start, experiment.start)  # fmt: skip
+    root = str(folder / "outcomes")
+    outcomes = _outcomes(root, definitions, exposures, start, end)
+    found = _analysis(experiment, definitions, exposures, outcomes, root, end, end)
     clock.lap("analysis")
     results: Result = {}
     for metric in found.metrics:
@@ -198,14 +199,15 @@ def pandas(folder: Path, clock: Clock) -> Result:
 
     facts = _facts(folder)
     exposures = pd.read_parquet(folder / "exposures.parquet")
-    outcomes = pd.read_parquet(
-        folder / "outcomes.parquet", columns=["unit_id", "name", "value"], read_dictionary=["name"]
-    )
+    # the whole log: every event is inside the experiment's window, so no filter by time
+    # (Steward filters the first and last day by timestamp); ``outcome`` comes from the
+    # folder names, as a categorical
+    outcomes = pd.read_parquet(folder / "outcomes", columns=["unit_id", "outcome", "value"])
     clock.lap("read")
-    per_unit = outcomes.groupby(["unit_id", "name"], sort=False, observed=True)["value"].agg(
+    per_unit = outcomes.groupby(["unit_id", "outcome"], sort=False, observed=True)["value"].agg(
         ["sum", "mean", "max"]
     )
-    wide = per_unit.unstack("name")
+    wide = per_unit.unstack("outcome")
     wide.columns = [f"{how}:{name}" for how, name in wide.columns]
     table = exposures.join(wide, on="unit_id")  # units never exposed drop out here
     clock.lap("reshape")

@@ -6,38 +6,42 @@ Data (seeded, written in chunks into a scratch folder, deleted once measured):
   (int64: version 1 or 2, 50/50), the variant computed with Steward's vectorised
   ``steward.experiments._exposures.buckets`` on the ids (the gateway's sha256 bucket, the same
   numbers as ``steward.domain.assignment.variant_for``, which is checked on a sample);
-- ``outcomes.parquet``: the events in the outcome log's long format, ``unit_id``,
-  ``request_id`` (null: keyed by unit), ``name``, ``value``, one row per event, sparse (a unit
-  has events for some metrics only, some several): 4 conversions (ANY: the unit converted if
-  it has an event), 4 revenue-like sums (SUM, 0 without events) and 2 means (MEAN of the unit's
-  events, units without events left out). Rows come one metric after another (as the outcome
-  log's folders do, one per outcome) in random unit order within a metric; 0.5% of the rows
-  belong to units never exposed, which both sides must drop. True effects: ``checkout``
-  converts 4% more in variant 2, and ``revenue``'s values are 4% higher there; the other 8
-  metrics have none.
+- ``outcomes/``: the events as Steward's outcome log keeps them
+  (``outcome={name}/day={YYYY-MM-DD}/part-0.parquet``, ``RECORD_SCHEMA``: ``unit_id``,
+  ``request_id`` (null: keyed by unit), ``value``, ``timestamp``, ``logged_at``, ``source``),
+  one row per event at a random time in the experiment's week (2026-11-20 06:00 to 11-27
+  06:00 UTC, so 8 day folders per outcome, the first and last cut by the window), sparse (a
+  unit has events for some metrics only, some several): 4 conversions (ANY: the unit converted
+  if it has an event), 4 revenue-like sums (SUM, 0 without events) and 2 means (MEAN of the
+  unit's events, units without events left out), in random unit order; 0.5% of the rows belong
+  to units never exposed, which both sides must drop. True effects: ``checkout`` converts 4%
+  more in variant 2, and ``revenue``'s values are 4% higher there; the other 8 metrics have
+  none.
 
 Sides, each run in a fresh process (bench/_experiments_worker.py), after a warm-up on a 20,000-unit
 dataset of the same shape; the clock runs from the Parquet files to the analysis result:
 
-- Steward: pyarrow reads both files, ``steward.experiments._unit_values.events`` maps every
-  event's unit id to the unit's index in the exposures (one ``pc.index_in``) and splits the
-  events by metric, then, one metric at a time, ``_unit_values.aggregate`` makes its per-unit
-  values, ``steward.stats.ab.summaries_by_group`` and ``ab.analyze`` (Welch t, or the unpooled
+- Steward: pyarrow reads the exposures, ``steward.store.outcome_events.keyed_events`` reads the
+  outcome log's files of the window (the two cut days filtered by timestamp) and joins every
+  event's unit id onto the exposed units (DuckDB), gathered by metric, then, one metric at a
+  time, ``_unit_values.aggregate`` makes its per-unit values,
+  ``steward.stats.ab.summaries_by_group`` and ``ab.analyze`` (Welch t, or the unpooled
   two-proportion z for conversions) test it; ``adjust_p_values(holm)`` adjusts across the 10
   and ``sample_ratio_mismatch`` checks the split: the functions and the order of
   ``steward.experiments.analysis._analysis``, called directly (the service itself needs a
   metadata store and the prediction log);
-- pandas + statsmodels: ``pd.read_parquet`` of both, ``groupby([unit_id, name], sort=False)``
-  ``.agg`` then ``unstack`` to one row per unit, a left join onto the exposures (fill 0 for
-  sums and conversions, missing means dropped), then per metric ``ttest_ind(usevar="unequal")``
-  or the unpooled two-proportion z (``test_proportions_2indep(method="wald")``:
-  ``proportions_ztest`` only has the pooled one), ``multipletests(method="holm")`` and
-  ``scipy.stats.chisquare``. ``sort=False`` because the default sort of 10M string keys cost
-  pandas ~10 s more here; both sides read ``name`` as a dictionary (``read_dictionary``);
-- informational, Steward's own path: ``_unit_values.events`` then ``analysis._analysis``, what
-  ``analyze_experiment`` runs between reading the logs and recording the event, on the same
-  data already in memory (the exposures with one request per unit, the outcome table as
-  ``read_outcomes`` returns it, no request ids, ``name`` as a dictionary as above).
+- pandas + statsmodels: ``pd.read_parquet`` of the exposures and of the log's folder (the
+  outcome's name comes from the folder names, as a categorical; no filter by time: every
+  event is inside the window), ``groupby([unit_id, outcome], sort=False)`` ``.agg`` then
+  ``unstack`` to one row per unit, a left join onto the exposures (fill 0 for sums and
+  conversions, missing means dropped), then per metric ``ttest_ind(usevar="unequal")`` or the
+  unpooled two-proportion z (``test_proportions_2indep(method="wald")``: ``proportions_ztest``
+  only has the pooled one), ``multipletests(method="holm")`` and ``scipy.stats.chisquare``.
+  ``sort=False`` because the default sort of 10M string keys cost pandas ~10 s more here;
+- informational, Steward's own path: ``analysis._outcomes`` (the same read and join) then
+  ``analysis._analysis``, what ``analyze_experiment`` runs after reading the prediction log
+  and before recording the event, with the exposures already in memory (one request per
+  unit: the check for outcomes keyed by request id runs, and finds none).
 
 Neither side hashes the units into variants: both read the variant from the exposures file.
 Steward's ``buckets`` (sha256 per unit), which the service runs on every analysis, is timed on
@@ -60,6 +64,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -72,12 +77,19 @@ from _servers import BENCH_DIR, Context, Row
 from bench_profile import QUIET_BUDGET_S, Quiet
 from steward.domain.assignment import variant_for
 from steward.experiments._exposures import buckets
+from steward.store.outcome_log import DAY_FORMAT, RECORD_SCHEMA, partition_path
 
 WORKER = BENCH_DIR / "_experiments_worker.py"
 SALT = "bench-experiment"  # the experiment's name: the hash's salt
 SPLIT = {1: 0.5, 2: 0.5}  # version -> weight; version 1 is the control
 CONTROL, TREATMENT = 1, 2
 CHUNK_ROWS = 1 << 20  # outcome rows written at a time (one row group each)
+# the experiment's window: a week, starting and ending mid-day, so the first and last day
+# folders of the log hold events on both sides of a bound and must be filtered by time
+START = datetime(2026, 11, 20, 6, tzinfo=UTC)
+END = datetime(2026, 11, 27, 6, tzinfo=UTC)
+FIRST_DAY = datetime(2026, 11, 20, tzinfo=UTC)
+ONE_DAY = timedelta(days=1)
 STRANGERS = 0.005  # share of outcome rows from units never exposed
 WARM_UNITS = 20_000
 SEED = 7
@@ -187,7 +199,8 @@ def _events(
 
 
 def write_dataset(folder: Path, units: int, seed: int) -> dict[str, Any]:
-    """The two Parquet files and ``metrics.json`` in ``folder``; the facts of what was written."""
+    """``exposures.parquet``, the outcome log under ``outcomes/`` and ``metrics.json`` in
+    ``folder``; the facts of what was written."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     strangers = max(units // 200, 10)
@@ -196,25 +209,15 @@ def write_dataset(folder: Path, units: int, seed: int) -> dict[str, Any]:
     exposures = pa.table({"unit_id": ids.slice(0, units), "variant": pa.array(variant)})
     pq.write_table(exposures, folder / "exposures.parquet", row_group_size=CHUNK_ROWS)
     treated = variant == TREATMENT
-    schema = pa.schema([("unit_id", pa.string()), ("request_id", pa.string()),
-                        ("name", pa.string()), ("value", pa.float64())])  # fmt: skip
     rows = 0
-    with pq.ParquetWriter(folder / "outcomes.parquet", schema) as writer:
-        for metric in METRICS:
-            unit, value = _events(rng, metric, treated)
-            # events of units never exposed, mixed in (both sides must drop them)
-            extra = rng.binomial(unit.size, STRANGERS)
-            where = rng.integers(0, unit.size, extra)
-            unit[where] = units + rng.integers(0, strangers, extra)
-            for start in range(0, unit.size, CHUNK_ROWS):
-                part = unit[start : start + CHUNK_ROWS]
-                writer.write_table(pa.table({
-                    "unit_id": ids.take(pa.array(part)),
-                    "request_id": pa.nulls(part.size, pa.string()),
-                    "name": pa.repeat(pa.scalar(metric.name, pa.string()), part.size),
-                    "value": pa.array(value[start : start + CHUNK_ROWS]),
-                }, schema=schema))  # fmt: skip
-            rows += unit.size
+    for metric in METRICS:
+        unit, value = _events(rng, metric, treated)
+        # events of units never exposed, mixed in (both sides must drop them)
+        extra = rng.binomial(unit.size, STRANGERS)
+        where = rng.integers(0, unit.size, extra)
+        unit[where] = units + rng.integers(0, strangers, extra)
+        _write_outcome(folder / "outcomes", metric.name, ids, unit, value, rng)
+        rows += unit.size
     facts = {
         "units": units,
         "rows": rows,
@@ -223,10 +226,46 @@ def write_dataset(folder: Path, units: int, seed: int) -> dict[str, Any]:
         "treatment": TREATMENT,
         "weights": {str(v): w for v, w in SPLIT.items()},
         "metrics": {m.name: m.aggregation for m in METRICS},
+        "start": START.isoformat(),
+        "end": END.isoformat(),
     }
     (folder / "metrics.json").write_text(json.dumps(facts))
     _check_assignment(ids, variant, units)
     return facts
+
+
+def _write_outcome(
+    root: Path, name: str, ids: pa.Array, unit: np.ndarray, value: np.ndarray,
+    rng: np.random.Generator,
+) -> None:  # fmt: skip
+    """One outcome's events at random times in [START, END), as the outcome log keeps them:
+    one file per day, ``RECORD_SCHEMA``, keyed by unit id."""
+    stamp = _us(START) + rng.integers(0, _us_in(END - START), unit.size)
+    day = (stamp - _us(FIRST_DAY)) // _us_in(ONE_DAY)
+    for d in np.unique(day):
+        rows = np.flatnonzero(day == d)
+        folder = root / partition_path(name, (FIRST_DAY + int(d) * ONE_DAY).strftime(DAY_FORMAT))
+        folder.mkdir(parents=True, exist_ok=True)
+        with pq.ParquetWriter(folder / "part-0.parquet", RECORD_SCHEMA) as writer:
+            for start in range(0, rows.size, CHUNK_ROWS):
+                chunk = rows[start : start + CHUNK_ROWS]
+                times = pa.array(stamp[chunk], pa.timestamp("us", tz="UTC"))
+                writer.write_table(pa.table({
+                    "unit_id": ids.take(pa.array(unit[chunk])),
+                    "request_id": pa.nulls(chunk.size, pa.string()),
+                    "value": pa.array(value[chunk]),
+                    "timestamp": times,
+                    "logged_at": times,
+                    "source": pa.repeat(pa.scalar("file"), chunk.size),
+                }, schema=RECORD_SCHEMA))  # fmt: skip
+
+
+def _us(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _us_in(span: timedelta) -> int:
+    return int(span.total_seconds() * 1_000_000)
 
 
 def _check_assignment(ids: pa.Array, variant: np.ndarray, units: int) -> None:
@@ -238,7 +277,7 @@ def _check_assignment(ids: pa.Array, variant: np.ndarray, units: int) -> None:
 
 
 def _disk_mb(folder: Path) -> float:
-    return sum(f.stat().st_size for f in folder.glob("*.parquet")) / MB
+    return sum(f.stat().st_size for f in folder.rglob("*.parquet")) / MB
 
 
 def _check_room(folder: Path, units: int) -> None:
@@ -381,9 +420,9 @@ def _notes(size: Size, samples: Samples, quiet: Quiet) -> str:
     note = (
         f"{size.label}: {facts['rows']:,} outcome rows ({facts['rows'] / facts['units']:.1f} per "
         f"unit; {facts['disk_mb']:,.0f} MB of Parquet), p-values agree to {RTOL:g}; {verdict}. "
-        f"Steward median phases: read {_phase(steward, 'read'):.3g} s, unit ids to unit "
-        f"indices split by metric (`_unit_values.events`: one pc.index_in, a sort by metric) "
-        f"{_phase(steward, 'map'):.3g} s, per-unit aggregation "
+        f"Steward median phases: read the exposures {_phase(steward, 'read'):.3g} s, read "
+        f"the outcome log and join it onto the units by metric (`keyed_events`, DuckDB "
+        f"{version('duckdb')}) {_phase(steward, 'map'):.3g} s, per-unit aggregation "
         f"{_phase(steward, 'aggregate'):.3g} s, summaries + tests + Holm + SRM "
         f"{_phase(steward, 'test'):.3g} s; pandas + statsmodels: read "
         f"{_phase(pandas, 'read'):.3g} s, groupby/unstack/join {_phase(pandas, 'reshape'):.3g} s, "
@@ -394,8 +433,8 @@ def _notes(size: Size, samples: Samples, quiet: Quiet) -> str:
         f"({hashing / facts['units'] * 1e6:.2f} µs a unit, {hashing_mb:,.0f} MB peak), which "
         f"with it would make Steward {total + hashing:.3g} s "
         f"({_median(pandas, 'seconds') / (total + hashing):.1f}x). Steward's own path, "
-        f"`events()` + `_analysis` "
-        f"(as the service runs it, the data already in memory) takes "
+        f"`_outcomes` + `_analysis` "
+        f"(as the service runs it, the exposures already in memory) takes "
         f"{_median(samples['shipped'], 'seconds'):.3g} s against "
         f"{total - _phase(steward, 'read'):.3g} s for the same steps above; other work on the "
         f"machine in the second before each run: median {_busiest(steward + pandas)}"
@@ -420,8 +459,8 @@ def _rows(size: Size, samples: Samples, quiet: Quiet) -> list[Row]:
         Row("experiments", f"{size.label}: peak memory above the process, Steward vs pandas",
             "MB", False, _values(steward, "extra_mb"), _values(pandas, "extra_mb"), peer,
             notes=notes),
-        Row("experiments", f"{size.label}: Steward's own `events()` + `_analysis` vs the "
-            "composition above, data in memory", "s", False,
+        Row("experiments", f"{size.label}: Steward's own `_outcomes` + `_analysis` vs the "
+            "composition above, exposures in memory", "s", False,
             _values(samples["shipped"], "seconds"), direct,
             "the Steward row's map + aggregate + test phases", notes=notes),
     ]  # fmt: skip

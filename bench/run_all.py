@@ -82,7 +82,7 @@ def machine_info(pg_url: str, backends: list[str], only: list[str]) -> dict[str,
         for module in ("numpy", "pyarrow", "datasketches"):
             info[f"profile_{module}"] = importlib.metadata.version(module)
     if "experiments" in only:
-        for module in ("numpy", "pyarrow", "pandas", "statsmodels", "scipy"):
+        for module in ("numpy", "pyarrow", "duckdb", "pandas", "statsmodels", "scipy"):
             info[f"experiments_{module}"] = importlib.metadata.version(module)
     git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True)  # fmt: skip
@@ -139,7 +139,8 @@ def _run_lines(results: dict[str, Any]) -> list[str]:
         )
         + (
             f"; numpy {info['experiments_numpy']}, pyarrow {info['experiments_pyarrow']}, "
-            f"pandas {info['experiments_pandas']}, statsmodels {info['experiments_statsmodels']}, "
+            f"duckdb {info['experiments_duckdb']}, pandas {info['experiments_pandas']}, "
+            f"statsmodels {info['experiments_statsmodels']}, "
             f"scipy {info['experiments_scipy']}"
             if "experiments_statsmodels" in info
             else ""

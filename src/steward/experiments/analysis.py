@@ -15,7 +15,7 @@ Every analysis is an ``experiment.analyzed`` event. docs/experiments.md gives th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,18 +40,17 @@ from steward.domain.experiments import (
 )
 from steward.errors import InvalidInput
 from steward.experiments._exposures import Design, Exposures, read_exposures
-from steward.experiments._unit_values import Events, covariate_values, events, unit_values
+from steward.experiments._unit_values import covariate_values, unit_values
 from steward.stats import ab
 from steward.stats.corrections import Method as CorrectionMethod
 from steward.stats.corrections import adjust_p_values
 from steward.stats.srm import sample_ratio_mismatch
 from steward.store.base import MetadataStore
-from steward.store.outcome_log import read_outcomes
+from steward.store.outcome_events import Events, keyed_events
 
 # CUPED's pre-period: the covariate is the unit's value in the 14 days before the start (as
 # GrowthBook's default lookback)
 PRE_PERIOD = timedelta(days=14)
-OUTCOME_COLUMNS = ("name", "unit_id", "request_id", "value")
 # a larger share of the checked units served against the design's hash: the split did not run
 # as designed
 MAX_MISMATCHED_SHARE = 0.01
@@ -85,7 +84,7 @@ def analyze_experiment(
             f"{experiment.start.isoformat()}. Analyse it once traffic has arrived.",
             field="name",
         )
-    outcomes = events(_outcomes(outcome_root, definitions, experiment.start, end), exposures)
+    outcomes = _outcomes(outcome_root, definitions, exposures, experiment.start, end)
     found = _analysis(experiment, definitions, exposures, outcomes, outcome_root, computed_at,
                       end)  # fmt: skip
     with store.write(actor) as tx:
@@ -129,8 +128,13 @@ def _analysis(
 
 
 def _outcomes(
-    root: str, definitions: Mapping[str, MetricDefinition], start: datetime, end: datetime
-) -> pa.Table:
+    root: str,
+    definitions: Mapping[str, MetricDefinition],
+    exposures: Exposures,
+    start: datetime,
+    end: datetime,
+) -> dict[str, Events]:
+    """The events of every outcome the metrics read, of exposed units only, by outcome."""
     names = sorted(
         {
             d.event
@@ -138,7 +142,21 @@ def _outcomes(
             if d.source is MetricSource.OUTCOME and d.event is not None
         }
     )
-    return read_outcomes(root, names, start, end, OUTCOME_COLUMNS)
+    return _events_of(root, names, exposures, start, end)
+
+
+def _events_of(
+    root: str, names: Sequence[str], exposures: Exposures, since: datetime, until: datetime
+) -> dict[str, Events]:
+    return keyed_events(root, names, exposures.units, _request_keys(exposures), since, until)
+
+
+def _request_keys(exposures: Exposures) -> pa.Table | None:
+    """The exposed requests (id and unit), for outcomes logged against a request."""
+    requests = exposures.requests
+    if "request_id" not in requests.column_names:
+        return None
+    return requests.select(["request_id", "unit"])
 
 
 def _srm(units: dict[int, int], design: Design) -> SrmCheck:
@@ -165,15 +183,13 @@ def _metric(
 ) -> MetricResult:
     role = next(m for m in experiment.metrics if m.metric == name)
     found = unit_values(definition, exposures, outcomes.get(definition.event or ""))
-    keep = found.counted
+    keep = _counted(found.counted)
     covariate = None
     notes: list[str] = []
     if definition.covariate and experiment.method is Method.FIXED:
         since = experiment.start - PRE_PERIOD
-        pre = read_outcomes(
-            outcome_root, definition.covariate, since, experiment.start, OUTCOME_COLUMNS
-        )
-        covariate = covariate_values(definition, exposures, pre)[keep]
+        pre = _events_of(outcome_root, [definition.covariate], exposures, since, experiment.start)
+        covariate = covariate_values(definition, exposures, pre[definition.covariate])[keep]
     elif definition.covariate:
         notes.append("CUPED applies to fixed-horizon analyses; this one is not adjusted.")
     summaries = ab.summaries_by_group(
@@ -204,6 +220,12 @@ def _metric(
         control_n=by_name[control].n, control_mean=_mean(by_name[control]),
         cuped_variance_reduction=reduction, arms=arms, notes=notes,
     )  # fmt: skip
+
+
+def _counted(counted: np.ndarray) -> np.ndarray | slice:
+    """The units that count, as an index: every one (a SUM, COUNT or ANY) as a slice, so the
+    unit arrays are used as they are rather than copied (10M units: ~0.3 s over 10 metrics)."""
+    return slice(None) if counted.all() else counted
 
 
 def _mean(summary: ab.Summary) -> float:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -212,14 +213,32 @@ def outcome_files(
 ) -> list[str]:
     """The files of the outcomes ``names`` whose day can hold events in ``[since, until)``,
     oldest day first (full paths on the root's filesystem)."""
+    return [part.path for name in dict.fromkeys(names)
+            for part in outcome_parts(root, name, since, until)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OutcomePart:
+    """A file of the log; ``whole`` when its day lies inside the range asked for, so that
+    every event in it does (no need to filter it by time)."""
+
+    path: str
+    whole: bool
+
+
+def outcome_parts(
+    root: str, name: str, since: datetime | None = None, until: datetime | None = None
+) -> list[OutcomePart]:
+    """The files of outcome ``name`` whose day can hold events in ``[since, until)``, oldest
+    day first (full paths on the root's filesystem)."""
     fs, fs_root = fsspec.core.url_to_fs(root)
-    fs_root = fs_root.rstrip("/")
-    found: list[str] = []
-    for name in dict.fromkeys(names):
-        for folder in _ls(fs, f"{fs_root}/outcome={name}"):
-            day = folder.rsplit("/", 1)[-1].removeprefix("day=")
-            if folder.rsplit("/", 1)[-1].startswith("day=") and _day_may_match(day, since, until):
-                found += [p for p in _ls(fs, folder) if _is_part(p)]
+    found: list[OutcomePart] = []
+    for folder in _ls(fs, f"{fs_root.rstrip('/')}/outcome={name}"):
+        day = _day(folder.rsplit("/", 1)[-1])
+        if day is None or not _day_may_match(day, since, until):
+            continue
+        whole = (since is None or since <= day) and (until is None or day + _DAY <= until)
+        found += [OutcomePart(p, whole) for p in _ls(fs, folder) if _is_part(p)]
     return found
 
 
@@ -243,14 +262,23 @@ def _ls(fs: Any, path: str) -> list[str]:
     return sorted(e["name"].rstrip("/") for e in entries if e["type"] in ("directory", "file"))
 
 
-def _day_may_match(day: str, since: datetime | None, until: datetime | None) -> bool:
+def _day(folder: str) -> datetime | None:
+    """The start of a ``day=YYYY-MM-DD`` folder's day (UTC), or None for any other name."""
+    if not folder.startswith("day="):
+        return None
     try:
-        start = datetime.strptime(day, DAY_FORMAT).replace(tzinfo=UTC)
+        return datetime.strptime(folder.removeprefix("day="), DAY_FORMAT).replace(tzinfo=UTC)
     except ValueError:
-        return False
-    if since is not None and start + timedelta(days=1) <= since:
+        return None
+
+
+def _day_may_match(start: datetime, since: datetime | None, until: datetime | None) -> bool:
+    if since is not None and start + _DAY <= since:
         return False
     return until is None or start < until
+
+
+_DAY = timedelta(days=1)
 
 
 def _between(since: datetime | None, until: datetime | None) -> Any:
@@ -296,6 +324,7 @@ __all__ = [
     "delete_files",
     "outcome_files",
     "outcome_names",
+    "outcome_parts",
     "partition_count",
     "partition_path",
     "read_outcomes",
