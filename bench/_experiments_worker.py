@@ -69,7 +69,7 @@ def _window(facts: dict[str, Any]) -> tuple[datetime, datetime]:
 # -- Steward ---------------------------------------------------------------------------------
 def steward(folder: Path, clock: Clock) -> Result:
     from steward.domain.experiments import Aggregation
-    from steward.experiments._unit_values import aggregate
+    from steward.experiments._unit_values import UnitBuffers, aggregate, unit_summaries
     from steward.stats import ab
     from steward.stats.corrections import adjust_p_values
     from steward.stats.srm import sample_ratio_mismatch
@@ -88,16 +88,15 @@ def steward(folder: Path, clock: Clock) -> Result:
     # analysis._analysis: each unit's variant index
     variants = [facts["control"], facts["treatment"]]
     codes = np.searchsorted(np.asarray(variants), variant)
+    per_variant = np.bincount(codes, minlength=len(variants))
     clock.lap("map")
-    none = (np.zeros(0, np.int64), np.zeros(0))
+    buffers = UnitBuffers(len(units))  # as analysis._analysis: one metric's units at a time
     results: Result = {}
     control, treatment = str(facts["control"]), str(facts["treatment"])
     for name, how in facts["metrics"].items():  # as analysis._metric, one metric at a time
-        unit, value = by_metric.get(name, none)
-        found = aggregate(Aggregation(how), unit, value, len(units))
+        found = aggregate(Aggregation(how), by_metric[name], buffers)
         clock.lap("aggregate")
-        keep = slice(None) if found.counted.all() else found.counted  # as analysis._counted
-        summaries = ab.summaries_by_group(codes[keep], found.values[keep], n_groups=2)
+        summaries = unit_summaries(found, codes, per_variant)
         by_name = {str(v): s for v, s in zip(variants, summaries, strict=True)}
         kind: ab.Kind = "proportion" if Aggregation(how).is_proportion else "mean"
         analysis = ab.analyze(by_name, control, kind=kind, alpha=ALPHA, correction="none")
@@ -112,7 +111,7 @@ def steward(folder: Path, clock: Clock) -> Result:
     for r, p in zip(results.values(), adjusted, strict=True):
         r["p_adjusted"] = p
         r["significant"] = p is not None and p < ALPHA
-    counts = {str(v): int(np.count_nonzero(codes == i)) for i, v in enumerate(variants)}
+    counts = {str(v): int(n) for v, n in zip(variants, per_variant, strict=True)}
     srm = sample_ratio_mismatch(counts, facts["weights"])
     clock.lap("test")
     return {"metrics": results, "units": counts, "srm_p_value": srm.p_value}

@@ -11,7 +11,8 @@ import pytest
 from steward.domain.assignment import bucket, canary_salt, variant_for
 from steward.domain.experiments import Aggregation, Experiment, ExperimentMetric, MetricRole
 from steward.experiments._exposures import Design, assign, buckets
-from steward.experiments._unit_values import aggregate
+from steward.experiments._unit_values import UnitBuffers, aggregate
+from steward.store.outcome_events import Events
 
 UNITS = pa.array([f"user-{i}" for i in range(2000)] + ["ü-ñ", ""])
 
@@ -57,6 +58,25 @@ def test_a_canary_takes_the_units_below_its_share() -> None:
     ],
 )
 def test_aggregation_per_unit(how: Aggregation, values: list[float], counted: list[bool]) -> None:
-    found = aggregate(how, np.array([0, 0, 2]), np.array([1.0, 2.0, 5.0]), 3)
-    assert found.values.tolist() == values
-    assert found.counted.tolist() == counted
+    for unit in (np.array([0, 0, 2]), np.array([0, 0, 2], np.uint32)):
+        found = aggregate(how, Events.of(unit, np.array([1.0, 2.0, 5.0])), UnitBuffers(3))
+        assert found.values.tolist() == values
+        assert found.counted.tolist() == counted
+
+
+def test_buffers_reused_metric_after_metric_start_from_zero() -> None:
+    """Every aggregation into the same buffers gives what it gives into fresh ones."""
+    rng = np.random.default_rng(5)
+    buffers = UnitBuffers(50)
+    for how in [*Aggregation, *Aggregation]:
+        unit, value = rng.integers(0, 50, 200), rng.normal(size=200)
+        # in chunks, as keyed_events gives them, and in one
+        reused = aggregate(how, Events((unit[:70], unit[70:]), (value[:70], value[70:])), buffers)
+        fresh = aggregate(how, Events.of(unit, value), UnitBuffers(50))
+        assert np.allclose(reused.values, fresh.values, rtol=1e-12)
+        assert reused.counted.tolist() == fresh.counted.tolist()
+        expected = {u: value[unit == u] for u in range(50)}
+        if how is Aggregation.SUM:
+            assert np.allclose(reused.values, [expected[u].sum() for u in range(50)])
+        if how is Aggregation.COUNT:
+            assert reused.values.tolist() == [float(expected[u].size) for u in range(50)]

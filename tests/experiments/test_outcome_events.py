@@ -34,9 +34,10 @@ def _write(root: str, rows: list[Row]) -> None:
 
 def _found(found: dict[str, Events]) -> dict[str, list[tuple[int, float]]]:
     """Each outcome's (unit, value) pairs, sorted: the join gives no order."""
+    pairs = {name: events.arrays() for name, events in found.items()}
     return {
         name: sorted(zip(unit.tolist(), value.tolist(), strict=True))
-        for name, (unit, value) in found.items()
+        for name, (unit, value) in pairs.items()
     }
 
 
@@ -73,7 +74,9 @@ def test_events_are_mapped_to_exposed_units_and_split_by_outcome(
     found = keyed_events(str(tmp_path), names, pa.array(units))
     assert _found(found) == _expected(rows, names, units)
     assert list(found) == names
-    assert all(u.dtype == np.int64 and v.dtype == np.float64 for u, v in found.values())
+    chunks = [chunk for events in found.values() for chunk in events.chunks()]
+    assert chunks
+    assert all(u.dtype == np.uint32 and v.dtype == np.float64 for u, v in chunks)
 
 
 def test_events_keyed_by_request_reach_the_requests_unit(tmp_path: Path) -> None:
@@ -104,14 +107,14 @@ def test_only_events_inside_the_range_count(tmp_path: Path) -> None:
     rows: list[Row] = [("u", None, "buy", float(i), t) for i, t in enumerate(stamps)]
     _write(str(tmp_path), rows)
     found = keyed_events(str(tmp_path), ["buy"], pa.array(["u"]), since=since, until=until)
-    assert sorted(found["buy"][1].tolist()) == [1.0, 2.0, 3.0, 4.0]
+    assert sorted(found["buy"].arrays()[1].tolist()) == [1.0, 2.0, 3.0, 4.0]
     # the middle day is wholly inside: read without a filter; the two it cuts are filtered
     parts = outcome_parts(str(tmp_path), "buy", since, until)
     assert [(p.path.split("/")[-2], p.whole) for p in parts] == [
         ("day=2026-03-01", False), ("day=2026-03-02", True), ("day=2026-03-03", False),
     ]  # fmt: skip
     everything = keyed_events(str(tmp_path), ["buy"], pa.array(["u"]))
-    assert sorted(everything["buy"][1].tolist()) == [float(i) for i in range(len(stamps))]
+    assert sorted(everything["buy"].arrays()[1].tolist()) == [float(i) for i in range(len(stamps))]
 
 
 def test_a_remote_filesystem_is_read_through_fsspec() -> None:
@@ -129,12 +132,12 @@ def test_a_remote_filesystem_is_read_through_fsspec() -> None:
 def test_a_quote_in_the_path_is_data(tmp_path: Path) -> None:
     root = str(tmp_path / "o'brien's log")
     _write(root, [("u1", None, "buy", 3.0, T0)])
-    assert keyed_events(root, ["buy"], pa.array(["u1"]))["buy"][1].tolist() == [3.0]
+    assert keyed_events(root, ["buy"], pa.array(["u1"]))["buy"].arrays()[1].tolist() == [3.0]
 
 
 def test_nothing_to_read_gives_no_events(tmp_path: Path) -> None:
     def sizes(found: dict[str, Events]) -> dict[str, int]:
-        return {name: unit.size for name, (unit, _) in found.items()}
+        return {name: events.size for name, events in found.items()}
 
     assert sizes(keyed_events(str(tmp_path / "missing"), ["buy"], pa.array(["u1"]))) == {"buy": 0}
     _write(str(tmp_path), [("u1", None, "buy", 3.0, T0)])
@@ -175,7 +178,9 @@ def test_batches_are_gathered_by_outcome_in_their_order(codes: list[int]) -> Non
     table = pa.Table.from_batches(list(_batches(codes)))
     found = outcome_events._by_outcome(_batches(codes), 4)
     code = table["outcome"].to_numpy()
-    for i, (unit, value) in enumerate(found):  # outcome 3 has no event
+    for i, events in enumerate(found):  # outcome 3 has no event
+        unit, value = events.arrays()
         assert unit.tolist() == table["unit"].to_numpy()[code == i].tolist()
         assert value.tolist() == table["value"].to_numpy()[code == i].tolist()
-    assert [u.size for u, _ in found][3] == 0
+    assert found[3].size == 0
+    assert found[3].unit == ()
