@@ -96,7 +96,7 @@ def steward(folder: Path, clock: Clock) -> Result:
     for name, how in facts["metrics"].items():  # as analysis._metric, one metric at a time
         found = aggregate(Aggregation(how), by_metric[name], buffers)
         clock.lap("aggregate")
-        summaries = unit_summaries(found, codes, per_variant)
+        summaries = unit_summaries(found, codes, per_variant, None, buffers)
         by_name = {str(v): s for v, s in zip(variants, summaries, strict=True)}
         kind: ab.Kind = "proportion" if Aggregation(how).is_proportion else "mean"
         analysis = ab.analyze(by_name, control, kind=kind, alpha=ALPHA, correction="none")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from steward.experiments._unit_values import UnitValues, unit_summaries
+from steward.experiments._unit_values import UnitBuffers, UnitValues, unit_summaries
 from steward.stats import ab
 
 
@@ -40,8 +40,13 @@ def test_the_summaries_are_those_of_every_counted_unit(
     values = np.where(keep & (rng.random(units) < share), rng.lognormal(size=units), 0.0)
     found = UnitValues(values, keep)
     covariate = rng.normal(size=units) if cuped else None
-    mine = unit_summaries(found, variant, np.bincount(variant, minlength=3), covariate)
+    per_variant = np.bincount(variant, minlength=3)
+    mine = unit_summaries(found, variant, per_variant, covariate)
     assert _close(mine, _dense(found, variant, covariate))
+    # the squares made in reused buffers: the same
+    buffers = UnitBuffers(units)
+    buffers.squares.fill(7.0)
+    assert _close(unit_summaries(found, variant, per_variant, covariate, buffers), mine)
     assert [s.n for s in mine] == [int(np.count_nonzero(keep & (variant == v))) for v in range(3)]
 
 

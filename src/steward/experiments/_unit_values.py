@@ -8,7 +8,6 @@ latency, errors). Events of units never exposed are dropped: they were not in th
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +43,7 @@ class UnitBuffers:
         self.units = units
         self.sums = np.empty(units)
         self.counts = np.empty(units)
+        self.squares = np.empty(units)
         self.every = np.ones(units, dtype=bool)
 
 
@@ -108,15 +108,20 @@ def _positive(value: np.ndarray) -> np.ndarray:
 
 
 def unit_summaries(
-    found: UnitValues, variant: np.ndarray, units: np.ndarray, covariate: np.ndarray | None = None
+    found: UnitValues,
+    variant: np.ndarray,
+    units: np.ndarray,
+    covariate: np.ndarray | None = None,
+    buffers: UnitBuffers | None = None,
 ) -> list[ab.Summary]:
     """Each variant's summary of the units that count: ``variant[i]`` is unit ``i``'s variant
-    index, ``units[v]`` the number of units of variant ``v``; ``covariate``: CUPED's, one value
-    per unit.
+    index (trusted: made by the analysis), ``units[v]`` the number of units of variant ``v``;
+    ``covariate``: CUPED's, one value per unit; ``buffers``: where the squares go.
 
     Without a covariate every unit is summed (one that does not count has the value 0 and adds
     to nothing), or, when fewer than a quarter have a nonzero value, only those: most units of a
-    sparse metric have none (10M units, 10 metrics: 1.0 s down to 0.6 s, measured).
+    sparse metric have none. Two weighted ``np.bincount`` then, and the squares in a reused
+    array (10M units, 10 metrics: 1.0 s down to 0.5 s, measured).
     """
     n_variants = len(units)
     if covariate is not None:
@@ -128,14 +133,19 @@ def unit_summaries(
     n = units if counted.all() else [np.count_nonzero(counted & (variant == v))
                                      for v in range(n_variants)]  # fmt: skip
     values = found.values
-    nonzero = np.count_nonzero(values)
-    if nonzero == 0:
-        return [ab.Summary(int(count), 0.0, 0.0) for count in n]
-    if nonzero * _SPARSE < values.size:
+    if np.count_nonzero(values) * _SPARSE < values.size:
         rows = np.flatnonzero(values)
         variant, values = variant[rows], values[rows]
-    sums = ab.summaries_by_group(variant, values, n_groups=n_variants)
-    return [dataclasses.replace(s, n=int(count)) for s, count in zip(sums, n, strict=True)]
+        squares = np.square(values)
+    else:
+        squares = np.square(values, out=None if buffers is None else buffers.squares)
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite sum is refused below
+        sums = np.bincount(variant, weights=values, minlength=n_variants)
+        sum_sq = np.bincount(variant, weights=squares, minlength=n_variants)
+    return [
+        ab.Summary(int(count), float(total), float(total_sq))
+        for count, total, total_sq in zip(n, sums, sum_sq, strict=True)
+    ]
 
 
 _SPARSE = 4  # fewer nonzero units than 1 in 4: gathering them beats summing every unit

@@ -211,7 +211,7 @@ def _metric(
         covariate = covariate_values(definition, exposures, pre[definition.covariate])
     elif definition.covariate:
         notes.append("CUPED applies to fixed-horizon analyses; this one is not adjusted.")
-    summaries = unit_summaries(found, assigned.codes, assigned.units, covariate)
+    summaries = unit_summaries(found, assigned.codes, assigned.units, covariate, assigned.buffers)
     by_name = {str(v): s for v, s in zip(experiment.variants, summaries, strict=True)}
     kind: ab.Kind = "proportion" if definition.aggregation.is_proportion else "mean"
     control = str(experiment.control)
