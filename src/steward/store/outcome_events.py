@@ -59,7 +59,7 @@ class Events:
 def keyed_events(
     root: str,
     names: Sequence[str],
-    units: pa.Array,
+    units: pa.Array | pa.ChunkedArray,
     requests: pa.Table | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
