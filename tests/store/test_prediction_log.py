@@ -172,6 +172,33 @@ def test_flush_rows_triggers_a_write_before_the_timer(
     _wait_for(lambda: writer.written == 5)
 
 
+def test_sorting_a_batch_into_files_gives_the_gil_back_every_slice(
+    make_writer: Callable[..., PredictionLogWriter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer shares the GIL with the event loop: sorting 1,000 records by file at once
+    held it ~1 ms, which a lone client's p99 showed."""
+    writer = make_writer()
+    yields: list[float] = []
+    sleep = time.sleep
+
+    def counted(seconds: float) -> None:
+        if seconds == 0:
+            yields.append(seconds)
+        sleep(seconds)
+
+    sorted_with: list[int] = []
+
+    def convert(records: Any, signature: Any) -> pa.Table:
+        sorted_with.append(len(yields))  # the yields made before the first conversion
+        return prediction_log.logged_to_table(records, signature)
+
+    monkeypatch.setattr(time, "sleep", counted)
+    monkeypatch.setattr(prediction_log, "_table_in_slices", convert)
+    writer._write_batch([_record(f"r{i}") for i in range(1000)], {})
+    assert sorted_with == [1000 // prediction_log._SLICE]
+    assert writer.written == 1000
+
+
 def test_close_flushes_is_idempotent_and_later_records_are_dropped(
     make_writer: Callable[..., PredictionLogWriter], tmp_path: Path
 ) -> None:
