@@ -199,6 +199,27 @@ def test_sorting_a_batch_into_files_gives_the_gil_back_every_slice(
     assert writer.written == 1000
 
 
+def test_a_local_file_is_written_by_pyarrow_giving_the_gil_back_between_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening, writing and closing the file each give the GIL back after them (through
+    fsspec's file object a 1,000-request flush kept it ~1.1 ms)."""
+    table = pa.table({"x": np.arange(1000), "label": ["a", "b"] * 500})
+    yields: list[float] = []
+    sleep = time.sleep
+
+    def counted(seconds: float) -> None:
+        if seconds == 0:
+            yields.append(seconds)
+        sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", counted)
+    path = tmp_path / "part.parquet"
+    prediction_log._write_by_path(table, str(path), {"compression": "snappy"})
+    assert len(yields) == 2
+    assert pq.read_table(path).equals(table)
+
+
 def test_close_flushes_is_idempotent_and_later_records_are_dropped(
     make_writer: Callable[..., PredictionLogWriter], tmp_path: Path
 ) -> None:
@@ -239,17 +260,17 @@ def test_a_failing_write_is_counted_and_the_thread_survives(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    real_write_table = pq.write_table
+    real_write = prediction_log._write_by_path
     calls = []
 
-    def half_then_fail(table: pa.Table, out: Any, **kw: Any) -> None:
+    def half_then_fail(table: pa.Table, path: str, options: dict[str, Any]) -> None:
         calls.append(table.num_rows)
         if len(calls) == 1:
-            out.write(b"PAR1 half a file")
+            Path(path).write_bytes(b"PAR1 half a file")
             raise OSError("disk full")
-        real_write_table(table, out, **kw)
+        real_write(table, path, options)
 
-    monkeypatch.setattr(prediction_log.pq, "write_table", half_then_fail)
+    monkeypatch.setattr(prediction_log, "_write_by_path", half_then_fail)
     writer = make_writer()
     writer.log_many([_record("lost-1"), _record("lost-2")])
     with caplog.at_level(logging.ERROR, logger="steward.store.prediction_log"):
