@@ -67,6 +67,21 @@ def make_writer(tmp_path: Path) -> Iterator[Callable[..., PredictionLogWriter]]:
         writer.close(timeout=5)
 
 
+@pytest.fixture
+def yields(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every ``time.sleep(0)`` made while the test runs: the moments the GIL is given back."""
+    found: list[float] = []
+    sleep = time.sleep
+
+    def counted(seconds: float) -> None:
+        if seconds == 0:
+            found.append(seconds)
+        sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", counted)
+    return found
+
+
 def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -173,26 +188,19 @@ def test_flush_rows_triggers_a_write_before_the_timer(
 
 
 def test_sorting_a_batch_into_files_gives_the_gil_back_every_slice(
-    make_writer: Callable[..., PredictionLogWriter], monkeypatch: pytest.MonkeyPatch
+    make_writer: Callable[..., PredictionLogWriter],
+    monkeypatch: pytest.MonkeyPatch,
+    yields: list[float],
 ) -> None:
     """The writer shares the GIL with the event loop: sorting 1,000 records by file at once
     held it ~1 ms, which a lone client's p99 showed."""
     writer = make_writer()
-    yields: list[float] = []
-    sleep = time.sleep
-
-    def counted(seconds: float) -> None:
-        if seconds == 0:
-            yields.append(seconds)
-        sleep(seconds)
-
     sorted_with: list[int] = []
 
     def convert(records: Any, signature: Any) -> pa.Table:
         sorted_with.append(len(yields))  # the yields made before the first conversion
         return prediction_log.logged_to_table(records, signature)
 
-    monkeypatch.setattr(time, "sleep", counted)
     monkeypatch.setattr(prediction_log, "_table_in_slices", convert)
     writer._write_batch([_record(f"r{i}") for i in range(1000)], {})
     assert sorted_with == [1000 // prediction_log._SLICE]
@@ -200,20 +208,11 @@ def test_sorting_a_batch_into_files_gives_the_gil_back_every_slice(
 
 
 def test_a_local_file_is_written_by_pyarrow_giving_the_gil_back_between_steps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, yields: list[float]
 ) -> None:
     """Opening, writing and closing the file each give the GIL back after them (through
     fsspec's file object a 1,000-request flush kept it ~1.1 ms)."""
     table = pa.table({"x": np.arange(1000), "label": ["a", "b"] * 500})
-    yields: list[float] = []
-    sleep = time.sleep
-
-    def counted(seconds: float) -> None:
-        if seconds == 0:
-            yields.append(seconds)
-        sleep(seconds)
-
-    monkeypatch.setattr(time, "sleep", counted)
     path = tmp_path / "part.parquet"
     prediction_log._write_by_path(table, str(path), {"compression": "snappy"})
     assert len(yields) == 2
