@@ -40,7 +40,6 @@ class UnitBuffers:
     """
 
     def __init__(self, units: int) -> None:
-        self.units = units
         self.sums = np.empty(units)
         self.counts = np.empty(units)
         self.squares = np.empty(units)

@@ -160,11 +160,9 @@ def _events_of(
 
 
 def _request_keys(exposures: Exposures) -> pa.Table | None:
-    """The exposed requests (id and unit), for outcomes logged against a request."""
+    """The exposed requests (with their id and unit), for outcomes logged against a request."""
     requests = exposures.requests
-    if "request_id" not in requests.column_names:
-        return None
-    return requests.select(["request_id", "unit"])
+    return requests if "request_id" in requests.column_names else None
 
 
 def _srm(units: dict[int, int], design: Design) -> SrmCheck:

@@ -73,14 +73,14 @@ def keyed_events(
     request (the outcome log holds one key or the other).
     """
     names = list(dict.fromkeys(names))
-    scans = _scans(root, names, since, until)
+    fs, _ = fsspec.core.url_to_fs(root)
+    scans = _scans(fs, root, names, since, until)
     if not scans or len(units) == 0:
         return {name: Events() for name in names}
     import duckdb
 
     with duckdb.connect() as con:
         con.execute("SET preserve_insertion_order = false")  # any order: less memory, faster
-        fs, _ = fsspec.core.url_to_fs(root)
         if not isinstance(fs, LocalFileSystem):
             con.register_filesystem(fs)
         events = " UNION ALL ".join(scans)
@@ -134,11 +134,10 @@ def _by_outcome(batches: pa.RecordBatchReader, count: int) -> list[Events]:
 
 
 def _scans(
-    root: str, names: Sequence[str], since: datetime | None, until: datetime | None
+    fs: Any, root: str, names: Sequence[str], since: datetime | None, until: datetime | None
 ) -> list[str]:
     """One SELECT per outcome and kind of file: the days wholly inside the range unfiltered,
-    the (at most two) days it cuts filtered by timestamp."""
-    fs, _ = fsspec.core.url_to_fs(root)
+    the (at most two) days it cuts filtered by timestamp. ``fs``: the root's filesystem."""
     local = isinstance(fs, LocalFileSystem)
     scans: list[str] = []
     code_type = _code_type(len(names))
