@@ -77,20 +77,23 @@ def steward(folder: Path, clock: Clock) -> Result:
 
     facts = _facts(folder)
     names = list(facts["metrics"])
-    exposures = pq.read_table(folder / "exposures.parquet")
-    units = exposures["unit_id"]  # DuckDB reads the chunks as they are
+    # the exposed units' keys, as the prediction log holds them beside the ids (the ids
+    # themselves are not needed once they are keyed)
+    exposures = pq.read_table(folder / "exposures.parquet",
+                              columns=["variant", "unit_key_hi", "unit_key_lo"])  # fmt: skip
+    keys = (exposures["unit_key_hi"], exposures["unit_key_lo"])  # DuckDB reads the chunks
     variant = exposures["variant"].to_numpy()
     clock.lap("read")
-    # every event of the window read from the outcome log, joined onto the exposed units
-    # (DuckDB) and gathered by metric; events of units never exposed dropped (the requests are
-    # only read for outcomes keyed by request id, and these have none)
-    by_metric = keyed_events(str(folder / "outcomes"), names, units, None, *_window(facts))
+    # every event of the window read from the outcome log, joined onto the exposed units by
+    # their keys (DuckDB) and gathered by metric; events of units never exposed dropped (the
+    # requests are only read for outcomes keyed by request id, and these have none)
+    by_metric = keyed_events(str(folder / "outcomes"), names, keys, None, *_window(facts))
     # analysis._analysis: each unit's variant index
     variants = [facts["control"], facts["treatment"]]
     codes = np.searchsorted(np.asarray(variants), variant)
     per_variant = np.bincount(codes, minlength=len(variants))
     clock.lap("map")
-    buffers = UnitBuffers(len(units))  # as analysis._analysis: one metric's units at a time
+    buffers = UnitBuffers(len(variant))  # as analysis._analysis: one metric's units at a time
     results: Result = {}
     control, treatment = str(facts["control"]), str(facts["treatment"])
     for name, how in facts["metrics"].items():  # as analysis._metric, one metric at a time
@@ -156,7 +159,8 @@ def _shipped_inputs(folder: Path) -> tuple[Any, Any, Any, Any]:
         "request_id": pc.binary_join_element_wise("q-", units, ""),
         "unit": pa.array(np.arange(len(units), dtype=np.int64)),
     })  # fmt: skip
-    exposures = Exposures(units, table["variant"].to_numpy(), requests, 0)
+    keys = (table["unit_key_hi"].combine_chunks(), table["unit_key_lo"].combine_chunks())
+    exposures = Exposures(units, table["variant"].to_numpy(), requests, 0, keys=keys)
     return experiment, definitions, exposures, _window(facts)
 
 
@@ -197,7 +201,7 @@ def pandas(folder: Path, clock: Clock) -> Result:
     from statsmodels.stats.weightstats import ttest_ind
 
     facts = _facts(folder)
-    exposures = pd.read_parquet(folder / "exposures.parquet")
+    exposures = pd.read_parquet(folder / "exposures.parquet", columns=["unit_id", "variant"])
     # the whole log: every event is inside the experiment's window, so no filter by time
     # (Steward filters the first and last day by timestamp); ``outcome`` comes from the
     # folder names, as a categorical

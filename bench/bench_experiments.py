@@ -78,6 +78,7 @@ from bench_profile import QUIET_BUDGET_S, Quiet
 from steward.domain.assignment import variant_for
 from steward.experiments._exposures import buckets
 from steward.store.outcome_log import DAY_FORMAT, RECORD_SCHEMA, partition_path
+from steward.store.unit_keys import unit_keys
 
 WORKER = BENCH_DIR / "_experiments_worker.py"
 SALT = "bench-experiment"  # the experiment's name: the hash's salt
@@ -206,7 +207,11 @@ def write_dataset(folder: Path, units: int, seed: int) -> dict[str, Any]:
     strangers = max(units // 200, 10)
     ids = unit_ids(seed << 40, (seed << 40) + units + strangers)  # exposed, then never exposed
     variant = assign_variants(ids.slice(0, units))
-    exposures = pa.table({"unit_id": ids.slice(0, units), "variant": pa.array(variant)})
+    hi, lo = unit_keys(ids)  # as both logs write them beside the id
+    exposures = pa.table({
+        "unit_id": ids.slice(0, units), "variant": pa.array(variant),
+        "unit_key_hi": hi.slice(0, units), "unit_key_lo": lo.slice(0, units),
+    })  # fmt: skip
     pq.write_table(exposures, folder / "exposures.parquet", row_group_size=CHUNK_ROWS)
     treated = variant == TREATMENT
     rows = 0
@@ -216,7 +221,7 @@ def write_dataset(folder: Path, units: int, seed: int) -> dict[str, Any]:
         extra = rng.binomial(unit.size, STRANGERS)
         where = rng.integers(0, unit.size, extra)
         unit[where] = units + rng.integers(0, strangers, extra)
-        _write_outcome(folder / "outcomes", metric.name, ids, unit, value, rng)
+        _write_outcome(folder / "outcomes", metric.name, (ids, hi, lo), unit, value, rng)
         rows += unit.size
     facts = {
         "units": units,
@@ -235,11 +240,12 @@ def write_dataset(folder: Path, units: int, seed: int) -> dict[str, Any]:
 
 
 def _write_outcome(
-    root: Path, name: str, ids: pa.Array, unit: np.ndarray, value: np.ndarray,
-    rng: np.random.Generator,
+    root: Path, name: str, ids: tuple[pa.Array, pa.Array, pa.Array], unit: np.ndarray,
+    value: np.ndarray, rng: np.random.Generator,
 ) -> None:  # fmt: skip
     """One outcome's events at random times in [START, END), as the outcome log keeps them:
-    one file per day, ``RECORD_SCHEMA``, keyed by unit id."""
+    one file per day, ``RECORD_SCHEMA``, keyed by unit id; ``ids``: each unit's id and its
+    key (hi, lo)."""
     stamp = _us(START) + rng.integers(0, _us_in(END - START), unit.size)
     day = (stamp - _us(FIRST_DAY)) // _us_in(ONE_DAY)
     for d in np.unique(day):
@@ -250,13 +256,16 @@ def _write_outcome(
             for start in range(0, rows.size, CHUNK_ROWS):
                 chunk = rows[start : start + CHUNK_ROWS]
                 times = pa.array(stamp[chunk], pa.timestamp("us", tz="UTC"))
+                of = pa.array(unit[chunk])
                 writer.write_table(pa.table({
-                    "unit_id": ids.take(pa.array(unit[chunk])),
+                    "unit_id": ids[0].take(of),
                     "request_id": pa.nulls(chunk.size, pa.string()),
                     "value": pa.array(value[chunk]),
                     "timestamp": times,
                     "logged_at": times,
                     "source": pa.repeat(pa.scalar("file"), chunk.size),
+                    "unit_key_hi": ids[1].take(of),
+                    "unit_key_lo": ids[2].take(of),
                 }, schema=RECORD_SCHEMA))  # fmt: skip
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from steward.domain.assignment import bucket, canary_salt, variant_for
 from steward.domain.experiments import Aggregation, Experiment, ExperimentMetric, MetricRole
-from steward.experiments._exposures import Design, assign, buckets
+from steward.experiments._exposures import Design, assign, buckets, read_exposures
 from steward.experiments._unit_values import UnitBuffers, aggregate
 from steward.store.outcome_events import Events
+from steward.store.prediction_log import PredictionRecord, partition_path, records_to_table
+from steward.store.unit_keys import unit_keys
 
 UNITS = pa.array([f"user-{i}" for i in range(2000)] + ["ü-ñ", ""])
 
@@ -80,3 +84,33 @@ def test_buffers_reused_metric_after_metric_start_from_zero() -> None:
             assert np.allclose(reused.values, [expected[u].sum() for u in range(50)])
         if how is Aggregation.COUNT:
             assert reused.values.tolist() == [float(expected[u].size) for u in range(50)]
+
+
+def _log(root: Path, hour: str, records: list[PredictionRecord], keyed: bool) -> None:
+    table = records_to_table(records, None)
+    if not keyed:  # as schema version 1 wrote it
+        table = table.drop_columns(["unit_key_hi", "unit_key_lo"])
+    folder = root / partition_path("churn", hour)
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, folder / f"part-{hour}.parquet")
+
+
+def test_each_exposed_unit_has_its_key_logged_or_made(tmp_path: Path) -> None:
+    """Keys come from the log where it has them; a unit of a file logged before the key
+    existed, and a request standing for its unit, are keyed from their ids: the same keys."""
+    at = datetime(2026, 11, 27, 10, tzinfo=UTC)
+
+    def record(request: str, unit: str | None, version: int) -> PredictionRecord:
+        return PredictionRecord("churn", version, request, at, 1.0, {"x": 1.0}, 0.5, unit_id=unit)
+
+    _log(tmp_path, "2026-11-27T10", [record("r1", "ann", 1), record("r2", None, 2)], keyed=True)
+    at = at.replace(hour=11)
+    _log(tmp_path, "2026-11-27T11", [record("r3", "bob", 2), record("r4", "ann", 1)], keyed=False)
+    experiment = _experiment(variants=[1, 2], weights={1: 0.5, 2: 0.5})
+    start = datetime(2026, 11, 27, tzinfo=UTC)
+    exposures = read_exposures(str(tmp_path), experiment, start, start.replace(day=28))
+    assert sorted(exposures.units.to_pylist()) == ["ann", "bob", "r2"]
+    hi, lo = unit_keys(exposures.units)
+    assert exposures.keys is not None
+    assert exposures.keys[0].equals(hi)
+    assert exposures.keys[1].equals(lo)

@@ -11,11 +11,13 @@ from typing import Any
 import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from steward.store import outcome_events
 from steward.store.outcome_events import Events, keyed_events
-from steward.store.outcome_log import outcome_parts, write_outcomes
+from steward.store.outcome_log import RECORD_SCHEMA, outcome_parts, partition_path, write_outcomes
+from steward.store.unit_keys import unit_keys
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 LOGGED = datetime(2026, 3, 10, tzinfo=UTC)
@@ -30,6 +32,10 @@ def _write(root: str, rows: list[Row]) -> None:
         "timestamp": pa.array(stamp, pa.timestamp("us", tz="UTC")),
     })  # fmt: skip
     write_outcomes(root, table, logged_at=LOGGED, source="sdk")
+
+
+def _keys(units: list[str]) -> tuple[pa.Array, pa.Array]:
+    return unit_keys(pa.array(units, pa.string()))
 
 
 def _found(found: dict[str, Events]) -> dict[str, list[tuple[int, float]]]:
@@ -71,7 +77,7 @@ def test_events_are_mapped_to_exposed_units_and_split_by_outcome(
     ]
     _write(str(tmp_path), rows)
     names = ["revenue", "checkout"]  # churn is not asked for
-    found = keyed_events(str(tmp_path), names, pa.array(units))
+    found = keyed_events(str(tmp_path), names, _keys(units))
     assert _found(found) == _expected(rows, names, units)
     assert list(found) == names
     chunks = [chunk for events in found.values() for chunk in events.chunks()]
@@ -90,10 +96,10 @@ def test_events_keyed_by_request_reach_the_requests_unit(tmp_path: Path) -> None
         (None, "r1", "buy", 16.0, T0),
     ]
     _write(str(tmp_path), rows)
-    found = keyed_events(str(tmp_path), ["buy"], pa.array(units), requests)
+    found = keyed_events(str(tmp_path), ["buy"], _keys(units), requests)
     assert _found(found) == {"buy": [(0, 1.0), (0, 16.0), (1, 2.0)]}
     # without the requests, only the events keyed by unit are matched
-    found = keyed_events(str(tmp_path), ["buy"], pa.array(units))
+    found = keyed_events(str(tmp_path), ["buy"], _keys(units))
     assert _found(found) == {"buy": [(0, 1.0)]}
 
 
@@ -106,14 +112,14 @@ def test_only_events_inside_the_range_count(tmp_path: Path) -> None:
     ]  # fmt: skip
     rows: list[Row] = [("u", None, "buy", float(i), t) for i, t in enumerate(stamps)]
     _write(str(tmp_path), rows)
-    found = keyed_events(str(tmp_path), ["buy"], pa.array(["u"]), since=since, until=until)
+    found = keyed_events(str(tmp_path), ["buy"], _keys(["u"]), since=since, until=until)
     assert sorted(found["buy"].arrays()[1].tolist()) == [1.0, 2.0, 3.0, 4.0]
     # the middle day is wholly inside: read without a filter; the two it cuts are filtered
     parts = outcome_parts(str(tmp_path), "buy", since, until)
     assert [(p.path.split("/")[-2], p.whole) for p in parts] == [
         ("day=2026-03-01", False), ("day=2026-03-02", True), ("day=2026-03-03", False),
     ]  # fmt: skip
-    everything = keyed_events(str(tmp_path), ["buy"], pa.array(["u"]))
+    everything = keyed_events(str(tmp_path), ["buy"], _keys(["u"]))
     assert sorted(everything["buy"].arrays()[1].tolist()) == [float(i) for i in range(len(stamps))]
 
 
@@ -124,7 +130,7 @@ def test_a_remote_filesystem_is_read_through_fsspec() -> None:
         fs.rm(root, recursive=True)
     rows: list[Row] = [("u1", None, "buy", 3.0, T0), ("u2", None, "buy", 5.0, T0)]
     _write(root, rows)
-    found = keyed_events(root, ["buy"], pa.array(["u2", "u1"]), since=T0, until=T0 + timedelta(1))
+    found = keyed_events(root, ["buy"], _keys(["u2", "u1"]), since=T0, until=T0 + timedelta(1))
     assert _found(found) == {"buy": [(0, 5.0), (1, 3.0)]}
     fs.rm(root, recursive=True)
 
@@ -132,28 +138,55 @@ def test_a_remote_filesystem_is_read_through_fsspec() -> None:
 def test_a_quote_in_the_path_is_data(tmp_path: Path) -> None:
     root = str(tmp_path / "o'brien's log")
     _write(root, [("u1", None, "buy", 3.0, T0)])
-    assert keyed_events(root, ["buy"], pa.array(["u1"]))["buy"].arrays()[1].tolist() == [3.0]
+    assert keyed_events(root, ["buy"], _keys(["u1"]))["buy"].arrays()[1].tolist() == [3.0]
 
 
 def test_nothing_to_read_gives_no_events(tmp_path: Path) -> None:
     def sizes(found: dict[str, Events]) -> dict[str, int]:
         return {name: events.size for name, events in found.items()}
 
-    assert sizes(keyed_events(str(tmp_path / "missing"), ["buy"], pa.array(["u1"]))) == {"buy": 0}
+    assert sizes(keyed_events(str(tmp_path / "missing"), ["buy"], _keys(["u1"]))) == {"buy": 0}
     _write(str(tmp_path), [("u1", None, "buy", 3.0, T0)])
-    assert sizes(keyed_events(str(tmp_path), ["sell", "buy"], pa.array(["u1"]))) == {
+    assert sizes(keyed_events(str(tmp_path), ["sell", "buy"], _keys(["u1"]))) == {
         "sell": 0, "buy": 1,
     }  # fmt: skip
-    assert sizes(keyed_events(str(tmp_path), ["buy"], pa.array([], pa.string()))) == {"buy": 0}
+    assert sizes(keyed_events(str(tmp_path), ["buy"], _keys([]))) == {"buy": 0}
 
 
-def _batch(code: Any, rng: np.random.Generator) -> pa.RecordBatch:
-    n = len(code)
-    return pa.record_batch({
-        "outcome": pa.array(code, pa.int32()),
-        "unit": pa.array(rng.integers(0, 100, n), pa.int64()),
-        "value": pa.array(rng.normal(size=n)),
-    })  # fmt: skip
+def _write_unkeyed(root: Path, name: str, day: str, rows: list[tuple[str, float]]) -> None:
+    """A file as schema version 1 wrote it: no unit key columns."""
+    folder = root / partition_path(name, day)
+    folder.mkdir(parents=True, exist_ok=True)
+    fields = [f for f in RECORD_SCHEMA if not f.name.startswith("unit_key_")]
+    table = pa.table({
+        "unit_id": [u for u, _ in rows], "request_id": pa.nulls(len(rows), pa.string()),
+        "value": [v for _, v in rows], "timestamp": pa.array([T0] * len(rows), fields[3].type),
+        "logged_at": pa.array([LOGGED] * len(rows), fields[4].type),
+        "source": ["file"] * len(rows),
+    }, schema=pa.schema(fields))  # fmt: skip
+    pq.write_table(table, folder / "part-v1.parquet")
+
+
+@pytest.mark.parametrize("window", [False, True], ids=["whole-days", "cut-days"])
+def test_files_written_before_the_unit_key_are_keyed_as_read(tmp_path: Path, window: bool) -> None:
+    """A log that mixes files with and without the key columns, in one day folder: every event
+    is found, each once, and a unit never exposed still drops out."""
+    _write(str(tmp_path), [("u1", None, "buy", 1.0, T0), ("u3", None, "buy", 2.0, T0)])
+    _write_unkeyed(tmp_path, "buy", "2026-03-01", [("u1", 4.0), ("u2", 8.0), ("x", 16.0)])
+    _write_unkeyed(tmp_path, "sell", "2026-03-01", [("u2", 32.0)])
+    bounds = {"since": T0, "until": T0 + timedelta(hours=1)} if window else {}
+    found = keyed_events(str(tmp_path), ["buy", "sell"], _keys(["u2", "u1", "u3"]), **bounds)
+    assert _found(found) == {"buy": [(0, 8.0), (1, 1.0), (1, 4.0), (2, 2.0)], "sell": [(0, 32.0)]}
+
+
+def test_the_written_unit_key_is_the_one_an_analysis_joins_on(tmp_path: Path) -> None:
+    _write(str(tmp_path), [("ü-1", None, "buy", 1.0, T0), (None, "r1", "buy", 2.0, T0)])
+    (path,) = [p.path for p in outcome_parts(str(tmp_path), "buy")]
+    written = pq.read_table(path)
+    hi, lo = _keys(["ü-1"])
+    assert written["unit_key_hi"].to_pylist() == [hi[0].as_py(), None]
+    assert written["unit_key_lo"].to_pylist() == [lo[0].as_py(), None]
+    assert written.schema.metadata[b"steward.outcome_log.schema_version"] == b"2"
 
 
 def _batch(code: Any, rng: np.random.Generator) -> pa.RecordBatch:

@@ -53,7 +53,7 @@ def test_one_file_per_outcome_and_day(tmp_path: Path) -> None:
     ]
     assert all(f.rsplit("/", 1)[1].startswith("part-") for f in files)
     stored = pq.read_table(tmp_path / "outcomes" / files[1])
-    assert stored.schema.metadata[SCHEMA_VERSION_KEY.encode()] == b"1"
+    assert stored.schema.metadata[SCHEMA_VERSION_KEY.encode()] == b"2"
     assert stored.schema.remove_metadata() == RECORD_SCHEMA.remove_metadata()
     assert sorted(stored.column("unit_id").to_pylist()) == ["u1", "u3"]
     assert set(stored.column("source").to_pylist()) == {"sdk"}

@@ -33,6 +33,7 @@ from steward.store.prediction_log import (
     records_to_table,
     requests_to_table,
 )
+from steward.store.unit_keys import unit_keys
 
 H13 = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
 H14 = H13 + timedelta(hours=1)
@@ -366,7 +367,7 @@ def test_the_schema_every_file_has(tmp_path: Path) -> None:
     ]
     table = records_to_table(records, None)
     assert table.schema.equals(RECORD_SCHEMA, check_metadata=True)
-    assert table.schema.metadata == {b"steward.prediction_log.schema_version": b"1"}
+    assert table.schema.metadata == {b"steward.prediction_log.schema_version": b"2"}
     assert PREDICTION_LOG_SCHEMA.names == ["deployment", "hour", *RECORD_SCHEMA.names]
     rows = table.to_pylist()
     assert [r["prediction"] for r in rows] == [1.0, None, None, None]
@@ -374,6 +375,10 @@ def test_the_schema_every_file_has(tmp_path: Path) -> None:
     assert rows[0]["probabilities"] == [0.25, 0.75]
     assert rows[0]["score"] == 0.75
     assert (rows[1]["unit_id"], rows[1]["shadow"], rows[1]["version"]) == ("user-7", True, 2)
+    hi, lo = unit_keys(pa.array(["user-7"]))
+    assert [(r["unit_key_hi"], r["unit_key_lo"]) for r in rows] == [
+        (None, None), (hi[0].as_py(), lo[0].as_py()), (None, None), (None, None),
+    ]  # fmt: skip
     assert (rows[2]["fallback"], rows[2]["error"]) == ("timeout", "model exceeded 50 ms")
     assert rows[0]["inputs"] == '{"amount":10.0,"country":"FR"}'
     assert rows[3]["timestamp"] == H13  # stored in UTC whatever the caller's zone

@@ -24,12 +24,13 @@ import pyarrow.compute as pc
 
 from steward.domain.assignment import split_boundaries
 from steward.domain.experiments import Experiment
+from steward.store import unit_keys
 from steward.store.prediction_log import read_predictions
 
 # the prediction-log columns the analysis reads
 EXPOSURE_COLUMNS = (
-    "unit_id", "request_id", "version", "timestamp", "latency_ms", "fallback", "error",
-    "prediction", "score", "shadow",
+    "unit_id", unit_keys.HI, unit_keys.LO, "request_id", "version", "timestamp", "latency_ms",
+    "fallback", "error", "prediction", "score", "shadow",
 )  # fmt: skip
 FAILED_FALLBACKS = ("error", "timeout")
 
@@ -64,10 +65,11 @@ class Design:
 class Exposures:
     """The exposed units and their requests.
 
-    ``units`` are the distinct unit keys; ``variant[i]`` is the version unit ``i`` is assigned
-    to. ``requests`` is the log's rows with ``unit`` (an index into ``units``) added, for the
-    metrics computed from the log (latency, errors, predictions) and for outcomes keyed by
-    request id.
+    ``units`` are the distinct unit ids (a request's id where it carried none) and ``keys``
+    their 128-bit keys (``unit_keys``: hi, lo); ``variant[i]`` is the version unit ``i`` is
+    assigned to. ``requests`` is the log's rows with ``unit`` (an index into ``units``) added,
+    for the metrics computed from the log (latency, errors, predictions) and for outcomes keyed
+    by request id.
     """
 
     units: pa.Array
@@ -75,6 +77,10 @@ class Exposures:
     requests: pa.Table
     mismatched: int  # of the units checked, those served another version than the hash gives
     checked: int = 0  # units whose served version was checked against the design's hash
+    keys: tuple[pa.Array, pa.Array] | None = None  # None: made from ``units`` when needed
+
+    def unit_keys(self) -> tuple[pa.Array, pa.Array]:
+        return self.keys if self.keys is not None else unit_keys.unit_keys(self.units)
 
 
 def read_exposures(root: str, experiment: Experiment, start: datetime, end: datetime) -> Exposures:
@@ -95,7 +101,28 @@ def read_exposures(root: str, experiment: Experiment, start: datetime, end: date
     routed = checked[served[checked] > 0]
     mismatched = int(np.count_nonzero(served[routed] != hashed[routed]))
     requests = log.append_column("unit", pa.array(unit_of_row))
-    return Exposures(units, variant, requests, mismatched, int(routed.size))
+    keys = _keys(log, unit_of_row, units)
+    return Exposures(units, variant, requests, mismatched, int(routed.size), keys)
+
+
+def _keys(log: pa.Table, unit_of_row: np.ndarray, units: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each unit's key, as the log wrote it beside the unit id; hashed here for the units the
+    log has none for (keyed by request id, or logged before the key existed)."""
+    hi, lo = np.zeros(len(units), np.uint64), np.zeros(len(units), np.uint64)
+    known = np.zeros(len(units), dtype=bool)
+    logged = pc.is_valid(log[unit_keys.HI]).to_numpy(zero_copy_only=False)
+    if logged.any():
+        # null keys filled first: a uint64 column with nulls would come back as float64
+        rows = np.flatnonzero(logged)
+        row_unit = unit_of_row[rows]
+        hi[row_unit] = pc.fill_null(log[unit_keys.HI], 0).to_numpy()[rows]
+        lo[row_unit] = pc.fill_null(log[unit_keys.LO], 0).to_numpy()[rows]
+        known[row_unit] = True
+    missing = np.flatnonzero(~known)
+    if missing.size:
+        found_hi, found_lo = unit_keys.unit_keys(units.take(pa.array(missing)))
+        hi[missing], lo[missing] = found_hi.to_numpy(), found_lo.to_numpy()
+    return pa.array(hi), pa.array(lo)
 
 
 def assign(design: Design, units: pa.Array) -> np.ndarray:

@@ -156,7 +156,8 @@ def _outcomes(
 def _events_of(
     root: str, names: Sequence[str], exposures: Exposures, since: datetime, until: datetime
 ) -> dict[str, Events]:
-    return keyed_events(root, names, exposures.units, _request_keys(exposures), since, until)
+    keys = exposures.unit_keys()
+    return keyed_events(root, names, keys, _request_keys(exposures), since, until)
 
 
 def _request_keys(exposures: Exposures) -> pa.Table | None:

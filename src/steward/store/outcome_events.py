@@ -1,12 +1,14 @@
 """The outcome log's events mapped onto a set of units: what an experiment's analysis reads.
 
 Each event is keyed by a unit id (or by the id of the request it follows); the analysis needs
-it as an index into its exposed units. That is a join of tens of millions of string keys
-against millions, done here by DuckDB: it reads the Parquet files itself (only the columns the
+it as an index into its exposed units. That is a join of tens of millions of events onto
+millions of units, done here by DuckDB: it reads the Parquet files itself (only the columns the
 join needs, the time filter only on the day folders the range cuts) and joins on every core.
-At 35M events onto 10M units that is ~3 s on two cores where pyarrow's single-threaded
-``index_in`` after ``read_outcomes`` took ~13 s, and polars' join ~17 s (docs/benchmarks.md,
-experiments); the join stays exact, string against string.
+The join is on the unit's 128-bit key (``steward.store.unit_keys``), which the log writes
+beside the id: two integers per event instead of a string, 35M events onto 10M units in ~2.1 s
+on two cores where the same join on 16-character ids took ~3.8 s (pyarrow's single-threaded
+``index_in`` on the ids took ~13 s, polars' join ~17 s; docs/experiments.md). Files written
+before the key existed are keyed as they are read, with the same digest.
 
 DuckDB is imported here only: ``import steward`` does not load it.
 """
@@ -23,7 +25,8 @@ import numpy as np
 import pyarrow as pa
 from fsspec.implementations.local import LocalFileSystem
 
-from steward.store.outcome_log import outcome_parts
+from steward.store.outcome_log import OutcomePart, outcome_parts
+from steward.store.unit_keys import HI, LO, key_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -59,32 +62,37 @@ class Events:
 def keyed_events(
     root: str,
     names: Sequence[str],
-    units: pa.Array | pa.ChunkedArray,
+    keys: tuple[pa.Array | pa.ChunkedArray, pa.Array | pa.ChunkedArray],
     requests: pa.Table | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Events]:
     """The events of each of the outcomes ``names`` with ``since <= timestamp < until`` whose
-    unit is one of ``units`` (distinct ids), or whose request is one of ``requests``
-    (``request_id``, and ``unit``: the request's index into ``units``), as indices into
-    ``units``; events of other units are left out. Every name has an entry.
+    unit is one of the units keyed by ``keys`` (``unit_keys.unit_keys`` of distinct ids: hi,
+    lo), or whose request is one of ``requests`` (``request_id``, and ``unit``: the request's
+    index into the units), as indices into the units; events of other units are left out.
+    Every name has an entry.
 
-    An event keyed by a unit id is matched on it; one keyed by a request id through the
-    request (the outcome log holds one key or the other).
+    An event keyed by a unit id is matched on its key; one keyed by a request id through the
+    request (the outcome log holds one or the other).
     """
     names = list(dict.fromkeys(names))
+    count = len(keys[0])
     fs, _ = fsspec.core.url_to_fs(root)
-    scans = _scans(fs, root, names, since, until)
-    if not scans or len(units) == 0:
+    parts = {name: outcome_parts(root, name, since, until) for name in names}
+    if count == 0 or not any(parts.values()):
         return {name: Events() for name in names}
     import duckdb
 
     with duckdb.connect() as con:
         con.execute("SET preserve_insertion_order = false")  # any order: less memory, faster
-        if not isinstance(fs, LocalFileSystem):
+        local = isinstance(fs, LocalFileSystem)
+        if not local:
             con.register_filesystem(fs)
-        events = " UNION ALL ".join(scans)
-        con.register("units", pa.table({"unit_id": units, "unit": _indices(len(units))}))
+        paths = {n: [_path(fs, p, local) for p in found] for n, found in parts.items()}
+        keyed = _keyed_files(con, [p for found in paths.values() for p in found])
+        events = " UNION ALL ".join(_scans(names, parts, paths, keyed, since, until))
+        con.register("units", pa.table({"hi": keys[0], "lo": keys[1], "unit": _indices(count)}))
         by_request = (
             requests is not None
             and requests.num_rows > 0
@@ -96,13 +104,13 @@ def keyed_events(
             query = f"""
                 SELECT e.outcome, coalesce(u.unit, r.unit) AS unit, e.value
                 FROM ({events}) e
-                LEFT JOIN units u ON e.unit_id = u.unit_id
+                LEFT JOIN units u ON e.lo = u.lo AND e.hi = u.hi
                 LEFT JOIN requests r ON e.request_id = r.request_id
                 WHERE coalesce(u.unit, r.unit) IS NOT NULL"""
         else:
             query = f"""
                 SELECT e.outcome, u.unit, e.value
-                FROM ({events}) e JOIN units u ON e.unit_id = u.unit_id"""
+                FROM ({events}) e JOIN units u ON e.lo = u.lo AND e.hi = u.hi"""
         joined = _relation(con, query, {"since": since, "until": until})
         found = _by_outcome(pa.RecordBatchReader.from_stream(joined), len(names))
     return dict(zip(names, found, strict=True))
@@ -133,26 +141,51 @@ def _by_outcome(batches: pa.RecordBatchReader, count: int) -> list[Events]:
     return [Events(tuple(u), tuple(v)) for u, v in zip(units, values, strict=True)]
 
 
+def _path(fs: Any, part: OutcomePart, local: bool) -> str:
+    return part.path if local else str(fs.unstrip_protocol(part.path))
+
+
+def _keyed_files(con: duckdb.DuckDBPyConnection, paths: list[str]) -> set[str]:
+    """Those of ``paths`` that hold the unit key columns (read from their footers)."""
+    if not paths:
+        return set()
+    found = con.sql(
+        f"SELECT DISTINCT file_name FROM parquet_schema({_list(paths)}) WHERE name = '{HI}'"
+    ).fetchall()
+    return {row[0] for row in found}
+
+
 def _scans(
-    fs: Any, root: str, names: Sequence[str], since: datetime | None, until: datetime | None
+    names: Sequence[str],
+    parts: dict[str, list[OutcomePart]],
+    paths: dict[str, list[str]],
+    keyed: set[str],
+    since: datetime | None,
+    until: datetime | None,
 ) -> list[str]:
-    """One SELECT per outcome and kind of file: the days wholly inside the range unfiltered,
-    the (at most two) days it cuts filtered by timestamp. ``fs``: the root's filesystem."""
-    local = isinstance(fs, LocalFileSystem)
-    scans: list[str] = []
+    """One SELECT per outcome and kind of file, each giving (outcome, hi, lo, request_id,
+    value): the days wholly inside the range unfiltered, the (at most two) days it cuts
+    filtered by timestamp; files without the key columns keyed as they are read."""
     code_type = _code_type(len(names))
+    hi, lo = key_sql("digest")
+    scans: list[str] = []
     for code, name in enumerate(names):
-        parts = outcome_parts(root, name, since, until)
         for whole in (True, False):
-            paths = [p.path if local else fs.unstrip_protocol(p.path) for p in parts
-                     if p.whole == whole]  # fmt: skip
-            if not paths:
-                continue
-            scan = (f"SELECT {code}::{code_type} AS outcome, unit_id, request_id, value "
-                    f"FROM read_parquet({_list(paths)}, hive_partitioning = false)")  # fmt: skip
-            if not whole:
-                scan += f" WHERE {_time_filter(since, until)}"
-            scans.append(scan)
+            for has_keys in (True, False):
+                files = [path for part, path in zip(parts[name], paths[name], strict=True)
+                         if part.whole == whole and (path in keyed) == has_keys]  # fmt: skip
+                if not files:
+                    continue
+                source = f"read_parquet({_list(files)}, hive_partitioning = false)"
+                where = "" if whole else f" WHERE {_time_filter(since, until)}"
+                if has_keys:
+                    scan = (f"SELECT {code}::{code_type} AS outcome, {HI} AS hi, {LO} AS lo, "
+                            f"request_id, value FROM {source}{where}")  # fmt: skip
+                else:
+                    scan = (f"SELECT {code}::{code_type} AS outcome, {hi} AS hi, {lo} AS lo, "
+                            f"request_id, value FROM (SELECT md5_number(unit_id) AS digest, "
+                            f"request_id, value FROM {source}{where})")  # fmt: skip
+                scans.append(scan)
     return scans
 
 

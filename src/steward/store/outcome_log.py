@@ -7,7 +7,9 @@ Layout (a local folder or any fsspec URL)::
 
 A row is an event of outcome ``name`` with a ``value``, keyed by the unit it happened to
 (``unit_id``) or by the request it follows (``request_id``) — exactly one of the two — at
-``timestamp``; ``logged_at`` and ``source`` say when and how it was logged. The log is
+``timestamp``; ``logged_at`` and ``source`` say when and how it was logged; ``unit_key_hi`` and
+``unit_key_lo`` are the unit id's 128-bit key (``steward.store.unit_keys``: what an analysis
+joins on; null for an event keyed by request, absent from files of schema version 1). The log is
 append-only. Each ``write_outcomes`` call writes one file per (outcome, day) it touches, each
 under a hidden temporary name first and then renamed, so a reader never sees a partial file.
 ``read_outcomes`` reads only the folders of the outcomes and days asked for, only the columns
@@ -32,8 +34,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from steward.errors import InvalidInput
+from steward.store import unit_keys
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the unit key columns
 SCHEMA_VERSION_KEY = "steward.outcome_log.schema_version"
 DAY_FORMAT = "%Y-%m-%d"
 SOURCES = ("sdk", "api", "file")
@@ -50,6 +53,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field("timestamp", _TIME, nullable=False),
         pa.field("logged_at", _TIME, nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        *unit_keys.FIELDS,
     ],
     metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION},
 )
@@ -86,6 +90,9 @@ def write_outcomes(root: str, outcomes: pa.Table, *, logged_at: datetime, source
         [outcomes.column(n).cast(OUTCOME_COLUMNS.field(n).type) for n in OUTCOME_COLUMNS.names],
         schema=OUTCOME_COLUMNS,
     )
+    # keyed in one call before the split by partition: DuckDB does a large table at once
+    hi, lo = unit_keys.unit_keys(table.column("unit_id"))
+    table = table.append_column(unit_keys.HI, hi).append_column(unit_keys.LO, lo)
     stamp = pa.scalar(logged_at.astimezone(UTC), _TIME)
     written: list[str] = []
     try:
@@ -94,7 +101,8 @@ def write_outcomes(root: str, outcomes: pa.Table, *, logged_at: datetime, source
             record = pa.Table.from_arrays(
                 [part.column("unit_id"), part.column("request_id"), part.column("value"),
                  part.column("timestamp"), pa.repeat(stamp, rows),
-                 pa.repeat(pa.scalar(source, pa.string()), rows)],
+                 pa.repeat(pa.scalar(source, pa.string()), rows),
+                 part.column(unit_keys.HI), part.column(unit_keys.LO)],
                 schema=RECORD_SCHEMA,
             )  # fmt: skip
             relative = f"{partition_path(name, day)}/part-{uuid.uuid4().hex}.parquet"

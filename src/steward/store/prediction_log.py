@@ -40,10 +40,11 @@ from fsspec.implementations.local import LocalFileSystem
 from steward.domain.signature import Signature
 from steward.errors import InvalidInput
 from steward.settings import PredictionLogCompression, Settings
+from steward.store import unit_keys
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the unit key columns
 INPUT_PREFIX = "input."
 HOUR_FORMAT = "%Y-%m-%dT%H"
 
@@ -55,6 +56,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field("request_id", pa.string(), nullable=False),
         pa.field("row", pa.int32(), nullable=False),
         pa.field("unit_id", pa.string()),
+        *unit_keys.FIELDS,
         pa.field("version", pa.int64(), nullable=False),
         pa.field("shadow", pa.bool_(), nullable=False),
         pa.field("latency_ms", pa.float64(), nullable=False),
@@ -526,6 +528,7 @@ def requests_to_table(
             else np.arange(total) - (np.cumsum(counts) - counts)[owner], pa.int32(),
         ),
         "unit_id": _per_row_text(fields.unit_id, owner, total),
+        **_per_row_keys(fields.unit_id, owner, total),
         "version": pa.array(per_row(np.array(fields.version, dtype=np.int64))),
         "shadow": pa.array(per_row(np.array(fields.shadow, dtype=bool))),
         "latency_ms": pa.array(per_row(np.array(fields.latency_ms, dtype=np.float64))),
@@ -546,6 +549,17 @@ def _per_row_text(values: tuple[Any, ...], owner: Any, total: int) -> pa.Array:
         return pa.nulls(total, pa.string())
     array = pa.array(values, pa.string())
     return array if owner is None else array.take(owner)
+
+
+def _per_row_keys(units: tuple[Any, ...], owner: Any, total: int) -> dict[str, pa.Array]:
+    """The unit key columns from one unit id per request, hashed once per request."""
+    if units.count(None) == len(units):
+        nulls = pa.nulls(total, pa.uint64())
+        return {unit_keys.HI: nulls, unit_keys.LO: nulls}
+    hi, lo = unit_keys.unit_keys(pa.array(units, pa.string()))
+    if owner is not None:
+        hi, lo = hi.take(owner), lo.take(owner)
+    return {unit_keys.HI: hi, unit_keys.LO: lo}
 
 
 @functools.lru_cache(maxsize=64)
@@ -658,6 +672,7 @@ def records_to_table(records: Sequence[PredictionRecord], signature: Signature |
             pa.list_(pa.float64()),
         ),
     }
+    columns[unit_keys.HI], columns[unit_keys.LO] = unit_keys.unit_keys(columns["unit_id"])
     typed = _typed_inputs(records, signature) if signature is not None else None
     if typed is None:
         columns["inputs"] = pa.array([_json(r.inputs) for r in records], pa.string())
