@@ -556,7 +556,7 @@ def _per_row_keys(units: tuple[Any, ...], owner: Any, total: int) -> dict[str, p
     if units.count(None) == len(units):
         nulls = pa.nulls(total, pa.uint64())
         return {unit_keys.HI: nulls, unit_keys.LO: nulls}
-    hi, lo = unit_keys.unit_keys(pa.array(units, pa.string()))
+    hi, lo = unit_keys.unit_keys_of(units)
     if owner is not None:
         hi, lo = hi.take(owner), lo.take(owner)
     return {unit_keys.HI: hi, unit_keys.LO: lo}

@@ -17,10 +17,10 @@ logged, so the most a crafted pair can do is merge the crafter's own two units.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 HI, LO = "unit_key_hi", "unit_key_lo"
 FIELDS = (pa.field(HI, pa.uint64()), pa.field(LO, pa.uint64()))
@@ -51,18 +51,21 @@ def unit_keys(ids: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
 
 
 def _keys_by_hashlib(ids: pa.Array) -> tuple[pa.Array, pa.Array]:
-    values = ids.to_pylist()
-    present = [v for v in values if v is not None]
+    return unit_keys_of(ids.to_pylist())
+
+
+def unit_keys_of(ids: Sequence[str | None]) -> tuple[pa.Array, pa.Array]:
+    """``unit_keys`` of ids already in Python (a few per call: the prediction log's writer
+    has one per request), by hashlib without a round trip through Arrow."""
     md5 = hashlib.md5
-    digests = b"".join([md5(v.encode(), usedforsecurity=False).digest() for v in present])
-    halves = np.frombuffer(digests, dtype="<u8").reshape(-1, 2)
-    if len(present) == len(values):
+    present = [md5(v.encode(), usedforsecurity=False).digest() for v in ids if v is not None]
+    halves = np.frombuffer(b"".join(present), dtype="<u8").reshape(-1, 2)
+    if len(present) == len(ids):
         return pa.array(halves[:, 1]), pa.array(halves[:, 0])
-    valid = pc.is_valid(ids).to_numpy(zero_copy_only=False)
-    mask = ~valid
-    hi, lo = np.zeros(len(values), np.uint64), np.zeros(len(values), np.uint64)
+    valid = np.fromiter((v is not None for v in ids), dtype=bool, count=len(ids))
+    hi, lo = np.zeros(len(ids), np.uint64), np.zeros(len(ids), np.uint64)
     hi[valid], lo[valid] = halves[:, 1], halves[:, 0]
-    return pa.array(hi, mask=mask), pa.array(lo, mask=mask)
+    return pa.array(hi, mask=~valid), pa.array(lo, mask=~valid)
 
 
 def _keys_by_duckdb(ids: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -77,4 +80,4 @@ def _keys_by_duckdb(ids: pa.Array) -> tuple[pa.Array, pa.Array]:
     return keys["hi"].combine_chunks(), keys["lo"].combine_chunks()
 
 
-__all__ = ["FIELDS", "HI", "LO", "key_sql", "unit_keys"]
+__all__ = ["FIELDS", "HI", "LO", "key_sql", "unit_keys", "unit_keys_of"]
