@@ -5,10 +5,11 @@ it as an index into its exposed units. That is a join of tens of millions of eve
 millions of units, done here by DuckDB: it reads the Parquet files itself (only the columns the
 join needs, the time filter only on the day folders the range cuts) and joins on every core.
 The join is on the unit's 128-bit key (``steward.store.unit_keys``), which the log writes
-beside the id: two integers per event instead of a string, 35M events onto 10M units in ~2.1 s
-on two cores where the same join on 16-character ids took ~3.8 s (pyarrow's single-threaded
-``index_in`` on the ids took ~13 s, polars' join ~17 s; docs/experiments.md). Files written
-before the key existed are keyed as they are read, with the same digest.
+beside the id: two integers per event instead of a string. 35M events onto 10M units, this
+function as a whole on two cores: 3.0-3.7 s, where the same join on 16-character ids took
+4.6-5.3 s, pyarrow's single-threaded ``index_in`` on the ids ~13 s and polars' join ~17 s
+(docs/benchmarks.md). Files written before the key existed are keyed as they are read, with
+the same digest.
 
 DuckDB is imported here only: ``import steward`` does not load it.
 """
