@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import fsspec
 import numpy as np
 import pyarrow as pa
@@ -132,6 +133,11 @@ def test_a_remote_filesystem_is_read_through_fsspec() -> None:
     _write(root, rows)
     found = keyed_events(root, ["buy"], _keys(["u2", "u1"]), since=T0, until=T0 + timedelta(1))
     assert _found(found) == {"buy": [(0, 5.0), (1, 3.0)]}
+    # the files are known to hold the key by the paths DuckDB reads them at: joined on it as is
+    paths = [outcome_events._path(fs, p, local=False) for p in outcome_parts(root, "buy")]
+    with duckdb.connect() as con:
+        con.register_filesystem(fs)
+        assert outcome_events._keyed_files(con, paths) == set(paths)
     fs.rm(root, recursive=True)
 
 
