@@ -178,15 +178,15 @@ def _scans(
                 if not files:
                     continue
                 source = f"read_parquet({_list(files)}, hive_partitioning = false)"
-                where = "" if whole else f" WHERE {_time_filter(since, until)}"
-                if has_keys:
-                    scan = (f"SELECT {code}::{code_type} AS outcome, {HI} AS hi, {LO} AS lo, "
-                            f"request_id, value FROM {source}{where}")  # fmt: skip
-                else:
-                    scan = (f"SELECT {code}::{code_type} AS outcome, {hi} AS hi, {lo} AS lo, "
-                            f"request_id, value FROM (SELECT md5_number(unit_id) AS digest, "
-                            f"request_id, value FROM {source}{where})")  # fmt: skip
-                scans.append(scan)
+                if not whole:
+                    source += f" WHERE {_time_filter(since, until)}"
+                keys = (HI, LO)
+                if not has_keys:  # keyed as read: the id hashed once, then the two halves
+                    source = (f"(SELECT md5_number(unit_id) AS digest, request_id, value "
+                              f"FROM {source})")  # fmt: skip
+                    keys = (hi, lo)
+                scans.append(f"SELECT {code}::{code_type} AS outcome, {keys[0]} AS hi, "
+                             f"{keys[1]} AS lo, request_id, value FROM {source}")  # fmt: skip
     return scans
 
 

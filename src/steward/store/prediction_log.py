@@ -553,9 +553,6 @@ def _per_row_text(values: tuple[Any, ...], owner: Any, total: int) -> pa.Array:
 
 def _per_row_keys(units: tuple[Any, ...], owner: Any, total: int) -> dict[str, pa.Array]:
     """The unit key columns from one unit id per request, hashed once per request."""
-    if units.count(None) == len(units):
-        nulls = pa.nulls(total, pa.uint64())
-        return {unit_keys.HI: nulls, unit_keys.LO: nulls}
     hi, lo = unit_keys.unit_keys_of(units)
     if owner is not None:
         hi, lo = hi.take(owner), lo.take(owner)

@@ -59,6 +59,8 @@ def unit_keys_of(ids: Sequence[str | None]) -> tuple[pa.Array, pa.Array]:
     has one per request), by hashlib without a round trip through Arrow."""
     md5 = hashlib.md5
     present = [md5(v.encode(), usedforsecurity=False).digest() for v in ids if v is not None]
+    if not present:  # the prediction log's usual case: no request carried a unit id
+        return pa.nulls(len(ids), pa.uint64()), pa.nulls(len(ids), pa.uint64())
     halves = np.frombuffer(b"".join(present), dtype="<u8").reshape(-1, 2)
     if len(present) == len(ids):
         return pa.array(halves[:, 1]), pa.array(halves[:, 0])
