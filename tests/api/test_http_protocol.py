@@ -423,6 +423,10 @@ def test_after_runs_once_the_answer_is_sent_and_its_failure_stays_in_the_log(
         time.sleep(0.01)
     with caplog.at_level(logging.ERROR, logger="steward.api.http_protocol"):
         answer = httpx.post(direct_url + "/direct/after-fails")
+        # the follow-up runs after the answer is sent: its failure is logged a moment later
+        deadline = time.monotonic() + 5
+        while "follow-up" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert answer.json() == "sent anyway"
     assert "the follow-up of an answered request failed" in caplog.text
 
