@@ -87,3 +87,19 @@ def services_factory(backend_url: str, tmp_path: Path) -> Iterator[Callable[[], 
 @pytest.fixture
 def services(services_factory: Callable[[], Services]) -> Services:
     return services_factory()
+
+
+@pytest.fixture
+def sqlite_services(sqlite_url: str, tmp_path: Path) -> Iterator[Services]:
+    """Services on SQLite alone, for what only SQLite does (its file's write lock)."""
+    built = make_services(tmp_path / "home", sqlite_url)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def postgres_services(postgres_url: str, tmp_path: Path) -> Iterator[Services]:
+    """Services on PostgreSQL alone (skipped without STEWARD_TEST_POSTGRES_URL)."""
+    built = make_services(tmp_path / "home", postgres_url)
+    yield built
+    built.close()

@@ -8,8 +8,12 @@ reproduce exactly to FastAPI.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +21,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
-from tests.api.conftest import ApiEnv
+from tests.api.conftest import ApiEnv, build_env, seed
 
+from steward.api import hot_routes
 from steward.api.app import StewardApi
+from steward.domain.entities import ArtifactRef
+from steward.schemas.registry import VersionCreate
+from steward.store.artifacts.store import FsspecArtifactStore
 
 V1 = "/api/v1"
 
@@ -213,3 +221,111 @@ def test_a_bug_in_a_hot_call_answers_the_500_envelope(
     assert served.json()["error"]["code"] == "internal"
     assert "a bug" not in served.text
     assert lanes.fallbacks == 0
+
+
+class LoopRuns:
+    """What `HotRoutes._on_the_loop` did with each call: its answer's status, or None when it
+    left the call to a worker thread."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.outcomes: list[int | None] = []
+        original = hot_routes.HotRoutes._on_the_loop
+
+        def spied(routes: hot_routes.HotRoutes, call: Any) -> Any:
+            answer = original(routes, call)
+            self.outcomes.append(None if answer is None else answer.status)
+            return answer
+
+        monkeypatch.setattr(hot_routes.HotRoutes, "_on_the_loop", spied)
+
+
+def _warm_token(api: ApiEnv) -> None:
+    """The lane answers callers whose token was verified moments ago (FastAPI verifies it)."""
+    api.http.get(f"{V1}/models", headers=api.headers("developer"))
+
+
+def _register_known(api: ApiEnv) -> Any:
+    files = api.services.registry.get_version("models:/known/1").files
+    body = {"flavor": "sklearn", "files": {k: v.model_dump() for k, v in files.items()}}
+    return api.http.post(f"{V1}/models/known/versions", json=body, headers=api.headers("developer"))
+
+
+def test_small_writes_run_on_the_event_loop_where_they_cannot_wait(
+    api: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _warm_token(api)
+    runs = LoopRuns(monkeypatch)
+    created = _register_known(api)
+    assert created.status_code == 201, created.text
+    moved = api.http.put(
+        f"{V1}/models/known/aliases/loop", json={"version": created.json()["version"]},
+        headers=api.headers("developer"),
+    )  # fmt: skip
+    assert moved.status_code == 200, moved.text
+    on_sqlite = api.services.store.dialect == "sqlite"
+    # SQLite: both answered on the loop. PostgreSQL waits on the network: both in a worker.
+    assert runs.outcomes == ([201, 200] if on_sqlite else [None, None])
+    missing = api.http.put(
+        f"{V1}/models/no-such-model/aliases/loop", json={"version": 1},
+        headers=api.headers("developer"),
+    )  # fmt: skip
+    assert missing.status_code == 404  # a refusal answered on the loop is the same envelope
+    assert missing.json()["error"]["code"] == "not_found"
+
+
+@pytest.fixture(scope="module")
+def sqlite_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
+    for env in build_env(tmp_path_factory.mktemp("sqlite-api")):
+        seed(env)
+        yield env
+
+
+def test_a_write_finding_sqlite_locked_waits_in_a_worker_not_on_the_loop(
+    sqlite_api: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = sqlite_api
+    _warm_token(api)
+    assert api.http.get("/health").status_code == 200  # FastAPI's first call builds its schemas
+    runs = LoopRuns(monkeypatch)
+    database = api.services.store.engine.url.database
+    other = sqlite3.connect(str(database), isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's write, say
+    release = threading.Timer(0.3, lambda: other.execute("ROLLBACK"))
+    release.start()
+    started = time.monotonic()
+    health: list[tuple[int, float]] = []
+
+    def check_health() -> None:
+        answer = api.http.get("/health")
+        health.append((answer.status_code, time.monotonic() - started))
+
+    probe = threading.Timer(0.1, check_health)
+    probe.start()
+    created = _register_known(api)
+    release.join()
+    probe.join()
+    other.close()
+    assert created.status_code == 201, created.text
+    assert time.monotonic() - started >= 0.25  # it waited for the lock, in a worker
+    assert runs.outcomes == [None]  # refused on the loop, nothing written there
+    ((status, answered_after),) = health
+    assert status == 200
+    assert answered_after < 0.25  # the loop answered while the write waited
+    number = created.json()["version"]
+    assert api.services.registry.get_version(f"models:/known/{number}").version == number
+    assert api.services.audit.verify().ok
+
+
+def test_only_registrations_of_a_few_local_bytes_are_run_on_the_loop(api: ApiEnv) -> None:
+    services = api.services
+    ref = services.registry.upload_artifact(b"x" * 10)
+    small = VersionCreate(flavor="python", files={"model.pkl": ref})
+    assert hot_routes._small_local_registration(services, small)
+    big_ref = ArtifactRef(digest=ref.digest, size=hot_routes._INLINE_FILE_BYTES + 1)
+    big = VersionCreate(flavor="python", files={"model.pkl": big_ref})
+    assert not hot_routes._small_local_registration(services, big)
+    sampled = VersionCreate(flavor="python", files={"model.pkl": ref}, reference_sample=ref)
+    assert not hot_routes._small_local_registration(services, sampled)
+    remote = FsspecArtifactStore("memory://hot-routes-test", max_bytes=1024)
+    elsewhere = dataclasses.replace(services, artifacts=remote)
+    assert not hot_routes._small_local_registration(elsewhere, small)

@@ -3,7 +3,6 @@ transaction, and a failure inside the ledger's pipelined lock is translated like
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,10 +21,8 @@ def _services(home: Path, url: str) -> Services:
 
 
 @pytest.fixture
-def services(postgres_url: str, tmp_path: Path) -> Iterator[Services]:
-    built = _services(tmp_path / "home", postgres_url)
-    yield built
-    built.close()
+def services(postgres_services: Services) -> Services:
+    return postgres_services
 
 
 def _libpq(url: str) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import insert, update
 
 from steward.errors import NotFound, StewardError
 from steward.schemas.registry import ModelCreate, VersionCreate
+from steward.store.sql._driver import DriverStatement
 from steward.store.sql.tables import AliasRow, ModelRow
 from steward.wiring import Services
 
@@ -29,17 +30,21 @@ def _version(services: Services, model: str) -> int:
     return services.registry.create_version("tester", model, body).version
 
 
-def _dangling_alias() -> tuple[Any, Any]:
+def _set_description(text: str) -> tuple[DriverStatement, list[dict[str, Any]]]:
+    return DriverStatement(update(MODELS).values(description=text)), [{}]
+
+
+def _dangling_alias() -> tuple[DriverStatement, list[dict[str, Any]]]:
     """An insert the database refuses (its model and version do not exist), known only at
     commit: the foreign keys are checked when the row arrives."""
     row = {"model_id": "no-such-model", "alias": "x", "version_id": "no-such-version",
            "updated_at": datetime.now(UTC), "updated_by": "tester"}  # fmt: skip
-    return insert(ALIASES), [row]
+    return DriverStatement(insert(ALIASES), keys=list(row)), [row]
 
 
 def _write_refused_at_commit(services: Services) -> None:
     with services.store.write("tester") as tx:
-        tx.execute_later([(update(MODELS).values(description="changed"), {}), _dangling_alias()])
+        tx.execute_later([_set_description("changed"), _dangling_alias()])
         tx.record("model.updated", "model", "m", {"description": "changed"})
 
 
@@ -64,8 +69,7 @@ def test_a_refused_statement_left_for_commit_undoes_the_whole_write(services: Se
 def test_statements_left_for_commit_run_in_order_before_the_events(services: Services) -> None:
     services.registry.create_model("tester", ModelCreate(name="m"))
     with services.store.write("tester") as tx:
-        tx.execute_later([(update(MODELS).values(description="first"), {}),
-                          (update(MODELS).values(description="second"), {})])  # fmt: skip
+        tx.execute_later([_set_description("first"), _set_description("second")])
         tx.record("model.updated", "model", "m", {"description": "second"})
     assert services.registry.get_model("m").description == "second"
     (event,) = services.audit.list_events(kind="model.updated").items

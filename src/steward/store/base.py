@@ -38,11 +38,15 @@ from steward.errors import InvalidInput
 from steward.schemas.registry import check_version_number
 
 MAX_PAGE_SIZE = 10_000
-_MAX_OFFSET = 2**31 - 1
 _MAX_OFFSET = 2**62  # offset + page size + 1 must still fit a signed 64-bit LIMIT/OFFSET
 
 # One metric point as the write path carries it: (key, value, step, timestamp).
 PointRow = tuple[str, float, int, datetime]
+
+
+class WriteWouldWait(Exception):
+    """A write asked not to wait (``store.without_waiting()``) found the database's write lock
+    taken. Nothing was written: run the same call again where waiting is fine."""
 
 
 @dataclass(frozen=True)
@@ -271,6 +275,10 @@ class WriteSession(ReadSession, Protocol):
 class MetadataStore(Protocol):
     def read(self) -> AbstractContextManager[ReadSession]: ...
     def write(self, actor: str) -> AbstractContextManager[WriteSession]: ...
+    def without_waiting(self) -> AbstractContextManager[bool]:
+        """A block whose writes raise `WriteWouldWait` rather than wait for a lock; it gives
+        True when the store can write that way, else False (and writes wait as usual)."""
+
     def dispose(self) -> None: ...
     def feed_listener(self) -> FeedListener | None:
         """A listener for pushed feed changes, or None when the backend cannot push (SQLite):

@@ -227,7 +227,8 @@ class GateWrites(GateReads):
                 {"updated_at": at, "updated_by": self.actor},
             )  # fmt: skip
             if move is not None:  # now: this transaction reads the aliases again below
-                self.session.connection().execute(*move)
+                statement, rows = move
+                statement.execute(self.session.connection(), rows[0])
             self.record(
                 "alias.set", "model", name,
                 {"alias": "champion", "version": version, "previous_version": old,

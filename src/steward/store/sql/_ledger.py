@@ -16,6 +16,7 @@ from steward.domain.entities import Event, VerifyReport
 from steward.domain.ledger import GENESIS_HASH, event_hash
 from steward.store.base import EventFilter
 from steward.store.sql._convert import event_entity
+from steward.store.sql._driver import DriverStatement
 from steward.store.sql.tables import EventRow
 
 # Any fixed 64-bit number; PostgreSQL advisory locks are keyed by it.
@@ -23,8 +24,10 @@ _LEDGER_LOCK_KEY = 0x5354455741524431
 # Built once: every write runs these, and building a statement per call cost more than
 # executing it (measured on the registry's write path).
 _EVENTS: Any = EventRow.__table__
-_TIP = select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
-_INSERT_EVENTS = insert(_EVENTS)
+_TIP = DriverStatement(
+    select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
+)
+_INSERT_EVENTS = DriverStatement(insert(_EVENTS), keys=[c.key for c in _EVENTS.columns])
 # The same tip on PostgreSQL, run by psycopg itself (see `_pg_lock_and_read_tip`).
 _PG_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 _PG_TIP = f"SELECT seq, hash FROM {_EVENTS.name} ORDER BY seq DESC LIMIT 1"
@@ -64,7 +67,10 @@ def append_events(session: Session, actor: str, pending: list[PendingEvent]) -> 
         }
         values["hash"] = prev_hash = event_hash(**values)
         rows.append(values)
-    session.connection().execute(_INSERT_EVENTS, rows)
+    if len(rows) == 1:
+        _INSERT_EVENTS.execute(session.connection(), rows[0])
+    else:
+        _INSERT_EVENTS.executemany(session.connection(), rows)
     return [Event(**row) for row in rows]
 
 
@@ -74,7 +80,7 @@ def _locked_tip(session: Session) -> tuple[int, str]:
         row = _pg_lock_and_read_tip(connection)
     else:
         # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
-        row = connection.execute(_TIP).first()
+        row = _TIP.execute(connection, {}).fetchone()
     if row is None or row[0] is None:
         return 0, GENESIS_HASH
     return int(row[0]), str(row[1])

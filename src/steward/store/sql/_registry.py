@@ -37,6 +37,7 @@ from steward.store.sql._convert import (
     version_entity,
     version_json,
 )
+from steward.store.sql._driver import DriverStatement
 from steward.store.sql._filters import compare, model_condition, version_condition
 from steward.store.sql.tables import (
     AliasRow,
@@ -154,8 +155,9 @@ def _version_json_column(name: str) -> Any:
     return column
 
 
-# A statement and its parameters, run later by the write session; nobody reads its result.
-Deferred = tuple[Any, Any]
+# A statement and its rows of parameters, run later by the write session; nobody reads its
+# result.
+Deferred = tuple[DriverStatement, list[dict[str, Any]]]
 
 # What a page of versions reads: the rows for entities, or for `version_json`.
 _PAGE_COLUMNS = {
@@ -165,17 +167,21 @@ _PAGE_COLUMNS = {
 
 # The write hot path runs statements built once, here, with bind parameters: building a
 # statement per call (coercions, cache key) cost ~0.25 ms each, several times the statement's
-# own execution on SQLite (measured). They run on the session's Core connection, which skips
-# the ORM's execution layer as well.
-_CLAIM_VERSION = (
+# own execution on SQLite (measured). The hottest run on the driver's connection
+# (`DriverStatement`), which skips SQLAlchemy's execution layer as well; the others on the
+# session's Core connection, which skips the ORM's.
+_CLAIM_VERSION = DriverStatement(
     update(_MODELS)
     .where(_MODELS.c.name == bindparam("model_name"))
     .values(latest_version=_MODELS.c.latest_version + 1)
     .returning(_MODELS.c.id, _MODELS.c.latest_version)
 )
-_INSERT_VERSION = insert(_VERSIONS)
-_INSERT_VERSION_METRICS = insert(_VERSION_METRICS)
-_INSERT_VERSION_TAGS = insert(_VERSION_TAGS)
+_VERSION_KEYS = [c.key for c in _VERSIONS.columns]
+_INSERT_VERSION = DriverStatement(insert(_VERSIONS), keys=_VERSION_KEYS)
+_INSERT_VERSION_METRICS = DriverStatement(
+    insert(_VERSION_METRICS), keys=["version_id", "key", "value", "model_name", "version"]
+)
+_INSERT_VERSION_TAGS = DriverStatement(insert(_VERSION_TAGS), keys=["version_id", "key", "value"])
 _VERSION_IDS = (
     select(_MODELS.c.id, _VERSIONS.c.id)
     .join(_VERSIONS, _VERSIONS.c.model_id == _MODELS.c.id)
@@ -192,7 +198,7 @@ _ALIAS_TARGET = (
 # now, the alias locked (PostgreSQL) until the move commits, in one statement instead of two.
 _TARGET = _VERSIONS.alias("target")
 _IS_TARGET = and_(_TARGET.c.model_id == _MODELS.c.id, _TARGET.c.version == bindparam("version"))
-_MOVING_ALIAS = (
+_MOVING_ALIAS = DriverStatement(
     select(_MODELS.c.id, _TARGET.c.id, _VERSIONS.c.version)
     .select_from(_ALIASES)
     .join(_MODELS, _MODELS.c.id == _ALIASES.c.model_id)
@@ -201,8 +207,11 @@ _MOVING_ALIAS = (
     .where(_MODELS.c.name == bindparam("name"), _ALIASES.c.alias == bindparam("alias"))
     .with_for_update(of=_ALIASES)
 )
-_MOVE_ALIAS = update(_ALIASES).where(
-    _ALIASES.c.model_id == bindparam("b_model_id"), _ALIASES.c.alias == bindparam("b_alias")
+_MOVE_ALIAS = DriverStatement(
+    update(_ALIASES).where(
+        _ALIASES.c.model_id == bindparam("b_model_id"), _ALIASES.c.alias == bindparam("b_alias")
+    ),
+    keys=["version_id", "updated_at", "updated_by"],
 )
 _NEW_ALIAS = {
     "postgresql": postgresql.insert(_ALIASES).on_conflict_do_nothing().returning(_ALIASES.c.alias),
@@ -216,7 +225,7 @@ def claim_version_number(session: Session, name: str) -> tuple[str, int]:
     The UPDATE ... RETURNING takes the model's row lock, so concurrent registrations of one
     model get distinct numbers on PostgreSQL too.
     """
-    row = session.connection().execute(_CLAIM_VERSION, {"model_name": name}).first()
+    row = _CLAIM_VERSION.execute(session.connection(), {"model_name": name}).fetchone()
     if row is None:
         raise missing_model(name)
     return str(row[0]), int(row[1])
@@ -437,7 +446,7 @@ def move_existing_alias(
     meanwhile by another writer may also give None (the locked row no longer joins the version
     read before it): `upsert_alias` then reads it afresh."""
     key = {"name": name, "alias": alias, "version": version}
-    row = session.connection().execute(_MOVING_ALIAS, key).first()
+    row = _MOVING_ALIAS.execute(session.connection(), key).fetchone()
     if row is None:
         return None
     model_id, version_id, previous = row
@@ -466,7 +475,7 @@ def upsert_alias(
 
 def _alias_move(model_id: str, alias: str, version_id: str, values: dict[str, Any]) -> Deferred:
     move = {"b_model_id": model_id, "b_alias": alias, "version_id": version_id, **values}
-    return _MOVE_ALIAS, move
+    return _MOVE_ALIAS, [move]
 
 
 def _dialect(session: Session) -> str:

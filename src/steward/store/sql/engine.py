@@ -93,12 +93,40 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
             raise
 
 
-def _sqlite_engine(url: str) -> Engine:
+# How long a SQLite writer waits for another one to commit before it gives up.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+def is_sqlite_file(url: str) -> bool:
+    """A SQLite database in a file, which several connections (and engines) can share."""
+    parsed = make_url(normalize_url(url))
+    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+
+
+def build_nowait_sqlite_engine(url: str) -> Engine:
+    """An engine over the same SQLite file whose writer never waits to start: its one
+    connection's ``BEGIN IMMEDIATE`` fails at once (SQLITE_BUSY) when another connection holds
+    the write lock, instead of after the busy timeout, and checking that connection out while
+    it is in use fails at once too (``pool_timeout=0``). Once the lock is taken, the
+    transaction's statements wait as any others would (for the moments a checkpoint holds the
+    WAL's index, say)."""
+    return _sqlite_engine(
+        normalize_url(url), begin_waits=False,
+        pool={"pool_size": 1, "max_overflow": 0, "pool_timeout": 0},
+    )  # fmt: skip
+
+
+def _sqlite_engine(
+    url: str, *, begin_waits: bool = True, pool: dict[str, Any] | None = None
+) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, **_JSON_CODEC
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        **(pool or {}),
+        **_JSON_CODEC,
     )
 
     @event.listens_for(engine, "connect")
@@ -109,7 +137,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -117,6 +145,14 @@ def _sqlite_engine(url: str) -> Engine:
         # BEGIN IMMEDIATE: a writer takes the write lock at the start, so two writers queue
         # instead of deadlocking when both upgrade from a read lock.
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if begin_waits:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+            return
+        driver = connection.connection.driver_connection  # sqlite3's, ~1 µs a statement
+        driver.execute("PRAGMA busy_timeout=0")
+        try:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
 
     return engine

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from functools import cached_property
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from steward.domain.entities import (
@@ -31,7 +33,7 @@ from steward.domain.entities import (
 from steward.domain.search import Condition
 from steward.errors import InvalidInput, NotFound, StewardError, Unavailable
 from steward.settings import Settings
-from steward.store.base import EventFilter, FeedListener, FeedPage, PointRow
+from steward.store.base import EventFilter, FeedListener, FeedPage, PointRow, WriteWouldWait
 from steward.store.sql import _feed, _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
@@ -40,7 +42,7 @@ from steward.store.sql._gate_sessions import GateReads, GateWrites
 from steward.store.sql._incidents import IncidentReads, IncidentWrites
 from steward.store.sql._ledger import PendingEvent
 from steward.store.sql._monitoring import MonitoringReads, MonitoringWrites
-from steward.store.sql.engine import build_engine
+from steward.store.sql.engine import build_engine, build_nowait_sqlite_engine, is_sqlite_file
 from steward.store.sql.tables import AliasRow, ModelRow, ModelVersionRow, RunRow, TokenRow
 
 
@@ -354,6 +356,32 @@ class SqlMetadataStore:
         with _translated(), Session(self._read_engine, expire_on_commit=False) as session:
             yield SqlReadSession(session)
 
+    @cached_property
+    def _nowait_engine(self) -> Engine | None:
+        """The engine of `without_waiting` blocks: SQLite files only. A PostgreSQL write waits
+        on the network at every round trip whatever its locks, so it has no such mode."""
+        return build_nowait_sqlite_engine(self.url) if is_sqlite_file(self.url) else None
+
+    @contextmanager
+    def without_waiting(self) -> Iterator[bool]:
+        """Writes in this block (this thread or task only) take SQLite's write lock only when it
+        is free, and raise `WriteWouldWait` before anything is written when it is not, instead
+        of waiting up to the busy timeout; gives False, and changes nothing, where writes cannot
+        avoid waiting (PostgreSQL, an in-memory SQLite database).
+
+        What it is for: a server's event loop may run a short write itself, without the two
+        thread wake-ups of handing it to a worker (~0.15 ms of a ~1 ms registration, measured),
+        as long as it can never be kept waiting there.
+        """
+        if self._nowait_engine is None:
+            yield False
+            return
+        token = _NO_WAITING.set(True)
+        try:
+            yield True
+        finally:
+            _NO_WAITING.reset(token)
+
     @contextmanager
     def write(self, actor: str) -> Iterator[SqlWriteSession]:
         """A transaction; at its end the writes left for later, the ledger's events and the
@@ -367,9 +395,13 @@ class SqlMetadataStore:
         statements with no result to read are pipelined: SQLAlchemy takes a pipelined query's
         rows for no rows at all.
         """
-        with _translated(), Session(self.engine, expire_on_commit=False) as session:
+        nowait = _NO_WAITING.get() and self._nowait_engine is not None
+        engine = self._nowait_engine if nowait else self.engine
+        with _translated(), Session(engine, expire_on_commit=False) as session:
             writer = SqlWriteSession(session, actor)
             session.begin()
+            if nowait:
+                _take_write_lock_or_refuse(session)
             yield writer
             connection = session.connection()
             if connection.dialect.name != "postgresql":
@@ -391,8 +423,10 @@ class SqlMetadataStore:
             session.commit()
 
     def dispose(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        for name in ("engine", "_nowait_engine"):
+            engine = self.__dict__.get(name)
+            if engine is not None:
+                engine.dispose()
 
     def feed_listener(self) -> FeedListener | None:
         """LISTEN/NOTIFY on PostgreSQL; None on SQLite, whose followers poll the feed."""
@@ -405,13 +439,33 @@ class SqlMetadataStore:
 
 
 _COMMIT = b"COMMIT"
+# Set by `SqlMetadataStore.without_waiting` for the writes of one thread or task.
+_NO_WAITING: ContextVar[bool] = ContextVar("steward_store_no_waiting", default=False)
+# SQLite's result codes for a lock held by another connection.
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def _take_write_lock_or_refuse(session: Session) -> None:
+    """BEGIN IMMEDIATE now, before the write's first statement; WriteWouldWait when another
+    connection holds the lock (or the one no-wait connection is in use)."""
+    try:
+        session.connection()
+    except PoolTimeout as error:
+        raise WriteWouldWait("the no-wait connection is in use") from error
+    except OperationalError as error:
+        if getattr(error.orig, "sqlite_errorcode", None) in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            raise WriteWouldWait("another connection holds SQLite's write lock") from error
+        raise
 
 
 def _end(session: Session, writer: SqlWriteSession) -> None:
     """What a write does last, before COMMIT."""
     connection = session.connection()
-    for statement, parameters in writer.later:
-        connection.execute(statement, parameters)
+    for statement, rows in writer.later:
+        if len(rows) == 1:
+            statement.execute(connection, rows[0])
+        else:
+            statement.executemany(connection, rows)
     writer.events = _ledger.append_events(session, writer.actor, writer.pending)
     _feed.notify(session, writer.events)  # sent at commit, with the events
 

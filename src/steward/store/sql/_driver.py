@@ -1,0 +1,108 @@
+"""Core statements run on the database driver's own connection, compiled once per dialect.
+
+The write hot path (registering a version, moving an alias, chaining the ledger's events) runs
+a handful of short statements. Through SQLAlchemy's ``Connection.execute`` each cost ~30 µs of
+Python (its execution context, parameter processing, result set-up) where SQLite's own work is
+~10 µs (measured on a registration, 0.57 ms in all). A `DriverStatement` does what that layer
+does, once: SQLAlchemy's compiler renders the SQL for the connection's dialect, parameters go
+through the columns' own bind processors (JSON, UTC timestamps, booleans), and driver errors
+are wrapped as SQLAlchemy wraps them, so callers and the store's error translation see the same
+exceptions. It runs inside the caller's transaction, on the same connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class _Parameter:
+    name: str  # as the SQL names it
+    key: str  # as the caller's parameters name it
+    literal: Any  # the value the statement itself gives (a LIMIT, a `+ 1`), else _MISSING
+    process: Callable[[Any], Any] | None  # the column type's bind processor
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    parameters: tuple[_Parameter, ...]  # in the order a positional driver takes them
+    positional: bool
+
+
+class DriverStatement:
+    """A Core statement, executed on the DBAPI connection under ``connection``'s transaction.
+
+    ``keys``: the columns an INSERT is given (each call gives all of them, so no Python-side
+    column default is left for SQLAlchemy to fill: a column with one must be among them).
+    """
+
+    def __init__(self, statement: Any, *, keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.keys = None if keys is None else list(keys)
+        self._compiled: dict[str, _Compiled] = {}
+
+    def execute(self, connection: Connection, parameters: Mapping[str, Any]) -> Any:
+        """Run once; the driver's cursor, to fetch a RETURNING row from."""
+        compiled = self._for(connection.dialect)
+        return self._run(connection, compiled, "execute", _bound(compiled, parameters))
+
+    def executemany(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        compiled = self._for(connection.dialect)
+        self._run(connection, compiled, "executemany", [_bound(compiled, row) for row in rows])
+
+    def _run(self, connection: Connection, compiled: _Compiled, method: str, bound: Any) -> Any:
+        driver: Any = connection.connection.driver_connection
+        error_class = connection.dialect.loaded_dbapi.Error
+        cursor = driver.cursor()
+        try:
+            getattr(cursor, method)(compiled.sql, bound)
+        except error_class as error:
+            raise DBAPIError.instance(compiled.sql, bound, error, error_class) from error
+        return cursor
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = self._compile(dialect)
+        return found
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        if isinstance(self.statement, Insert) and self.keys is not None:
+            given = set(self.keys)
+            for column in self.statement.table.columns:
+                if column.key not in given and column.default is not None:
+                    raise ValueError(f"{column.key} has a Python-side default; give it a value")
+        compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        names = compiled.positiontup if compiled.positional else list(binds)
+        parameters = []
+        for name in names or ():
+            bind = binds[name]
+            literal = bind.effective_value if bind.value is not None else _MISSING
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            parameters.append(_Parameter(name, bind.key, literal, process))
+        return _Compiled(compiled.string, tuple(parameters), compiled.positional)
+
+
+def _bound(compiled: _Compiled, given: Mapping[str, Any]) -> Any:
+    values = []
+    for parameter in compiled.parameters:
+        value = given.get(parameter.key, parameter.literal)
+        if value is _MISSING:
+            raise KeyError(f"no value for the statement's parameter {parameter.key!r}")
+        values.append(value if parameter.process is None else parameter.process(value))
+    if compiled.positional:
+        return tuple(values)
+    return {p.name: value for p, value in zip(compiled.parameters, values, strict=True)}
+
+
+__all__ = ["DriverStatement"]
