@@ -577,7 +577,7 @@ def test_a_flush_converted_in_slices_equals_one_conversion() -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="threads have their own priority on Linux")
-def test_the_writer_thread_runs_at_a_lower_priority(
+def test_the_writer_runs_at_idle_priority_and_its_helper_niced(
     make_writer: Callable[..., PredictionLogWriter],
 ) -> None:
     import os
@@ -587,10 +587,35 @@ def test_the_writer_thread_runs_at_a_lower_priority(
     thread = writer._thread
     assert thread is not None
     assert thread.native_id is not None
+    _wait_for(lambda: os.sched_getscheduler(thread.native_id) == os.SCHED_IDLE)
+    assert writer.flush(5)  # asks the helper too
+    helper = writer._helper
+    assert helper is not None
+    assert helper.native_id is not None
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     expected = min(19, mine + prediction_log.WRITER_NICE)
-    _wait_for(lambda: os.getpriority(os.PRIO_PROCESS, thread.native_id) == expected)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only its own
+    _wait_for(lambda: os.getpriority(os.PRIO_PROCESS, helper.native_id) == expected)
+    assert os.sched_getscheduler(helper.native_id) == os.SCHED_OTHER
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only theirs
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_a_filling_queue_brings_the_helper_in_and_nothing_is_lost(tmp_path: Path) -> None:
+    writer = PredictionLogWriter(str(tmp_path), queue_size=40, flush_rows=1000, flush_seconds=60)
+    pressed = int(40 * prediction_log._PRESSED)
+    for i in range(pressed):  # not past the mark: the writer alone, on its timer
+        assert writer.log(_record(f"r{i}"))
+    assert writer._helper is None
+    for i in range(pressed, 38):  # past it: the helper is called in and writes
+        assert writer.log(_record(f"r{i}"))
+    assert writer._helper is not None
+    _wait_for(lambda: writer.written == 38)
+    assert not writer._pressure.is_set()  # back under the relief mark
+    writer.close()
+    assert writer.dropped == 0
+    assert sorted(read_predictions(str(tmp_path), "fraud")["request_id"].to_pylist()) == sorted(
+        f"r{i}" for i in range(38)
+    )
 
 
 @pytest.mark.parametrize(
@@ -618,3 +643,107 @@ def test_an_unknown_compression_is_refused_naming_the_setting(tmp_path: Path) ->
 
     with pytest.raises(ValidationError, match="compression"):
         Settings(home=tmp_path, prediction_log={"compression": "gzip2"})
+
+
+# -- requests kept in column blocks as they are logged ----------------------------------------
+
+NUMERIC = Signature(
+    inputs=[ColumnSpec(name="amount", dtype="float64"), ColumnSpec(name="age", dtype="float64")]
+)
+
+
+def _numeric(request_id: str, rows: int, **kw: Any) -> RequestRecord:
+    """A request as the gateway logs a numeric one: its inputs also as one matrix."""
+    matrix = np.random.default_rng(len(request_id) * 7 + rows).normal(size=(rows, 2))
+    inputs = {"amount": matrix[:, 0], "age": matrix[:, 1]}
+    return _request(request_id, rows, **{"inputs": inputs, "matrix": matrix, **kw})
+
+
+def _block_of(requests: list[RequestRecord]) -> Any:
+    block = prediction_log._ColumnBlock(requests[0], capacity=1000)
+    for request in requests:
+        assert prediction_log._ColumnBlock.takes(request)
+        assert block.fits(request)
+        block.add(request)
+    return block
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        pytest.param([_numeric("a", 1), _numeric("b", 1, unit_id="u7")], id="one-row-each"),
+        pytest.param([_numeric("a", 3), _numeric("b", 1), _numeric("c", 2)], id="several-rows"),
+        pytest.param(
+            [_numeric("a", 2, probabilities=None), _numeric("b", 1, probabilities=None)],
+            id="no-probabilities",
+        ),
+        pytest.param(
+            [_numeric("a", 2, probabilities=np.full((2, 3), 1 / 3), shadow=True)],
+            id="three-classes-shadow",
+        ),
+        pytest.param(
+            [_numeric("a", 1, fallback="error", error="boom", predictions=np.array([0.25]))],
+            id="fallback-float",
+        ),
+    ],
+)
+def test_a_column_block_is_written_as_its_requests_would_be(
+    requests: list[RequestRecord],
+) -> None:
+    table = prediction_log._block_table(_block_of(requests), NUMERIC)
+    assert table is not None
+    expected = requests_to_table(requests, NUMERIC)
+    assert expected is not None
+    assert table.equals(expected)
+    assert table.equals(records_to_table(_rows_of(requests), NUMERIC))
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        _request("a", 1),  # no matrix (a text input)
+        _numeric("a", 1, predictions=np.array(["yes"], dtype=object)),
+        _numeric("a", 1, predictions=np.array([1, 0])),  # not one per row
+        _numeric("a", 2, probabilities=np.ones((1, 2))),
+        _numeric("a", 1, matrix=np.array([["x", "y"]], dtype=object)),
+    ],
+    ids=["no-matrix", "text-prediction", "prediction-count", "probability-rows", "text-matrix"],
+)
+def test_what_a_block_cannot_hold_goes_the_general_way(request_: RequestRecord) -> None:
+    assert not prediction_log._ColumnBlock.takes(request_)
+
+
+def test_a_block_without_a_typing_signature_is_written_by_the_general_path() -> None:
+    requests = [_numeric("a", 2), _numeric("b", 1)]
+    block = _block_of(requests)
+    assert prediction_log._block_table(block, None) is None
+    (table,) = prediction_log._tables([block], None)
+    assert table.equals(logged_to_table(requests, None))
+
+
+def test_blocks_and_records_logged_together_are_written_exactly_once(tmp_path: Path) -> None:
+    writer = PredictionLogWriter(str(tmp_path), queue_size=1000, flush_rows=4, flush_seconds=60)
+    writer.set_signature("fraud", NUMERIC)
+    late = H13 + timedelta(minutes=59, seconds=59)
+    logged = [
+        _numeric("n1", 1), _numeric("n2", 3),  # a block of 4 rows: full, queued
+        _request("general", 1, inputs={"amount": np.array([1.0]), "age": np.array([2.0])}),
+        _numeric("n3", 1, probabilities=None),  # another width: a new block
+        _numeric("n4", 1, probabilities=None, at=late),
+        _numeric("n5", 2, probabilities=None, at=H14),  # this block spans two hours
+    ]  # fmt: skip
+    for request in logged:
+        assert writer.log_request(request)
+    writer.close()
+    assert writer.written == 9
+    assert writer.dropped == 0
+    table = read_predictions(str(tmp_path), "fraud")
+    ordered = table.sort_by([("request_id", "ascending"), ("row", "ascending")])
+    expected = records_to_table(_rows_of(logged), NUMERIC).sort_by(
+        [("request_id", "ascending"), ("row", "ascending")]
+    )
+    for name in ("request_id", "row", "timestamp", "input.amount", "input.age", "prediction",
+                 "score", "probabilities"):  # fmt: skip
+        assert ordered[name].to_pylist() == expected[name].to_pylist(), name
+    hours = {f.parent.name for f in _files(tmp_path)}
+    assert hours == {"hour=2024-05-01T13", "hour=2024-05-01T14"}
