@@ -8,13 +8,13 @@ below answers the plain, well-formed case of each with the same service call, in
 thread as FastAPI's sync routes, with the same body schema and the same responses.
 
 On SQLite, registering a small version and moving an alias run on the event loop itself
-(`_INLINE`): handing a call to a worker thread and back costs two thread wake-ups, ~0.15 ms of
-a ~1 ms registration (measured). That is safe only for a call that never waits, so the store
-runs it in `without_waiting()` mode: when another connection holds SQLite's write lock, it
-refuses before writing anything, and the call goes to a worker thread as usual. What such a call
-still does on the loop is CPU work (a small file read back and checked, the statements), which
-would hold the interpreter's lock in a worker thread just the same. PostgreSQL writes wait on
-the network at every round trip: they always go to a worker.
+(`_HotRoute.inline`): handing a call to a worker thread and back costs two thread wake-ups,
+~0.15 ms of a ~1 ms registration (measured). That is safe only for a call that never waits,
+so the store runs it in `without_waiting()` mode: when another connection holds SQLite's
+write lock, it refuses before writing anything, and the call goes to a worker thread as usual.
+What such a call still does on the loop is CPU work (a small file read back and checked, the
+statements), which would hold the interpreter's lock in a worker thread just the same.
+PostgreSQL writes wait on the network at every round trip: they always go to a worker.
 
 Anything else is handed to FastAPI unchanged, with the body replayed: a token not verified
 moments ago, a caller without the role, a body that is not a valid JSON object of the schema,
@@ -92,8 +92,9 @@ def _list_versions(services: Services, _: str, __: tuple[str, ...], query: Any) 
 
 
 def _small_local_registration(services: Services, body: VersionCreate) -> bool:
-    """A registration whose files are few bytes on a local disk, with no reference sample to
-    profile: what it reads and computes is bounded."""
+    """A registration whose files, at most `_INLINE_FILE_BYTES` in all, are on a local disk,
+    with no reference sample to profile: what it reads and computes is bounded. (The sizes are
+    the caller's; a file bigger than it says is read all the same, once.)"""
     refs = body.files.values()
     return (
         body.reference_sample is None

@@ -174,12 +174,13 @@ class _ColumnBlock:
     order, numeric predictions, class probabilities of one width).
 
     Why: the writer thread turned a flush of `RequestRecord`s into columns while holding the
-    GIL, ~1.4 µs a request (transposing the records, joining one small array per request),
-    and the event loop waited for it: a lone client met those waits at ~1% of its requests
-    (the p99 of ONNX `/predict` at concurrency 1: 1.2 ms against 0.4 ms for the bare app,
-    measured). Here each request's values are appended where they arrive (list appends and
-    one row copy per array, ~1 µs), and the writer builds the table with a few whole-column
-    calls, ~0.15 ms a thousand requests.
+    GIL, ~1.4 µs a request of 20 features (transposing the records, joining one small array
+    per request), and the event loop waited for it. Here each request's values are appended
+    where they arrive (checking its shapes, list appends and one row copy per array: ~2 µs on
+    the loop), and the writer builds the table with a few whole-column calls, ~0.36 ms a
+    thousand requests (measured). With the writer at idle priority, ONNX `/predict` at
+    concurrency 1 went from 0.84x to 1.0x the bare app's requests/s and its p99 from 1.55 to
+    0.83 ms (the bare app's: 0.41-0.51 ms; docs/benchmarks.md).
     """
 
     def __init__(self, first: RequestRecord, capacity: int) -> None:
