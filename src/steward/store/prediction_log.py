@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 from urllib.parse import quote
 
 import fsspec
@@ -462,10 +462,10 @@ class PredictionLogWriter:
             if self._write_buffered():
                 return
             with self._lock:
-                if self._accepted - self._processed <= self.queue_size * _RELIEVED:
+                relieved = self._accepted - self._processed <= self.queue_size * _RELIEVED
+                # nothing buffered: the rest is being written by the writer
+                if relieved or (not self._buffer and not self._blocks):
                     self._pressure.clear()
-                elif not self._buffer and not self._blocks:
-                    self._pressure.clear()  # the rest is being written by the writer
 
     def _write_buffered(self) -> bool:
         """Write what is buffered now; whether the writer is closing."""
@@ -713,9 +713,7 @@ def requests_to_table(
     the records are transposed into one tuple per field in a single pass (``zip``), and every
     column is built from those with one numpy or Arrow call, with no per-request table.
     """
-    if not requests or signature is None or not signature.inputs:
-        return None
-    if any(len(spec.shape) != 1 for spec in signature.inputs):
+    if not requests or not _flat_inputs(signature):
         return None
     # Each field holds a tuple: the requests' values of that field, in order.
     fields: Any = RequestRecord._make(zip(*requests, strict=True))
@@ -729,12 +727,20 @@ def requests_to_table(
     return _table_of_requests(fields, counts, total, prediction, probabilities, inputs)
 
 
+def _flat_inputs(signature: Signature | None) -> TypeGuard[Signature]:
+    """Whether ``signature`` types every input as one value a row: what the column paths
+    need (the others go row by row)."""
+    return (
+        signature is not None
+        and bool(signature.inputs)
+        and all(len(spec.shape) == 1 for spec in signature.inputs)
+    )
+
+
 def _block_table(block: _ColumnBlock, signature: Signature | None) -> pa.Table | None:
     """A block's table, as `requests_to_table` builds it from the block's requests; None when
     the deployment's signature does not type its inputs (the block then goes that way)."""
-    if signature is None or len(signature.inputs) != block.inputs.shape[1]:
-        return None
-    if any(len(spec.shape) != 1 for spec in signature.inputs):
+    if not _flat_inputs(signature) or len(signature.inputs) != block.inputs.shape[1]:
         return None
     total = block.rows
     inputs = _matrix_columns(block.inputs[:total], signature)

@@ -228,7 +228,7 @@ class GateWrites(GateReads):
             )  # fmt: skip
             if move is not None:  # now: this transaction reads the aliases again below
                 statement, rows = move
-                statement.execute(self.session.connection(), rows[0])
+                statement.execute_rows(self.session.connection(), rows)
             self.record(
                 "alias.set", "model", name,
                 {"alias": "champion", "version": version, "previous_version": old,

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from steward.domain.clock import utcnow
@@ -16,7 +15,7 @@ from steward.domain.entities import Event, VerifyReport
 from steward.domain.ledger import GENESIS_HASH, event_hash
 from steward.store.base import EventFilter
 from steward.store.sql._convert import event_entity
-from steward.store.sql._driver import DriverStatement
+from steward.store.sql._driver import DriverStatement, driver_errors
 from steward.store.sql.tables import EventRow
 
 # Any fixed 64-bit number; PostgreSQL advisory locks are keyed by it.
@@ -67,10 +66,7 @@ def append_events(session: Session, actor: str, pending: list[PendingEvent]) -> 
         }
         values["hash"] = prev_hash = event_hash(**values)
         rows.append(values)
-    if len(rows) == 1:
-        _INSERT_EVENTS.execute(session.connection(), rows[0])
-    else:
-        _INSERT_EVENTS.executemany(session.connection(), rows)
+    _INSERT_EVENTS.execute_rows(session.connection(), rows)
     return [Event(**row) for row in rows]
 
 
@@ -97,13 +93,9 @@ def _pg_lock_and_read_tip(connection: Connection) -> Any:
     order, the tip on a snapshot taken after the lock.
     """
     driver: Any = connection.connection.driver_connection  # the psycopg connection
-    dbapi_error = connection.dialect.loaded_dbapi.Error
-    try:
+    with driver_errors(connection, _PG_TIP):
         driver.execute(_PG_LOCK, (_LEDGER_LOCK_KEY,))
         return driver.execute(_PG_TIP).fetchone()
-    except dbapi_error as error:
-        # As SQLAlchemy would have wrapped it, so the store translates it like any other.
-        raise DBAPIError.instance(_PG_TIP, None, error, dbapi_error) from error
 
 
 def _filtered(flt: EventFilter) -> Any:

@@ -37,6 +37,7 @@ from steward.store.base import EventFilter, FeedListener, FeedPage, PointRow, Wr
 from steward.store.sql import _feed, _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
+from steward.store.sql._driver import driver_errors
 from steward.store.sql._experiments import ExperimentReads, ExperimentWrites
 from steward.store.sql._gate_sessions import GateReads, GateWrites
 from steward.store.sql._incidents import IncidentReads, IncidentWrites
@@ -409,15 +410,12 @@ class SqlMetadataStore:
                 session.commit()
                 return
             driver: Any = connection.connection.driver_connection  # the psycopg connection
-            dbapi_error = connection.dialect.loaded_dbapi.Error
-            try:
-                with driver.pipeline():
-                    _end(session, writer)
-                    # Queued: the pipeline's exit sends the one Sync that ends the round trip
-                    # (psycopg's commit() would send its own first, a round trip more).
-                    driver.execute(_COMMIT)
-            except dbapi_error as error:  # one that arrived with the Sync: wrapped as SQLAlchemy
-                raise DBAPIError.instance("COMMIT", None, error, dbapi_error) from error
+            # An error may arrive with the pipeline's Sync, outside any SQLAlchemy call.
+            with driver_errors(connection, "COMMIT"), driver.pipeline():
+                _end(session, writer)
+                # Queued: the pipeline's exit sends the one Sync that ends the round trip
+                # (psycopg's commit() would send its own first, a round trip more).
+                driver.execute(_COMMIT)
             # SQLAlchemy's commit finds the transaction over and gives the connection back to
             # the pool, which must not happen while the pipeline is open.
             session.commit()
@@ -462,10 +460,7 @@ def _end(session: Session, writer: SqlWriteSession) -> None:
     """What a write does last, before COMMIT."""
     connection = session.connection()
     for statement, rows in writer.later:
-        if len(rows) == 1:
-            statement.execute(connection, rows[0])
-        else:
-            statement.executemany(connection, rows)
+        statement.execute_rows(connection, rows)
     writer.events = _ledger.append_events(session, writer.actor, writer.pending)
     _feed.notify(session, writer.events)  # sent at commit, with the events
 
