@@ -17,6 +17,10 @@ with the change under test applied), put first on the servers' PYTHONPATH.
     git worktree add /tmp/ab/base HEAD
     git worktree add /tmp/ab/change HEAD   # then edit /tmp/ab/change/src/steward/...
     .venv-bench/bin/python bench/ab_serving.py /tmp/ab/base /tmp/ab/change --rounds 6
+
+``--alone`` measures latency instead: every tree is started once, and in each round each is
+loaded by itself in turn (the others idle), so its p99 is a lone server's; the medians of the
+rounds' p99 are compared, with each tree's prediction-log drops read off ``/metrics``.
 """
 
 from __future__ import annotations
@@ -86,6 +90,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=32, help="wrk -c, per server")
     parser.add_argument("--rows", type=int, default=1, help="rows per request body")
+    parser.add_argument(
+        "--alone", action="store_true", help="load one server at a time and compare p99"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="ab-serving-"))
@@ -111,6 +118,9 @@ def _run(args: argparse.Namespace, workdir: Path) -> None:
         urls = [s.url + ("/predict" if t in BARE else args.route)
                 for s, t in zip(servers, args.trees, strict=True)]  # fmt: skip
         _load_all(urls, scripts, args.connections, 1)  # warm-up
+        if args.alone:
+            _compare_alone(args, servers, urls, scripts)
+            return
         rps: list[list[float]] = [[] for _ in urls]
         for r in range(args.rounds):
             for i, got in enumerate(_load_all(urls, scripts, args.connections, args.seconds)):
@@ -123,6 +133,26 @@ def _run(args: argparse.Namespace, workdir: Path) -> None:
         ratios = [a / b for a, b in zip(rps[i], rps[0], strict=True)]
         print(f"T{i} {args.trees[i]} / T0 {args.trees[0]}: median {statistics.median(ratios):.3f}"
               f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} rounds)")  # fmt: skip
+
+
+def _compare_alone(
+    args: argparse.Namespace, servers: list[Server], urls: list[str], scripts: list[Path]
+) -> None:
+    p99: list[list[float]] = [[] for _ in urls]
+    rps: list[list[float]] = [[] for _ in urls]
+    for r in range(args.rounds):
+        for i, url in enumerate(urls):
+            got = serving.wrk(url, scripts[i], args.connections, args.seconds)
+            p99[i].append(got["p99_us"] / 1000)
+            rps[i].append((got["requests"] - got["non2xx"]) / (got["duration_us"] / 1e6))
+        print(f"round {r + 1}: " + "  ".join(
+            f"T{i} p99 {v[-1]:.2f} ms {rps[i][-1]:,.0f} req/s" for i, v in enumerate(p99)
+        ), flush=True)  # fmt: skip
+    for i, tree in enumerate(args.trees):
+        dropped = "-" if tree in BARE else serving.steward_log_stats(servers[i])
+        print(f"T{i} {tree}: p99 median {statistics.median(p99[i]):.2f} ms "
+              f"(min {min(p99[i]):.2f}, max {max(p99[i]):.2f}), "
+              f"{statistics.median(rps[i]):,.0f} req/s, log drops {dropped}")  # fmt: skip
 
 
 if __name__ == "__main__":
