@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import http.server
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from steward.client import _transport
 from steward.client._http import HttpBackend
 from steward.client._transport import Transport, TransportError
 from steward.errors import InvalidInput, Unavailable
@@ -145,13 +150,13 @@ def test_a_request_goes_out_in_one_write_unless_its_body_is_large(
     writes: int,
 ) -> None:
     sent: list[bytes] = []
-    original = http.client.HTTPConnection.send
+    original = _transport._Connection._write
 
-    def counting(self: http.client.HTTPConnection, data: bytes) -> None:
+    def counting(self: _transport._Connection, data: bytes) -> None:
         sent.append(bytes(data))
         original(self, data)
 
-    monkeypatch.setattr(http.client.HTTPConnection, "send", counting)
+    monkeypatch.setattr(_transport._Connection, "_write", counting)
     transport = Transport(_url(server))
     for i in range(2):  # a fresh connection, then the kept-alive one
         sent.clear()
@@ -159,4 +164,155 @@ def test_a_request_goes_out_in_one_write_unless_its_body_is_large(
         assert response.json() == {"received": size}
         assert len(sent) == writes
         assert sent[0].startswith(f"POST /w/{i} HTTP/1.1\r\n".encode())
+        assert f"\r\ncontent-length: {size}\r\n".encode() in sent[0]
         assert b"".join(sent).endswith(b"\r\n\r\n" + b"x" * size)
+
+
+# -- servers that answer in every way HTTP/1.1 allows, or break it ----------------------------
+
+
+@contextlib.contextmanager
+def _raw_server(answer: Callable[[socket.socket, bytes], None]) -> Iterator[tuple[str, list[int]]]:
+    """A server that reads each request's head and lets ``answer`` write raw bytes; yields its
+    URL and the number of requests each connection carried."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    per_connection: list[int] = []
+
+    def serve(conn: socket.socket) -> None:
+        per_connection.append(0)
+        index = len(per_connection) - 1
+        with conn:
+            reader = conn.makefile("rb")
+            while (line := reader.readline()) not in (b"", b"\r\n"):
+                head = line
+                while (header := reader.readline()) not in (b"", b"\r\n"):
+                    head += header
+                per_connection[index] += 1
+                answer(conn, head)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", per_connection
+    finally:
+        listener.close()
+
+
+_OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+
+
+def test_a_chunked_response_is_read_whole() -> None:
+    def chunked(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(_OK + b'transfer-encoding: chunked\r\n\r\n4\r\n{"a"\r\n')
+        conn.sendall(b"3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n")
+
+    with _raw_server(chunked) as (url, per_connection):
+        transport = Transport(url)
+        assert transport.request("GET", "/x").json() == {"a": 1}
+        assert transport.request("GET", "/y").json() == {"a": 1}
+        assert per_connection == [2]  # kept alive
+
+
+def test_a_body_delimited_by_the_servers_close_is_read_whole() -> None:
+    def until_close(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + b"z" * 300_000)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    with _raw_server(until_close) as (url, per_connection):
+        transport = Transport(url)
+        assert transport.request("GET", "/x").content == b"z" * 300_000
+        assert transport.request("GET", "/y").content == b"z" * 300_000
+        assert per_connection == [1, 1]
+
+
+def test_connection_close_makes_the_next_request_open_a_new_connection() -> None:
+    def closing(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(_OK + b"connection: close\r\ncontent-length: 2\r\n\r\n{}")
+
+    with _raw_server(closing) as (url, per_connection):
+        transport = Transport(url)
+        for path in ("/a", "/b", "/c"):
+            response = transport.request("GET", path)
+            assert (response.status_code, response.json()) == (200, {})
+            assert response.headers["connection"] == "close"
+        assert per_connection == [1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{}", b"NOT HTTP AT ALL\r\n\r\n"],
+    ids=["closed-mid-body", "not-http"],
+)
+def test_a_broken_response_is_a_transport_error_and_not_sent_again(answer: bytes) -> None:
+    def broken(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(answer)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    with _raw_server(broken) as (url, per_connection):
+        transport = Transport(url)
+        with pytest.raises(TransportError):
+            transport.request("GET", "/once")
+        assert per_connection == [1]
+
+
+def test_a_server_that_does_not_answer_in_time_is_a_transport_error() -> None:
+    with _raw_server(lambda conn, head: None) as (url, per_connection):
+        with pytest.raises(TransportError, match="timed out"):
+            Transport(url, timeout=0.2).request("GET", "/slow")
+        assert per_connection == [1]
+
+
+def test_headers_and_paths_that_would_break_the_request_are_refused() -> None:
+    with pytest.raises(_transport.InvalidHeader, match="authorization"):
+        Transport("http://127.0.0.1:1", headers={"authorization": "Bearer a\r\nx-evil: 1"})
+    with pytest.raises(_transport.InvalidHeader, match="Latin-1"):
+        Transport("http://127.0.0.1:1", headers={"x-name": "\u20ac"})
+    with pytest.raises(ValueError, match="control characters"):
+        Transport("http://127.0.0.1:1").request("GET", "/a b")
+    with pytest.raises(InvalidInput, match="STEWARD_TOKEN") as refused:
+        HttpBackend("http://127.0.0.1:1", "secret\nmore")
+    assert refused.value.field == "token"
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on a self-signed certificate for 127.0.0.1; its URL and certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{httpd.server_address[1]}", cert
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_https_verifies_the_servers_certificate(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cert = tls_server
+    with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+        Transport(url).request("GET", "/untrusted")
+    trusting = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(_transport.ssl, "create_default_context", lambda: trusting)
+    transport = Transport(url + "/api")
+    assert transport.request("GET", "/trusted").json() == {"path": "/api/trusted"}
+    assert transport.request("POST", "/b", content=b"abc").json() == {"received": 3}

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter
 
-from steward.client._transport import Response, Transport, TransportError
+from steward.client._transport import InvalidHeader, Response, Transport, TransportError
 from steward.domain.deployments import Deployment
 from steward.domain.entities import (
     Alias,
@@ -134,6 +134,12 @@ class HttpBackend:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         try:
             self.http = Transport(f"{self.url}/api/v1", headers=headers, timeout=timeout)
+        except InvalidHeader:
+            raise InvalidInput(
+                "The API token has characters an HTTP header cannot carry (a line break, a NUL, "
+                "or outside Latin-1); check STEWARD_TOKEN.",
+                field="token",
+            ) from None
         except ValueError:
             raise InvalidInput(
                 f"The server URL {url!r} is not an http(s) address; set STEWARD_URL to "
