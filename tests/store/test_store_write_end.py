@@ -126,3 +126,67 @@ def test_an_error_arriving_with_the_commit_is_typed_and_undoes_the_write(
         assert [_version(services, "m") for _ in range(2)] == [1, 2]
     finally:
         services.close()
+
+
+# -- the transaction's start: on PostgreSQL, BEGIN sent with the first statement ---------------
+
+
+class _Abandoned(Exception):
+    """Raised inside a write to abandon it."""
+
+
+def _claim_then_abandon(services: Services) -> None:
+    from steward.store.sql import _registry
+
+    with services.store.write("tester") as tx:
+        _registry.claim_version_number(tx.session, "m")  # a DriverStatement
+        raise _Abandoned
+
+
+def _orm_update_then_abandon(services: Services) -> None:
+    with services.store.write("tester") as tx:
+        tx.update_model("m", {"description": "abandoned"}, None)  # SQLAlchemy's statements
+        raise _Abandoned
+
+
+def _abandon_before_any_statement(services: Services) -> None:
+    with services.store.write("tester"):
+        raise _Abandoned
+
+
+@pytest.mark.parametrize(
+    "abandon", [_claim_then_abandon, _orm_update_then_abandon, _abandon_before_any_statement]
+)
+def test_an_abandoned_write_keeps_nothing_of_its_first_statements(
+    services: Services, abandon: Any
+) -> None:
+    """On PostgreSQL a write's connection is in autocommit mode and the write sends its own
+    BEGIN with its first statement, whoever runs it: were it not sent, that statement would
+    have committed on its own."""
+    services.registry.create_model("tester", ModelCreate(name="m"))
+    before = services.audit.verify()
+    for _ in range(2 * services.settings.database.pool_size):  # every pooled connection
+        with pytest.raises(_Abandoned):
+            abandon(services)
+    model = services.registry.get_model("m")
+    assert (model.latest_version, model.description) == (None, None)
+    assert services.audit.verify().events_checked == before.events_checked
+    # and the connections went back to the pool fit for reads and writes
+    assert [_version(services, "m") for _ in range(3)] == [1, 2, 3]
+    assert services.registry.list_versions(model="m").items[0].version == 3
+    assert services.audit.verify().ok
+
+
+def test_no_begin_is_left_pending_on_a_pooled_connection(postgres_services: Services) -> None:
+    from sqlalchemy.orm import Session
+
+    from steward.store.sql._driver import take_pending_begin
+
+    store: Any = postgres_services.store
+    postgres_services.registry.create_model("tester", ModelCreate(name="m"))
+    for abandon in (_abandon_before_any_statement, _claim_then_abandon):
+        with pytest.raises(_Abandoned):
+            abandon(postgres_services)
+        _version(postgres_services, "m")
+        with Session(store.engine) as session:  # the pool hands out its most recent first
+            assert not take_pending_begin(session.connection())

@@ -72,7 +72,14 @@ class DriverStatement:
         driver: Any = connection.connection.driver_connection
         cursor = driver.cursor()
         with driver_errors(connection, compiled.sql, bound):
-            getattr(cursor, method)(compiled.sql, bound)
+            if take_pending_begin(connection):
+                # One round trip for both: the pipeline's exit sends them with one Sync, and
+                # the statement's rows are the cursor's once it has.
+                with driver.pipeline():
+                    driver.execute(BEGIN)
+                    getattr(cursor, method)(compiled.sql, bound)
+            else:
+                getattr(cursor, method)(compiled.sql, bound)
         return cursor
 
     def _for(self, dialect: Dialect) -> _Compiled:
@@ -99,6 +106,36 @@ class DriverStatement:
         return _Compiled(compiled.string, tuple(parameters), compiled.positional)
 
 
+BEGIN = b"BEGIN"
+# In a PostgreSQL write's connection's info: the write's BEGIN is still to be sent, with the
+# transaction's first statement (`deferred_begin`).
+_BEGIN_PENDING = "steward.begin_pending"
+
+
+@contextmanager
+def deferred_begin(connection: Connection) -> Iterator[None]:
+    """In the block, the transaction's BEGIN goes out with its first statement, not on its own.
+
+    For a connection in autocommit mode whose transaction the caller manages (a PostgreSQL
+    write). psycopg, managing it, sends BEGIN and waits for its answer before the first
+    statement, even in pipeline mode: a round trip of its own, one of the four of a
+    registration. Whoever runs the first statement takes the BEGIN with it
+    (`take_pending_begin`): a `DriverStatement` in the same round trip, SQLAlchemy's execution
+    just before it (the engine's ``before_cursor_execute``), the write's end in its pipeline.
+    """
+    info = connection.info  # the pooled connection's: cleared however the block ends
+    info[_BEGIN_PENDING] = True
+    try:
+        yield
+    finally:
+        info.pop(_BEGIN_PENDING, None)
+
+
+def take_pending_begin(connection: Connection) -> bool:
+    """Whether BEGIN is still to be sent; from now on it is the caller's to send."""
+    return bool(connection.info.pop(_BEGIN_PENDING, False))
+
+
 @contextmanager
 def driver_errors(connection: Connection, sql: str, parameters: Any = None) -> Iterator[None]:
     """The driver's errors raised in the block, wrapped as SQLAlchemy wraps them (an
@@ -122,4 +159,4 @@ def _bound(compiled: _Compiled, given: Mapping[str, Any]) -> Any:
     return {p.name: value for p, value in zip(compiled.parameters, values, strict=True)}
 
 
-__all__ = ["DriverStatement", "driver_errors"]
+__all__ = ["BEGIN", "DriverStatement", "deferred_begin", "driver_errors", "take_pending_begin"]

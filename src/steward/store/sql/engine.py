@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from steward.errors import InvalidInput
+from steward.store.sql._driver import BEGIN, take_pending_begin
 
 
 def normalize_url(url: str) -> str:
@@ -60,7 +61,18 @@ def _postgres_engine(url: str, pool_size: int) -> Engine:
         url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True, **_JSON_CODEC
     )
     _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    _send_deferred_begin(engine)
     return engine
+
+
+def _send_deferred_begin(engine: Engine) -> None:
+    """A write's BEGIN left for its first statement (`deferred_begin`) goes out before a statement
+    SQLAlchemy runs, when that one comes first."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(connection: Any, cursor: Any, *_: Any) -> None:
+        if take_pending_begin(connection):
+            cursor.connection.execute(BEGIN)
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

@@ -37,7 +37,7 @@ from steward.store.base import EventFilter, FeedListener, FeedPage, PointRow, Wr
 from steward.store.sql import _feed, _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
-from steward.store.sql._driver import driver_errors
+from steward.store.sql._driver import BEGIN, deferred_begin, driver_errors, take_pending_begin
 from steward.store.sql._experiments import ExperimentReads, ExperimentWrites
 from steward.store.sql._gate_sessions import GateReads, GateWrites
 from steward.store.sql._incidents import IncidentReads, IncidentWrites
@@ -383,42 +383,44 @@ class SqlMetadataStore:
         finally:
             _NO_WAITING.reset(token)
 
+    @cached_property
+    def _write_engine(self) -> Engine:
+        """The engine as writes use it. On PostgreSQL in autocommit mode: the write sends its
+        own BEGIN, with its first statement (`deferred_begin`), and its COMMIT."""
+        if self.dialect == "postgresql":
+            return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self.engine
+
     @contextmanager
     def write(self, actor: str) -> Iterator[SqlWriteSession]:
         """A transaction; at its end the writes left for later, the ledger's events and the
         feed's notification, then COMMIT. A failure anywhere rolls it all back.
 
-        On PostgreSQL that end runs in psycopg's pipeline mode: the statements left for later
-        go out with the ledger's lock and the read of its tip (one round trip), the events,
-        the notification and COMMIT with the next. A round trip costs ~0.06 ms on some hosts
-        and ~0.45 ms on others (a local socket on a small VM, measured), more to a database
-        on another machine: it is the larger part of a registration's time there. Only
-        statements with no result to read are pipelined: SQLAlchemy takes a pipelined query's
-        rows for no rows at all.
+        On PostgreSQL the transaction's BEGIN goes out with its first statement, and its end
+        runs in psycopg's pipeline mode: the statements left for later go out with the
+        ledger's lock and the read of its tip (one round trip), the events, the notification
+        and COMMIT with the next. A registration is three round trips. A round trip costs
+        ~0.06 ms on some hosts and ~0.45 ms on others (a local socket on a small VM, measured),
+        more to a database on another machine. Only statements with no result to read are
+        pipelined: SQLAlchemy takes a pipelined query's rows for no rows at all.
         """
         nowait = _NO_WAITING.get() and self._nowait_engine is not None
-        engine = self._nowait_engine if nowait else self.engine
+        engine = self._nowait_engine if nowait else self._write_engine
         with _translated(), Session(engine, expire_on_commit=False) as session:
             writer = SqlWriteSession(session, actor)
             session.begin()
             if nowait:
                 _take_write_lock_or_refuse(session)
-            yield writer
-            connection = session.connection()
-            if connection.dialect.name != "postgresql":
+            if self.dialect != "postgresql":
+                yield writer
                 _end(session, writer)
                 session.commit()
                 return
-            driver: Any = connection.connection.driver_connection  # the psycopg connection
-            # An error may arrive with the pipeline's Sync, outside any SQLAlchemy call.
-            with driver_errors(connection, "COMMIT"), driver.pipeline():
-                _end(session, writer)
-                # Queued: the pipeline's exit sends the one Sync that ends the round trip
-                # (psycopg's commit() would send its own first, a round trip more).
-                driver.execute(_COMMIT)
-            # SQLAlchemy's commit finds the transaction over and gives the connection back to
-            # the pool, which must not happen while the pipeline is open.
-            session.commit()
+            connection = session.connection()  # autocommit: no BEGIN yet
+            with deferred_begin(connection):
+                yield writer
+                session.flush()  # ORM changes still pending: before the pipeline, not after COMMIT
+                _end_on_postgres(session, writer)
 
     def dispose(self) -> None:
         for name in ("engine", "_nowait_engine"):
@@ -454,6 +456,21 @@ def _take_write_lock_or_refuse(session: Session) -> None:
         if getattr(error.orig, "sqlite_errorcode", None) in (_SQLITE_BUSY, _SQLITE_LOCKED):
             raise WriteWouldWait("another connection holds SQLite's write lock") from error
         raise
+
+
+def _end_on_postgres(session: Session, writer: SqlWriteSession) -> None:
+    connection = session.connection()
+    driver: Any = connection.connection.driver_connection  # the psycopg connection
+    # An error may arrive with the pipeline's Sync, outside any SQLAlchemy call.
+    with driver_errors(connection, "COMMIT"), driver.pipeline():
+        if take_pending_begin(connection):  # nothing was sent before the end
+            driver.execute(BEGIN)
+        _end(session, writer)
+        # Queued: the pipeline's exit sends the one Sync that ends the round trip.
+        driver.execute(_COMMIT)
+    # The transaction is over: SQLAlchemy's commit only gives the connection back to the pool,
+    # which must not happen while the pipeline is open.
+    session.commit()
 
 
 def _end(session: Session, writer: SqlWriteSession) -> None:
