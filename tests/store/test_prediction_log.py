@@ -721,22 +721,33 @@ def test_a_block_without_a_typing_signature_is_written_by_the_general_path() -> 
     assert table.equals(logged_to_table(requests, None))
 
 
-def test_a_block_holds_what_its_byte_budget_holds_within_the_queue_and_flush_sizes(
+def test_a_block_holds_what_its_byte_budget_holds_within_the_queue(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(prediction_log, "_BLOCK_BYTES", 4000)
     one_row = _numeric("a", 1)  # 2 float64 inputs + a prediction + 2 probabilities: 40 bytes
-    assert prediction_log._block_rows(one_row, 10, 1000) == 100
-    assert prediction_log._block_rows(one_row, 500, 1000) == 500  # never under flush_rows
-    assert prediction_log._block_rows(one_row, 10, 60) == 60  # never over the queue
+    assert prediction_log._block_rows(one_row, 1000) == 100
+    assert prediction_log._block_rows(one_row, 60) == 60  # never over the queue
     no_probabilities = _numeric("b", 1, probabilities=None)  # 24 bytes a row
-    assert prediction_log._block_rows(no_probabilities, 10, 1000) == 166
+    assert prediction_log._block_rows(no_probabilities, 1000) == 166
+    assert prediction_log._block_rows(_numeric("c", 300), 1000) == 300  # one request at least
+
+
+def test_a_flush_size_beyond_memory_does_not_size_the_blocks(tmp_path: Path) -> None:
+    writer = PredictionLogWriter(str(tmp_path), queue_size=100, flush_rows=10**12,
+                                 flush_seconds=60)  # fmt: skip
+    writer.set_signature("fraud", NUMERIC)
+    for i in range(5):
+        assert writer.log_request(_numeric(f"r{i}", 2))
+    writer.close()
+    assert writer.written == 10
+    assert read_predictions(str(tmp_path), "fraud").num_rows == 10
 
 
 def test_blocks_and_records_logged_together_are_written_exactly_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(prediction_log, "_BLOCK_BYTES", 1)  # blocks of flush_rows rows
+    monkeypatch.setattr(prediction_log, "_BLOCK_BYTES", 160)  # 4 rows of 40 bytes, 6 of 24
     writer = PredictionLogWriter(str(tmp_path), queue_size=1000, flush_rows=4, flush_seconds=60)
     writer.set_signature("fraud", NUMERIC)
     late = H13 + timedelta(minutes=59, seconds=59)

@@ -278,17 +278,18 @@ class _ColumnBlock:
 _BLOCK_BYTES = 4 * 1024 * 1024
 
 
-def _block_rows(first: RequestRecord, flush_rows: int, queue_size: int) -> int:
-    """The rows a new block holds: as many as `_BLOCK_BYTES` of its arrays hold (at least
-    ``flush_rows``, at most the queue's size), so that a writer fallen behind finds a few large
-    blocks rather than many of ``flush_rows``. Each block is a table of its own, ~0.5 ms of
-    fixed cost: a flush of 10,000 rows of 100-row requests took 10.5 ms in blocks of 1,000
-    rows and 5.2 ms in one block (measured), and a saturated core dropped a third fewer."""
+def _block_rows(first: RequestRecord, queue_size: int) -> int:
+    """The rows a new block holds: as many as `_BLOCK_BYTES` of its arrays hold (at most the
+    queue's size, at least the first request's rows), so that a writer fallen behind finds a few
+    large blocks rather than many small ones; a full block is queued and the next one started,
+    and the writer joins a flush's blocks. Each block is a table of its own, ~0.5 ms of fixed
+    cost: a flush of 10,000 rows of 100-row requests took 10.5 ms in blocks of 1,000 rows and
+    5.2 ms in one block (measured), and a saturated core dropped a third fewer."""
     matrix, probabilities = first.matrix, first.probabilities
     width: int = matrix.shape[1] * matrix.dtype.itemsize + 8  # the inputs, a prediction
     if probabilities is not None:
         width += probabilities.shape[1] * 8
-    return max(flush_rows, min(queue_size, _BLOCK_BYTES // width))
+    return max(first.rows, min(queue_size, _BLOCK_BYTES // width))
 
 
 def _per_row(values: Any, rows: int) -> list[Any]:
@@ -398,7 +399,7 @@ class PredictionLogWriter:
         if block is None or not block.fits(record):
             if block is not None:
                 self._buffer.append(block)
-            rows = _block_rows(record, self.flush_rows, self.queue_size)
+            rows = _block_rows(record, self.queue_size)
             block = self._blocks[record.deployment] = _ColumnBlock(record, rows)
         block.add(record)
 
