@@ -220,6 +220,20 @@ def test_a_chunked_response_is_read_whole() -> None:
         assert per_connection == [2]  # kept alive
 
 
+def test_an_interim_answer_is_skipped_for_the_final_one() -> None:
+    def hinted(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n")
+        conn.sendall(_OK + b'content-length: 9\r\n\r\n{"ok": 1}')
+
+    with _raw_server(hinted) as (url, per_connection):
+        transport = Transport(url)
+        for _ in range(2):
+            response = transport.request("GET", "/x")
+            assert (response.status_code, response.json()) == (200, {"ok": 1})
+            assert "link" not in response.headers
+        assert per_connection == [2]
+
+
 def test_a_body_delimited_by_the_servers_close_is_read_whole() -> None:
     def until_close(conn: socket.socket, _: bytes) -> None:
         conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + b"z" * 300_000)

@@ -97,6 +97,9 @@ class _Answer:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:  # an interim answer (103 Early Hints...): the final follows
+            self.status, self.headers, self.body = 0, {}, []
+            return
         self.keep_alive = self.parser.should_keep_alive()
         self.complete = True
 
