@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -295,21 +293,18 @@ def test_headers_and_paths_that_would_break_the_request_are_refused() -> None:
     assert refused.value.field == "token"
 
 
+# A self-signed certificate for 127.0.0.1, valid until 2126 (made with `openssl req -x509
+# -newkey rsa:2048 -nodes -days 36500 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1`).
+_TLS = Path(__file__).parent / "tls"
+
+
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """An HTTPS server on a self-signed certificate for 127.0.0.1; its URL and certificate."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+def tls_server() -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on the self-signed certificate; its URL and certificate."""
+    cert = _TLS / "cert.pem"
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(cert, _TLS / "key.pem")
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:

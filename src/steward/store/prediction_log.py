@@ -189,7 +189,7 @@ class _ColumnBlock:
         # The input names, in the matrix's order (the deployment's signature's, as the
         # general path also assumes when it joins the requests' matrices).
         self.names = tuple(first.inputs)
-        self.capacity = max(capacity, first.rows)
+        self.capacity = capacity  # at least the first request's rows (`_block_rows`)
         self.inputs = np.empty((self.capacity, matrix.shape[1]), matrix.dtype)
         self.predictions = np.empty(self.capacity, np.float64)
         self.probabilities = (

@@ -106,7 +106,8 @@ class DriverStatement:
         return _Compiled(compiled.string, tuple(parameters), compiled.positional)
 
 
-BEGIN = b"BEGIN"
+# A transaction's ends, as a PostgreSQL write sends them itself (`deferred_begin`).
+BEGIN, COMMIT = b"BEGIN", b"COMMIT"
 # In a PostgreSQL write's connection's info: the write's BEGIN is still to be sent, with the
 # transaction's first statement (`deferred_begin`).
 _BEGIN_PENDING = "steward.begin_pending"
@@ -159,4 +160,11 @@ def _bound(compiled: _Compiled, given: Mapping[str, Any]) -> Any:
     return {p.name: value for p, value in zip(compiled.parameters, values, strict=True)}
 
 
-__all__ = ["BEGIN", "DriverStatement", "deferred_begin", "driver_errors", "take_pending_begin"]
+__all__ = [
+    "BEGIN",
+    "COMMIT",
+    "DriverStatement",
+    "deferred_begin",
+    "driver_errors",
+    "take_pending_begin",
+]

@@ -37,7 +37,13 @@ from steward.store.base import EventFilter, FeedListener, FeedPage, PointRow, Wr
 from steward.store.sql import _feed, _ledger, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
-from steward.store.sql._driver import BEGIN, deferred_begin, driver_errors, take_pending_begin
+from steward.store.sql._driver import (
+    BEGIN,
+    COMMIT,
+    deferred_begin,
+    driver_errors,
+    take_pending_begin,
+)
 from steward.store.sql._experiments import ExperimentReads, ExperimentWrites
 from steward.store.sql._gate_sessions import GateReads, GateWrites
 from steward.store.sql._incidents import IncidentReads, IncidentWrites
@@ -438,7 +444,6 @@ class SqlMetadataStore:
         return PgFeedListener(self.engine)
 
 
-_COMMIT = b"COMMIT"
 # Set by `SqlMetadataStore.without_waiting` for the writes of one thread or task.
 _NO_WAITING: ContextVar[bool] = ContextVar("steward_store_no_waiting", default=False)
 # SQLite's result codes for a lock held by another connection.
@@ -467,7 +472,7 @@ def _end_on_postgres(session: Session, writer: SqlWriteSession) -> None:
             driver.execute(BEGIN)
         _end(session, writer)
         # Queued: the pipeline's exit sends the one Sync that ends the round trip.
-        driver.execute(_COMMIT)
+        driver.execute(COMMIT)
     # The transaction is over: SQLAlchemy's commit only gives the connection back to the pool,
     # which must not happen while the pipeline is open.
     session.commit()
