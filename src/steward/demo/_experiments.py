@@ -71,12 +71,18 @@ def run(
                       unit_key="patient_id", experiment=name)  # fmt: skip
     client.define_metric("timely_follow_up", source="outcome", event="follow_up",
                          aggregation="any", description="A follow-up within 14 days")  # fmt: skip
+    client.define_metric("triage_failures", source="error", aggregation="any",
+                         description="A request the routed version failed")  # fmt: skip
     client.define_metric("triage_latency_ms", source="latency", aggregation="mean")
     start = datetime.now(UTC) - timedelta(seconds=1)
     for name, deployment in ((EXPERIMENT, CLEAN), (BROKEN_EXPERIMENT, BROKEN)):
         client.create_experiment(
             name, deployment=deployment, metric="timely_follow_up",
-            guardrails=["triage_latency_ms:decrease:0.25"], control=champion,
+            # Latency is reported, not a guardrail: measured in-process on a shared machine, its
+            # heavy tail once made a noisy CI run fail a 25% guardrail between two models of
+            # the same cost.
+            secondary=["triage_latency_ms:decrease"], guardrails=["triage_failures:decrease"],
+            control=champion,
             planned_units=2_000, start=start,
             hypothesis=f"v{candidate} books more timely follow-ups than v{champion}",
         )  # fmt: skip
@@ -154,8 +160,8 @@ def _record(out: ExperimentScene, found: ExperimentAnalysis, candidate: int) -> 
 def _decide(client: Client, console: Console, out: ExperimentScene, candidate: int) -> None:
     decided = client.decide_experiment(
         EXPERIMENT, "ship", variant=candidate, apply=True,
-        reason=f"v{candidate} books {out.lift:+.0%} more timely follow-ups; latency within "
-        "its guardrail",
+        reason=f"v{candidate} books {out.lift:+.0%} more timely follow-ups; fails no more requests "
+        "than the champion",
     )  # fmt: skip
     assert decided.decision is not None
     out.decision, out.applied = decided.decision.action.value, decided.decision.applied
