@@ -23,10 +23,11 @@ url, home, model = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 append_events = _ledger.append_events
 
 
-def append_then_hang(session, actor, pending):
+def append_then_hang(session, actor, pending, **how):
     # The version's inserts ran just before (on PostgreSQL they went with the lock's round
-    # trip, whose answer append_events has read): the rows are in the database, uncommitted.
-    events = append_events(session, actor, pending)
+    # trip, whose answer append_events has read: this process's first write predicts no tip):
+    # the rows are in the database, uncommitted.
+    events = append_events(session, actor, pending, **how)
     for event in events:
         if event.kind == "version.registered":
             print(f"READY {event.payload['version']}", flush=True)

@@ -53,7 +53,7 @@ def _fresh_sqlite(tmp_path: Path):
 
 
 def test_suite_fails_a_store_that_drops_events(tmp_path, monkeypatch):
-    monkeypatch.setattr(_ledger, "append_events", lambda session, actor, pending: [])
+    monkeypatch.setattr(_ledger, "append_events", lambda session, actor, pending, **how: [])
     services = sqlite_services(tmp_path, f"sqlite:///{tmp_path / 'broken.db'}")
     try:
         with pytest.raises(AssertionError, match="events of create_model"):

@@ -26,6 +26,7 @@ from steward.schemas.registry import (
 from steward.store.base import (
     ArtifactStore,
     MetadataStore,
+    StalePrediction,
     check_page_size,
     decode_page_token,
     encode_page_token,
@@ -141,6 +142,14 @@ class RegistryService:
             "created_at": now,
             "created_by": actor,
         }
+        try:
+            return self._register(actor, name, values, body)
+        except StalePrediction:  # another server registered a version of it: nothing written
+            return self._register(actor, name, values, body)
+
+    def _register(
+        self, actor: str, name: str, values: dict[str, Any], body: VersionCreate
+    ) -> ModelVersion:
         with self.store.write(actor) as tx:
             version = tx.create_version(name, values, body.metrics, body.tags)
             tx.record("version.registered", "model_version", version.uri, _version_payload(version))

@@ -49,6 +49,12 @@ class WriteWouldWait(Exception):
     taken. Nothing was written: run the same call again where waiting is fine."""
 
 
+class StalePrediction(Exception):
+    """A write built on what this process expected of the database (a model's last version
+    number) found another writer had changed it. Nothing was written: run the same call again,
+    which reads it instead."""
+
+
 @dataclass(frozen=True)
 class EventFilter:
     kind: str | None = None

@@ -12,6 +12,7 @@ exceptions. It runs inside the caller's transaction, on the same connection.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -148,6 +149,27 @@ def driver_errors(connection: Connection, sql: str, parameters: Any = None) -> I
         raise DBAPIError.instance(sql, parameters, error, error_class) from error
 
 
+class _NoEchoOfAbortedPipelines(logging.Filter):
+    """psycopg logs "error ignored terminating <pipeline>: pipeline aborted" when an error was
+    raised in a pipeline block and the block's exit finds the pipeline aborted by that same
+    error: an echo of what the caller is given anyway (a write's ledger tip moved by another
+    process, a refused row), which would fill a server's log with warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        echo = str(record.msg).startswith("error ignored terminating") and any(
+            type(arg).__name__ == "PipelineAborted" for arg in args
+        )
+        return not echo
+
+
+def quiet_aborted_pipelines() -> None:
+    """Install `_NoEchoOfAbortedPipelines` on psycopg's logger, once."""
+    psycopg_logger = logging.getLogger("psycopg")
+    if not any(isinstance(f, _NoEchoOfAbortedPipelines) for f in psycopg_logger.filters):
+        psycopg_logger.addFilter(_NoEchoOfAbortedPipelines())
+
+
 def _bound(compiled: _Compiled, given: Mapping[str, Any]) -> Any:
     values = []
     for parameter in compiled.parameters:
@@ -166,5 +188,6 @@ __all__ = [
     "DriverStatement",
     "deferred_begin",
     "driver_errors",
+    "quiet_aborted_pipelines",
     "take_pending_begin",
 ]

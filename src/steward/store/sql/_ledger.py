@@ -30,6 +30,9 @@ _INSERT_EVENTS = DriverStatement(insert(_EVENTS), keys=[c.key for c in _EVENTS.c
 # The same tip on PostgreSQL, run by psycopg itself (see `_pg_lock_and_read_tip`).
 _PG_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 _PG_TIP = f"SELECT seq, hash FROM {_EVENTS.name} ORDER BY seq DESC LIMIT 1"
+# Where a write whose events chain onto a predicted tip comes back to when the tip moved.
+_PG_MARK = "SAVEPOINT steward_predicted_tip"
+_PG_BACK_TO_MARK = "ROLLBACK TO SAVEPOINT steward_predicted_tip"
 
 
 @dataclass
@@ -40,15 +43,23 @@ class PendingEvent:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-def append_events(session: Session, actor: str, pending: list[PendingEvent]) -> list[Event]:
+def append_events(
+    session: Session,
+    actor: str,
+    pending: list[PendingEvent],
+    *,
+    tip: tuple[int, str] | None = None,
+) -> list[Event]:
     """Chain and insert ``pending``; called last in a transaction, just before commit.
 
     The lock is held from reading the chain's tip until commit, so two writers can never chain
-    onto the same tip. SQLite already holds its write lock (BEGIN IMMEDIATE).
+    onto the same tip. SQLite already holds its write lock (BEGIN IMMEDIATE). ``tip``: the
+    (seq, hash) to chain onto instead of reading it, after `lock_and_mark` (PostgreSQL): the
+    events' sequence numbers collide with the true tip's when it moved (`moved_tip`).
     """
     if not pending:
         return []
-    seq, prev_hash = _locked_tip(session)
+    seq, prev_hash = _locked_tip(session) if tip is None else tip
     occurred_at = utcnow()
     rows: list[dict[str, Any]] = []
     for item in pending:
@@ -96,6 +107,42 @@ def _pg_lock_and_read_tip(connection: Connection) -> Any:
     with driver_errors(connection, _PG_TIP):
         driver.execute(_PG_LOCK, (_LEDGER_LOCK_KEY,))
         return driver.execute(_PG_TIP).fetchone()
+
+
+def lock_and_mark(connection: Connection) -> None:
+    """PostgreSQL: take the ledger's lock, then a savepoint to come back to if events chained
+    onto a predicted tip collide (`back_to_mark`); the lock outlives the way back."""
+    driver: Any = connection.connection.driver_connection
+    driver.execute(_PG_LOCK, (_LEDGER_LOCK_KEY,))
+    driver.execute(_PG_MARK)
+
+
+def back_to_mark(connection: Connection) -> None:
+    """Undo what followed `lock_and_mark` (the events), keeping the lock and what preceded it,
+    then make psycopg and the server forget every prepared statement.
+
+    psycopg (3.3) counts a statement it prepares in a pipeline as prepared when it sends it,
+    and keeps counting it so when the pipeline aborts before the server parsed it: its next
+    use failed with "prepared statement does not exist" (seen in the concurrency tests). A
+    ROLLBACK makes it forget them all; a ROLLBACK TO does not, reliably, so it is told here.
+    Rare (another process wrote since this one's last write) and cheap: two round trips.
+    """
+    driver: Any = connection.connection.driver_connection
+    driver.execute(_PG_BACK_TO_MARK)
+    driver._prepared.clear()  # no public call for it; DEALLOCATE ALL follows the next statement
+    driver.execute("DEALLOCATE ALL")
+
+
+def moved_tip(error: Exception) -> bool:
+    """Whether ``error`` (the driver's, or SQLAlchemy's wrapping it) is events chained onto a
+    stale tip: their seq taken by another writer's."""
+    error = getattr(error, "orig", None) or error
+    diag = getattr(error, "diag", None)
+    return (
+        getattr(error, "sqlstate", None) == "23505"  # unique_violation
+        and diag is not None
+        and diag.table_name == _EVENTS.name
+    )
 
 
 def _filtered(flt: EventFilter) -> Any:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     select,
     type_coerce,
     update,
@@ -176,6 +177,21 @@ _CLAIM_VERSION = DriverStatement(
     .values(latest_version=_MODELS.c.latest_version + 1)
     .returning(_MODELS.c.id, _MODELS.c.latest_version)
 )
+# The claim of a number predicted (`_predictions`), left for the write's end: 1 / 0, an error
+# that aborts the write, when the model's row no longer holds the number expected.
+_CLAIM_PREDICTED = DriverStatement(
+    select(literal(1) // func.count()).select_from(
+        update(_MODELS)
+        .where(
+            _MODELS.c.id == bindparam("model_id"),
+            _MODELS.c.name == bindparam("model_name"),
+            _MODELS.c.latest_version == bindparam("expected"),
+        )
+        .values(latest_version=_MODELS.c.latest_version + 1)
+        .returning(_MODELS.c.id)
+        .cte("claimed")
+    )
+)
 _VERSION_KEYS = [c.key for c in _VERSIONS.columns]
 _INSERT_VERSION = DriverStatement(insert(_VERSIONS), keys=_VERSION_KEYS)
 _INSERT_VERSION_METRICS = DriverStatement(
@@ -229,6 +245,12 @@ def claim_version_number(session: Session, name: str) -> tuple[str, int]:
     if row is None:
         raise missing_model(name)
     return str(row[0]), int(row[1])
+
+
+def predicted_claim(model_id: str, name: str, last: int) -> Deferred:
+    """The statement that claims v``last + 1`` of ``name`` if ``last`` is still its last number
+    and fails the write otherwise (PostgreSQL: `_CLAIM_PREDICTED`)."""
+    return _CLAIM_PREDICTED, [{"model_id": model_id, "model_name": name, "expected": last}]
 
 
 def version_inserts(
