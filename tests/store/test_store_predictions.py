@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from tests.conftest import make_services
 
 from steward.schemas.registry import ModelCreate, VersionCreate
@@ -99,6 +100,23 @@ def test_a_moved_tip_is_chained_onto_by_writes_of_every_kind(
     assert report.events_checked == before + 3 * ROUNDS
     aliases = first.registry.get_model("m").aliases
     assert aliases == {"live": 2 - (ROUNDS - 1) % 2, "other": 1 + (ROUNDS - 1) % 2}
+
+
+def test_a_ledger_set_back_under_a_running_server_is_chained_onto_where_it_is(
+    two: tuple[Services, Services],
+) -> None:
+    """A database restored to an earlier state: the tip this process remembers is gone. The
+    next event must chain onto the tip that is there, not leave a gap after it."""
+    first, _ = two
+    first.registry.create_model("tester", ModelCreate(name="m"))
+    for _ in range(3):
+        _register(first)  # remembers the third registration's event as the tip
+    with first.store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM events WHERE seq = (SELECT max(seq) FROM events)"))
+    first.registry.set_alias("tester", "m", "live", 1)
+    report = first.audit.verify()
+    assert report.ok, report
+    assert report.events_checked == 4  # the model, two registrations left, the alias: no gap
 
 
 def test_a_model_made_again_under_its_name_is_claimed_afresh(

@@ -33,6 +33,10 @@ _PG_TIP = f"SELECT seq, hash FROM {_EVENTS.name} ORDER BY seq DESC LIMIT 1"
 # Where a write whose events chain onto a predicted tip comes back to when the tip moved.
 _PG_MARK = "SAVEPOINT steward_predicted_tip"
 _PG_BACK_TO_MARK = "ROLLBACK TO SAVEPOINT steward_predicted_tip"
+# The predicted tip must still be there: ln(0), an error with a code of its own (2201E), when
+# the ledger no longer holds it (a database restored to an earlier state under this process).
+_PG_TIP_THERE = f"SELECT ln(count(*)) FROM {_EVENTS.name} WHERE seq = %s AND hash = %s"
+_TIP_GONE = "2201E"  # invalid_argument_for_logarithm
 
 
 @dataclass
@@ -54,12 +58,18 @@ def append_events(
 
     The lock is held from reading the chain's tip until commit, so two writers can never chain
     onto the same tip. SQLite already holds its write lock (BEGIN IMMEDIATE). ``tip``: the
-    (seq, hash) to chain onto instead of reading it, after `lock_and_mark` (PostgreSQL): the
-    events' sequence numbers collide with the true tip's when it moved (`moved_tip`).
+    (seq, hash) to chain onto instead of reading it, after `lock_and_mark` (PostgreSQL); the
+    database refuses them when it is not the ledger's (`moved_tip`): a tip that is not there
+    fails `_PG_TIP_THERE`, one with events after it makes their sequence numbers collide.
     """
     if not pending:
         return []
-    seq, prev_hash = _locked_tip(session) if tip is None else tip
+    if tip is None:
+        seq, prev_hash = _locked_tip(session)
+    else:
+        seq, prev_hash = tip
+        driver: Any = session.connection().connection.driver_connection
+        driver.execute(_PG_TIP_THERE, (seq, prev_hash))
     occurred_at = utcnow()
     rows: list[dict[str, Any]] = []
     for item in pending:
@@ -135,14 +145,11 @@ def back_to_mark(connection: Connection) -> None:
 
 def moved_tip(error: Exception) -> bool:
     """Whether ``error`` (the driver's, or SQLAlchemy's wrapping it) is events chained onto a
-    stale tip: their seq taken by another writer's."""
+    tip that is no longer the ledger's: their seq taken by another writer's, or the tip gone."""
     error = getattr(error, "orig", None) or error
-    diag = getattr(error, "diag", None)
-    return (
-        getattr(error, "sqlstate", None) == "23505"  # unique_violation
-        and diag is not None
-        and diag.table_name == _EVENTS.name
-    )
+    state, diag = getattr(error, "sqlstate", None), getattr(error, "diag", None)
+    taken = state == "23505" and diag is not None and diag.table_name == _EVENTS.name
+    return taken or state == _TIP_GONE
 
 
 def _filtered(flt: EventFilter) -> Any:

@@ -9,9 +9,11 @@ most of the time. So the write uses it and lets the database check it:
 - the claim becomes an UPDATE guarded by the number expected, which fails when another writer
   moved it (the write is refused with `StalePrediction`, nothing written, and run again with
   the claim read);
-- the event goes in under the ledger's lock behind a SAVEPOINT; a tip moved by another writer
-  makes its sequence number collide with theirs, and the write goes back to the savepoint,
-  reads the tip and chains onto it, one round trip more than the prediction saved.
+- the event goes in under the ledger's lock behind a SAVEPOINT, after a check that the tip is
+  still in the ledger (a database restored to an earlier state would have lost it); a tip
+  moved by another writer makes the event's sequence number collide with theirs. Either way
+  the write goes back to the savepoint, reads the tip and chains onto it: two round trips more
+  than the prediction saved.
 
 The database stays the judge: a wrong guess costs a round trip, never a wrong number or a forked
 chain. Nothing is predicted before this process read or wrote it once.
