@@ -19,7 +19,7 @@ from tests.conftest import make_services
 
 from steward.schemas.registry import ModelCreate, VersionCreate
 from steward.store.sql import _ledger, _registry
-from steward.store.sql._predictions import Predictions
+from steward.store.sql._predictions import Predictions, TrackRecord
 from steward.wiring import Services
 
 ROUNDS = 12  # past psycopg's prepare threshold (5): prepared statements take part
@@ -100,6 +100,51 @@ def test_a_moved_tip_is_chained_onto_by_writes_of_every_kind(
     assert report.events_checked == before + 3 * ROUNDS
     aliases = first.registry.get_model("m").aliases
     assert aliases == {"live": 2 - (ROUNDS - 1) % 2, "other": 1 + (ROUNDS - 1) % 2}
+
+
+def test_a_process_that_keeps_guessing_wrong_stops_guessing(
+    two: tuple[Services, Services], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes taking turns: what each remembers is always stale, and a miss costs more
+    round trips than a hit saves, so they soon read instead, and start again when alone."""
+    first, second = two
+    first.registry.create_model("tester", ModelCreate(name="m"))
+    _register(first)
+    predicted: list[int] = []
+    lock_and_mark = _ledger.lock_and_mark
+
+    def counted(connection: Any) -> None:
+        predicted.append(1)
+        lock_and_mark(connection)
+
+    monkeypatch.setattr(_ledger, "lock_and_mark", counted)
+    for _ in range(ROUNDS):
+        first.registry.set_alias("a", "m", "live", 1)
+        second.registry.set_alias("b", "m", "other", 1)
+    assert len(predicted) <= 6  # each guessed at first, then stopped
+    predicted.clear()
+    for _ in range(2 * ROUNDS):  # first alone: every tip it reads is the one it remembers
+        first.registry.set_alias("a", "m", "live", 1)
+    assert ROUNDS <= len(predicted) < 2 * ROUNDS  # trusted again after a few hits
+    assert first.audit.verify().ok
+
+
+def test_a_track_record_trusts_a_hit_rate_worth_a_miss() -> None:
+    record = TrackRecord()
+    assert record.trusted
+    record.observe(False)
+    assert record.trusted  # one miss: still worth it
+    record.observe(False)
+    assert not record.trusted
+    for _ in range(10):  # taking turns with another writer: right half the time
+        record.observe(True)
+        record.observe(False)
+    assert not record.trusted
+    for _ in range(3):
+        record.observe(True)
+    assert not record.trusted
+    record.observe(True)  # four in a row
+    assert record.trusted
 
 
 def test_a_ledger_set_back_under_a_running_server_is_chained_onto_where_it_is(

@@ -15,26 +15,67 @@ most of the time. So the write uses it and lets the database check it:
   the write goes back to the savepoint, reads the tip and chains onto it: two round trips more
   than the prediction saved.
 
-The database stays the judge: a wrong guess costs a round trip, never a wrong number or a forked
-chain. Nothing is predicted before this process read or wrote it once.
+The database stays the judge: a wrong guess costs round trips, never a wrong number or a forked
+chain. Nothing is predicted before this process read or wrote it once, and nothing is predicted
+while it has lately been wrong: with several server processes writing to one database (scaled
+out behind a balancer), what one remembers is mostly stale, and a miss costs three round trips
+where a hit saves one. So every write scores what was remembered against what the database
+held (a write that reads the tip or the claim checks it for free), and predictions are made
+while that score stays above `TRUST`.
 """
 
 from __future__ import annotations
 
 import threading
 
+# A hit saves one round trip; a miss costs three (the refused attempt, going back to the
+# savepoint with the prepared statements dropped, the tip read again): worth it above 3/4.
+TRUST = 0.75
+_WEIGHT = 0.2  # of the newest outcome in the running score
+
+
+class TrackRecord:
+    """How often what was remembered was still what the database held, recent outcomes
+    weighing most (an exponentially weighted mean, starting trusted)."""
+
+    def __init__(self) -> None:
+        self.score = 1.0
+
+    def observe(self, right: bool) -> None:
+        self.score += _WEIGHT * ((1.0 if right else 0.0) - self.score)
+
+    @property
+    def trusted(self) -> bool:
+        return self.score >= TRUST
+
 
 class Predictions:
-    """The ledger's tip and each model's last version number, as this process last saw them."""
+    """The ledger's tip and each model's last version number, as this process last saw them,
+    with the record of how often they were still true."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tip: tuple[int, str] | None = None
         self._claims: dict[str, tuple[str, int]] = {}
+        self.tip_record = TrackRecord()
+        self.claim_record = TrackRecord()
+
+    def remembered_tip(self) -> tuple[int, str] | None:
+        """The ledger's last (seq, hash) as this process last saw it, trusted or not."""
+        return self._tip
 
     def tip(self) -> tuple[int, str] | None:
-        """The ledger's last (seq, hash), when known."""
-        return self._tip
+        """The tip to chain onto without reading it: remembered, and lately right."""
+        return self._tip if self.tip_record.trusted else None
+
+    def observe_tip(self, remembered: tuple[int, str] | None, actual: tuple[int, str]) -> None:
+        """Score ``remembered`` (as it was when the write began) against the tip read."""
+        if remembered is not None:
+            self.score_tip(remembered == actual)
+
+    def score_tip(self, right: bool) -> None:
+        with self._lock:
+            self.tip_record.observe(right)
 
     def learn_tip(self, seq: int, hash_: str) -> None:
         """A committed tip; an older one learned late (threads finish out of order) is not."""
@@ -46,9 +87,22 @@ class Predictions:
         with self._lock:
             self._tip = None
 
-    def claim(self, model: str) -> tuple[str, int] | None:
-        """(model id, last version number) of ``model``, when known."""
+    def remembered_claim(self, model: str) -> tuple[str, int] | None:
+        """(model id, last version number) of ``model`` as last seen, trusted or not."""
         return self._claims.get(model)
+
+    def claim(self, model: str) -> tuple[str, int] | None:
+        """(model id, last version number) of ``model`` to claim after without reading it."""
+        return self._claims.get(model) if self.claim_record.trusted else None
+
+    def observe_claim(self, remembered: tuple[str, int] | None, actual: tuple[str, int]) -> None:
+        """Score ``remembered`` against the (model id, last number) a claim read."""
+        if remembered is not None:
+            self.score_claim(remembered == actual)
+
+    def score_claim(self, right: bool) -> None:
+        with self._lock:
+            self.claim_record.observe(right)
 
     def learn_claim(self, model: str, model_id: str, version: int) -> None:
         with self._lock:

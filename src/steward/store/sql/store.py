@@ -245,6 +245,9 @@ class SqlWriteSession(
             known = self.predictions.claim(name)
         if known is None:
             model_id, number = _registry.claim_version_number(self.session, name)
+            if self.predictions is not None and name not in self.claimed:
+                remembered = self.predictions.remembered_claim(name)
+                self.predictions.observe_claim(remembered, (model_id, number - 1))
         else:
             model_id, number = known[0], known[1] + 1
             self.execute_later([_registry.predicted_claim(model_id, name, known[1])])
@@ -510,7 +513,9 @@ def _end_on_postgres(session: Session, writer: SqlWriteSession) -> None:
     connection = session.connection()
     driver: Any = connection.connection.driver_connection  # the psycopg connection
     predictions = writer.predictions
-    tip = predictions.tip() if predictions is not None and writer.pending else None
+    remembered = tip = None
+    if predictions is not None and writer.pending:
+        remembered, tip = predictions.remembered_tip(), predictions.tip()
     # An error may arrive with the pipeline's Sync, outside any SQLAlchemy call.
     with driver_errors(connection, "COMMIT"):
         try:
@@ -526,14 +531,46 @@ def _end_on_postgres(session: Session, writer: SqlWriteSession) -> None:
             _refuse_a_stale_claim(error, writer)
             if tip is None or not _ledger.moved_tip(error):
                 raise
-            predictions.forget_tip()  # another writer moved it: chain onto the true one
-            _ledger.back_to_mark(connection)
-            with driver.pipeline():
-                _append_events(session, writer, tip=None)
-                driver.execute(COMMIT)
+            _chain_onto_the_true_tip(session, writer, predictions)
+        else:
+            if predictions is not None:
+                _score_the_tip(predictions, writer, remembered, predicted=tip is not None)
     # The transaction is over: SQLAlchemy's commit only gives the connection back to the pool,
     # which must not happen while the pipeline is open.
     session.commit()
+
+
+def _chain_onto_the_true_tip(
+    session: Session, writer: SqlWriteSession, predictions: Predictions
+) -> None:
+    """After events chained onto a predicted tip were refused (another writer moved it): back to
+    the savepoint, the tip read under the lock still held, the events chained onto it, COMMIT."""
+    predictions.forget_tip()
+    predictions.score_tip(False)
+    connection = session.connection()
+    _ledger.back_to_mark(connection)
+    driver: Any = connection.connection.driver_connection
+    with driver.pipeline():
+        _append_events(session, writer, tip=None)
+        driver.execute(COMMIT)
+
+
+def _score_the_tip(
+    predictions: Predictions,
+    writer: SqlWriteSession,
+    remembered: tuple[int, str] | None,
+    *,
+    predicted: bool,
+) -> None:
+    """A predicted tip that held is a hit; a tip read tells whether the one remembered when
+    the write began would have been (`TrackRecord`)."""
+    if not writer.events:
+        return
+    if predicted:
+        predictions.score_tip(True)
+    else:
+        first = writer.events[0]
+        predictions.observe_tip(remembered, (first.seq - 1, first.prev_hash))
 
 
 def _refuse_a_stale_claim(error: Exception, writer: SqlWriteSession) -> None:
@@ -541,8 +578,9 @@ def _refuse_a_stale_claim(error: Exception, writer: SqlWriteSession) -> None:
     in a write's end) finding the model's number moved by another writer."""
     error = getattr(error, "orig", None) or error
     if writer.predicted_claims and getattr(error, "sqlstate", None) == "22012":
+        assert writer.predictions is not None
+        writer.predictions.score_claim(False)
         for name in writer.predicted_claims:
-            assert writer.predictions is not None
             writer.predictions.forget_claim(name)
         models = ", ".join(writer.predicted_claims)
         raise StalePrediction(f"another writer registered a version of {models}") from error
@@ -556,6 +594,8 @@ def _learn(writer: SqlWriteSession) -> None:
         writer.predictions.learn_tip(writer.events[-1].seq, writer.events[-1].hash)
     for name, (model_id, number) in writer.claimed.items():
         writer.predictions.learn_claim(name, model_id, number)
+    if writer.predicted_claims:
+        writer.predictions.score_claim(True)
 
 
 def _end(session: Session, writer: SqlWriteSession, *, tip: tuple[int, str] | None = None) -> None:
