@@ -19,7 +19,7 @@ from tests.conftest import make_services
 
 from steward.schemas.registry import ModelCreate, VersionCreate
 from steward.store.sql import _ledger, _registry
-from steward.store.sql._predictions import Predictions, TrackRecord
+from steward.store.sql._predictions import LEDGER, Predictions, TrackRecord
 from steward.wiring import Services
 
 ROUNDS = 12  # past psycopg's prepare threshold (5): prepared statements take part
@@ -191,7 +191,7 @@ def test_a_failed_write_teaches_nothing(
     _register(first)
     predictions = first.store._predictions
     assert predictions is not None
-    tip, claim = predictions.tip(), predictions.claim("m")
+    tip, claim = predictions.tip.remembered(LEDGER), predictions.claims.remembered("m")
 
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the write's end failed")
@@ -200,25 +200,30 @@ def test_a_failed_write_teaches_nothing(
         patched.setattr(_ledger, "append_events", refused)
         with pytest.raises(RuntimeError):
             _register(first)
-    assert (predictions.tip(), predictions.claim("m")) == (tip, claim)
+    assert (predictions.tip.remembered(LEDGER), predictions.claims.remembered("m")) == (tip, claim)
     assert _register(first) == 2
     assert first.audit.verify().ok
 
 
 def test_predictions_keep_the_newest_they_learn() -> None:
     predictions = Predictions()
-    assert (predictions.tip(), predictions.claim("m")) == (None, None)
-    predictions.learn_tip(5, "h5")
-    predictions.learn_tip(4, "h4")  # a thread that committed earlier, reporting late
-    assert predictions.tip() == (5, "h5")
-    predictions.learn_claim("m", "id-1", 3)
-    predictions.learn_claim("m", "id-1", 2)
-    assert predictions.claim("m") == ("id-1", 3)
-    predictions.learn_claim("m", "id-2", 1)  # another model under the name: its own numbers
-    assert predictions.claim("m") == ("id-2", 1)
-    predictions.forget_claim("m")
-    predictions.forget_tip()
-    assert (predictions.tip(), predictions.claim("m")) == (None, None)
+    tip, claims = predictions.tip, predictions.claims
+    assert (tip.predicted(LEDGER), claims.predicted("m")) == (None, None)
+    tip.learn(LEDGER, (5, "h5"))
+    tip.learn(LEDGER, (4, "h4"))  # a thread that committed earlier, reporting late
+    assert tip.predicted(LEDGER) == (5, "h5")
+    claims.learn("m", ("id-1", 3))
+    claims.learn("m", ("id-1", 2))
+    assert claims.predicted("m") == ("id-1", 3)
+    claims.learn("m", ("id-2", 1))  # another model under the name: its own numbers
+    assert claims.predicted("m") == ("id-2", 1)
+    for _ in range(2):
+        claims.observe(("id-2", 1), ("id-2", 2))  # remembered, then found moved: twice
+    assert claims.predicted("m") is None  # not trusted: read instead
+    assert claims.remembered("m") == ("id-2", 1)
+    claims.forget("m")
+    tip.forget(LEDGER)
+    assert (tip.remembered(LEDGER), claims.remembered("m")) == (None, None)
 
 
 def test_sqlite_predicts_nothing(sqlite_services: Services) -> None:

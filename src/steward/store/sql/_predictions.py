@@ -27,11 +27,15 @@ while that score stays above `TRUST`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 # A hit saves one round trip; a miss costs three (the refused attempt, going back to the
 # savepoint with the prepared statements dropped, the tip read again): worth it above 3/4.
 TRUST = 0.75
 _WEIGHT = 0.2  # of the newest outcome in the running score
+
+V = TypeVar("V")
 
 
 class TrackRecord:
@@ -49,67 +53,63 @@ class TrackRecord:
         return self.score >= TRUST
 
 
+class Remembered(Generic[V]):
+    """Values of one kind as this process last saw them, by key, and the record of how often
+    they were still true. ``supersedes(new, old)``: whether a value learned replaces the one
+    remembered (threads commit and report out of order)."""
+
+    def __init__(self, supersedes: Callable[[V, V], bool]) -> None:
+        self._supersedes = supersedes
+        self._values: dict[str, V] = {}
+        self._lock = threading.Lock()
+        self.record = TrackRecord()
+
+    def remembered(self, key: str) -> V | None:
+        """As last seen, trusted or not."""
+        return self._values.get(key)
+
+    def predicted(self, key: str) -> V | None:
+        """As last seen, when lately right: the value to use without reading it."""
+        return self._values.get(key) if self.record.trusted else None
+
+    def learn(self, key: str, value: V) -> None:
+        """A value committed or read."""
+        with self._lock:
+            known = self._values.get(key)
+            if known is None or self._supersedes(value, known):
+                self._values[key] = value
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._values.pop(key, None)
+
+    def score(self, right: bool) -> None:
+        """A prediction held (or was refused)."""
+        with self._lock:
+            self.record.observe(right)
+
+    def observe(self, remembered: V | None, actual: V) -> None:
+        """Score what was remembered when a write began against what it then read."""
+        if remembered is not None:
+            self.score(remembered == actual)
+
+
+LEDGER = ""  # the key of the ledger's one tip
+
+
+def _later_tip(new: tuple[int, str], old: tuple[int, str]) -> bool:
+    return new[0] > old[0]
+
+
+def _later_claim(new: tuple[str, int], old: tuple[str, int]) -> bool:
+    # another model under the name (renamed, made again) has numbers of its own
+    return new[0] != old[0] or new[1] > old[1]
+
+
 class Predictions:
-    """The ledger's tip and each model's last version number, as this process last saw them,
-    with the record of how often they were still true."""
+    """What a PostgreSQL store process remembers: the ledger's tip (seq, hash) under `LEDGER`,
+    and each model's (id, last version number) under its name."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tip: tuple[int, str] | None = None
-        self._claims: dict[str, tuple[str, int]] = {}
-        self.tip_record = TrackRecord()
-        self.claim_record = TrackRecord()
-
-    def remembered_tip(self) -> tuple[int, str] | None:
-        """The ledger's last (seq, hash) as this process last saw it, trusted or not."""
-        return self._tip
-
-    def tip(self) -> tuple[int, str] | None:
-        """The tip to chain onto without reading it: remembered, and lately right."""
-        return self._tip if self.tip_record.trusted else None
-
-    def observe_tip(self, remembered: tuple[int, str] | None, actual: tuple[int, str]) -> None:
-        """Score ``remembered`` (as it was when the write began) against the tip read."""
-        if remembered is not None:
-            self.score_tip(remembered == actual)
-
-    def score_tip(self, right: bool) -> None:
-        with self._lock:
-            self.tip_record.observe(right)
-
-    def learn_tip(self, seq: int, hash_: str) -> None:
-        """A committed tip; an older one learned late (threads finish out of order) is not."""
-        with self._lock:
-            if self._tip is None or seq > self._tip[0]:
-                self._tip = (seq, hash_)
-
-    def forget_tip(self) -> None:
-        with self._lock:
-            self._tip = None
-
-    def remembered_claim(self, model: str) -> tuple[str, int] | None:
-        """(model id, last version number) of ``model`` as last seen, trusted or not."""
-        return self._claims.get(model)
-
-    def claim(self, model: str) -> tuple[str, int] | None:
-        """(model id, last version number) of ``model`` to claim after without reading it."""
-        return self._claims.get(model) if self.claim_record.trusted else None
-
-    def observe_claim(self, remembered: tuple[str, int] | None, actual: tuple[str, int]) -> None:
-        """Score ``remembered`` against the (model id, last number) a claim read."""
-        if remembered is not None:
-            self.score_claim(remembered == actual)
-
-    def score_claim(self, right: bool) -> None:
-        with self._lock:
-            self.claim_record.observe(right)
-
-    def learn_claim(self, model: str, model_id: str, version: int) -> None:
-        with self._lock:
-            known = self._claims.get(model)
-            if known is None or known[0] != model_id or version > known[1]:
-                self._claims[model] = (model_id, version)
-
-    def forget_claim(self, model: str) -> None:
-        with self._lock:
-            self._claims.pop(model, None)
+        self.tip: Remembered[tuple[int, str]] = Remembered(_later_tip)
+        self.claims: Remembered[tuple[str, int]] = Remembered(_later_claim)

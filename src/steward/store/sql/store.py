@@ -57,7 +57,7 @@ from steward.store.sql._gate_sessions import GateReads, GateWrites
 from steward.store.sql._incidents import IncidentReads, IncidentWrites
 from steward.store.sql._ledger import PendingEvent
 from steward.store.sql._monitoring import MonitoringReads, MonitoringWrites
-from steward.store.sql._predictions import Predictions
+from steward.store.sql._predictions import LEDGER, Predictions
 from steward.store.sql.engine import build_engine, build_nowait_sqlite_engine, is_sqlite_file
 from steward.store.sql.tables import AliasRow, ModelRow, ModelVersionRow, RunRow, TokenRow
 
@@ -242,12 +242,12 @@ class SqlWriteSession(
         else claimed now."""
         known = self.claimed.get(name)
         if known is None and self.predictions is not None:
-            known = self.predictions.claim(name)
+            known = self.predictions.claims.predicted(name)
         if known is None:
             model_id, number = _registry.claim_version_number(self.session, name)
             if self.predictions is not None and name not in self.claimed:
-                remembered = self.predictions.remembered_claim(name)
-                self.predictions.observe_claim(remembered, (model_id, number - 1))
+                remembered = self.predictions.claims.remembered(name)
+                self.predictions.claims.observe(remembered, (model_id, number - 1))
         else:
             model_id, number = known[0], known[1] + 1
             self.execute_later([_registry.predicted_claim(model_id, name, known[1])])
@@ -515,7 +515,7 @@ def _end_on_postgres(session: Session, writer: SqlWriteSession) -> None:
     predictions = writer.predictions
     remembered = tip = None
     if predictions is not None and writer.pending:
-        remembered, tip = predictions.remembered_tip(), predictions.tip()
+        remembered, tip = predictions.tip.remembered(LEDGER), predictions.tip.predicted(LEDGER)
     # An error may arrive with the pipeline's Sync, outside any SQLAlchemy call.
     with driver_errors(connection, "COMMIT"):
         try:
@@ -545,8 +545,8 @@ def _chain_onto_the_true_tip(
 ) -> None:
     """After events chained onto a predicted tip were refused (another writer moved it): back to
     the savepoint, the tip read under the lock still held, the events chained onto it, COMMIT."""
-    predictions.forget_tip()
-    predictions.score_tip(False)
+    predictions.tip.forget(LEDGER)
+    predictions.tip.score(False)
     connection = session.connection()
     _ledger.back_to_mark(connection)
     driver: Any = connection.connection.driver_connection
@@ -567,10 +567,10 @@ def _score_the_tip(
     if not writer.events:
         return
     if predicted:
-        predictions.score_tip(True)
+        predictions.tip.score(True)
     else:
         first = writer.events[0]
-        predictions.observe_tip(remembered, (first.seq - 1, first.prev_hash))
+        predictions.tip.observe(remembered, (first.seq - 1, first.prev_hash))
 
 
 def _refuse_a_stale_claim(error: Exception, writer: SqlWriteSession) -> None:
@@ -579,9 +579,9 @@ def _refuse_a_stale_claim(error: Exception, writer: SqlWriteSession) -> None:
     error = getattr(error, "orig", None) or error
     if writer.predicted_claims and getattr(error, "sqlstate", None) == "22012":
         assert writer.predictions is not None
-        writer.predictions.score_claim(False)
+        writer.predictions.claims.score(False)
         for name in writer.predicted_claims:
-            writer.predictions.forget_claim(name)
+            writer.predictions.claims.forget(name)
         models = ", ".join(writer.predicted_claims)
         raise StalePrediction(f"another writer registered a version of {models}") from error
 
@@ -591,11 +591,11 @@ def _learn(writer: SqlWriteSession) -> None:
     if writer.predictions is None:
         return
     if writer.events:
-        writer.predictions.learn_tip(writer.events[-1].seq, writer.events[-1].hash)
+        writer.predictions.tip.learn(LEDGER, (writer.events[-1].seq, writer.events[-1].hash))
     for name, (model_id, number) in writer.claimed.items():
-        writer.predictions.learn_claim(name, model_id, number)
+        writer.predictions.claims.learn(name, (model_id, number))
     if writer.predicted_claims:
-        writer.predictions.score_claim(True)
+        writer.predictions.claims.score(True)
 
 
 def _end(session: Session, writer: SqlWriteSession, *, tip: tuple[int, str] | None = None) -> None:
