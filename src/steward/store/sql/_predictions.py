@@ -12,8 +12,8 @@ most of the time. So the write uses it and lets the database check it:
 - the event goes in under the ledger's lock behind a SAVEPOINT, after a check that the tip is
   still in the ledger (a database restored to an earlier state would have lost it); a tip
   moved by another writer makes the event's sequence number collide with theirs. Either way
-  the write goes back to the savepoint, reads the tip and chains onto it: two round trips more
-  than the prediction saved.
+  the write goes back to the savepoint, reads the tip and chains onto it: three round trips
+  more than reading it would have cost.
 
 The database stays the judge: a wrong guess costs round trips, never a wrong number or a forked
 chain. Nothing is predicted before this process read or wrote it once, and nothing is predicted
