@@ -441,11 +441,10 @@ class SqlMetadataStore:
         runs in psycopg's pipeline mode: the statements left for later, the ledger's lock, the
         events chained onto the tip this process last saw, the notification and COMMIT, in one
         round trip (`_predictions`: the tip read first when not known, or moved by another
-        writer). A registration whose model's number is known is that one round trip. A
-        round trip costs
-        ~0.06 ms on some hosts and ~0.45 ms on others (a local socket on a small VM, measured),
-        more to a database on another machine. Only statements with no result to read are
-        pipelined: SQLAlchemy takes a pipelined query's rows for no rows at all.
+        writer). A registration whose model's number is known is that one round trip. A round
+        trip costs ~0.06 ms on some hosts and ~0.45 ms on others (a local socket on a small VM,
+        measured), more to a database on another machine. Only statements with no result to
+        read are pipelined: SQLAlchemy takes a pipelined query's rows for no rows at all.
         """
         nowait = _NO_WAITING.get() and self._nowait_engine is not None
         engine = self._nowait_engine if nowait else self._write_engine
