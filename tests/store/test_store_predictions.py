@@ -113,9 +113,9 @@ def test_a_process_that_keeps_guessing_wrong_stops_guessing(
     predicted: list[int] = []
     lock_and_mark = _ledger.lock_and_mark
 
-    def counted(connection: Any) -> None:
+    def counted(connection: Any, tip: Any) -> None:
         predicted.append(1)
-        lock_and_mark(connection)
+        lock_and_mark(connection, tip)
 
     monkeypatch.setattr(_ledger, "lock_and_mark", counted)
     for _ in range(ROUNDS):

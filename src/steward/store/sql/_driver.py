@@ -149,6 +149,12 @@ def driver_errors(connection: Connection, sql: str, parameters: Any = None) -> I
         raise DBAPIError.instance(sql, parameters, error, error_class) from error
 
 
+def driver_error(error: BaseException) -> Any:
+    """The driver's own exception: ``error``, or the one SQLAlchemy wrapped in it (its
+    ``sqlstate`` and ``diag`` name what PostgreSQL refused)."""
+    return getattr(error, "orig", None) or error
+
+
 class _NoEchoOfAbortedPipelines(logging.Filter):
     """psycopg logs "error ignored terminating <pipeline>: pipeline aborted" when an error was
     raised in a pipeline block and the block's exit finds the pipeline aborted by that same
@@ -187,6 +193,7 @@ __all__ = [
     "COMMIT",
     "DriverStatement",
     "deferred_begin",
+    "driver_error",
     "driver_errors",
     "quiet_aborted_pipelines",
     "take_pending_begin",

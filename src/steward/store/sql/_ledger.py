@@ -15,7 +15,7 @@ from steward.domain.entities import Event, VerifyReport
 from steward.domain.ledger import GENESIS_HASH, event_hash
 from steward.store.base import EventFilter
 from steward.store.sql._convert import event_entity
-from steward.store.sql._driver import DriverStatement, driver_errors
+from steward.store.sql._driver import DriverStatement, driver_error, driver_errors
 from steward.store.sql.tables import EventRow
 
 # Any fixed 64-bit number; PostgreSQL advisory locks are keyed by it.
@@ -58,18 +58,12 @@ def append_events(
 
     The lock is held from reading the chain's tip until commit, so two writers can never chain
     onto the same tip. SQLite already holds its write lock (BEGIN IMMEDIATE). ``tip``: the
-    (seq, hash) to chain onto instead of reading it, after `lock_and_mark` (PostgreSQL); the
-    database refuses them when it is not the ledger's (`moved_tip`): a tip that is not there
-    fails `_PG_TIP_THERE`, one with events after it makes their sequence numbers collide.
+    (seq, hash) to chain onto instead of reading it, after `lock_and_mark` (PostgreSQL), which
+    has the database refuse the write when it is not the ledger's (`moved_tip`).
     """
     if not pending:
         return []
-    if tip is None:
-        seq, prev_hash = _locked_tip(session)
-    else:
-        seq, prev_hash = tip
-        driver: Any = session.connection().connection.driver_connection
-        driver.execute(_PG_TIP_THERE, (seq, prev_hash))
+    seq, prev_hash = _locked_tip(session) if tip is None else tip
     occurred_at = utcnow()
     rows: list[dict[str, Any]] = []
     for item in pending:
@@ -119,12 +113,15 @@ def _pg_lock_and_read_tip(connection: Connection) -> Any:
         return driver.execute(_PG_TIP).fetchone()
 
 
-def lock_and_mark(connection: Connection) -> None:
-    """PostgreSQL: take the ledger's lock, then a savepoint to come back to if events chained
-    onto a predicted tip collide (`back_to_mark`); the lock outlives the way back."""
+def lock_and_mark(connection: Connection, tip: tuple[int, str]) -> None:
+    """PostgreSQL, before events chained onto a predicted ``tip``: take the ledger's lock, set a
+    savepoint to come back to (`back_to_mark`; the lock outlives the way back), and check the
+    tip is still in the ledger. A tip that is gone fails that check (`_PG_TIP_THERE`); one with
+    events after it makes the events' sequence numbers collide with theirs."""
     driver: Any = connection.connection.driver_connection
     driver.execute(_PG_LOCK, (_LEDGER_LOCK_KEY,))
     driver.execute(_PG_MARK)
+    driver.execute(_PG_TIP_THERE, tip)
 
 
 def back_to_mark(connection: Connection) -> None:
@@ -150,7 +147,7 @@ def back_to_mark(connection: Connection) -> None:
 def moved_tip(error: Exception) -> bool:
     """Whether ``error`` (the driver's, or SQLAlchemy's wrapping it) is events chained onto a
     tip that is no longer the ledger's: their seq taken by another writer's, or the tip gone."""
-    error = getattr(error, "orig", None) or error
+    error = driver_error(error)
     state, diag = getattr(error, "sqlstate", None), getattr(error, "diag", None)
     taken = state == "23505" and diag is not None and diag.table_name == _EVENTS.name
     return taken or state == _TIP_GONE

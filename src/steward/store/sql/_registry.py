@@ -38,7 +38,7 @@ from steward.store.sql._convert import (
     version_entity,
     version_json,
 )
-from steward.store.sql._driver import DriverStatement
+from steward.store.sql._driver import DriverStatement, driver_error
 from steward.store.sql._filters import compare, model_condition, version_condition
 from steward.store.sql.tables import (
     AliasRow,
@@ -178,7 +178,7 @@ _CLAIM_VERSION = DriverStatement(
     .returning(_MODELS.c.id, _MODELS.c.latest_version)
 )
 # The claim of a number predicted (`_predictions`), left for the write's end: 1 / 0, an error
-# that aborts the write, when the model's row no longer holds the number expected.
+# that aborts the write (`stale_claim`), when the model's row no longer holds the number expected.
 _CLAIM_PREDICTED = DriverStatement(
     select(literal(1) // func.count()).select_from(
         update(_MODELS)
@@ -251,6 +251,12 @@ def predicted_claim(model_id: str, name: str, last: int) -> Deferred:
     """The statement that claims v``last + 1`` of ``name`` if ``last`` is still its last number
     and fails the write otherwise (PostgreSQL: `_CLAIM_PREDICTED`)."""
     return _CLAIM_PREDICTED, [{"model_id": model_id, "model_name": name, "expected": last}]
+
+
+def stale_claim(error: BaseException) -> bool:
+    """Whether ``error`` is a `predicted_claim` finding the number moved: its division by zero
+    (22012), the only one a write's end can make."""
+    return getattr(driver_error(error), "sqlstate", None) == "22012"
 
 
 def version_inserts(

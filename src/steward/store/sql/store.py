@@ -573,10 +573,9 @@ def _score_the_tip(
 
 
 def _refuse_a_stale_claim(error: Exception, writer: SqlWriteSession) -> None:
-    """StalePrediction when ``error`` is a predicted claim's guard (1 / 0: the only division
-    in a write's end) finding the model's number moved by another writer."""
-    error = getattr(error, "orig", None) or error
-    if writer.predicted_claims and getattr(error, "sqlstate", None) == "22012":
+    """StalePrediction when ``error`` is a predicted claim finding the model's number moved by
+    another writer (`_registry.stale_claim`)."""
+    if writer.predicted_claims and _registry.stale_claim(error):
         assert writer.predictions is not None
         writer.predictions.claims.score(False)
         for name in writer.predicted_claims:
@@ -603,7 +602,7 @@ def _end(session: Session, writer: SqlWriteSession, *, tip: tuple[int, str] | No
     for statement, rows in writer.later:
         statement.execute_rows(connection, rows)
     if tip is not None:
-        _ledger.lock_and_mark(connection)
+        _ledger.lock_and_mark(connection, tip)
     _append_events(session, writer, tip=tip)
 
 
