@@ -129,10 +129,14 @@ def _run(args: argparse.Namespace, workdir: Path) -> None:
             print(f"round {r + 1}: " + "  ".join(
                 f"T{i} {v[-1]:,.0f} req/s ({v[-1] / rps[0][-1]:.3f})" for i, v in enumerate(rps)
             ), flush=True)  # fmt: skip
+        # a variant that logs less (drops under load) does less work: say how much it dropped
+        dropped = ["-" if t in BARE else serving.steward_log_stats(s)
+                   for s, t in zip(servers, args.trees, strict=True)]  # fmt: skip
     for i in range(1, len(urls)):
         ratios = [a / b for a, b in zip(rps[i], rps[0], strict=True)]
         print(f"T{i} {args.trees[i]} / T0 {args.trees[0]}: median {statistics.median(ratios):.3f}"
-              f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} rounds)")  # fmt: skip
+              f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} rounds),"
+              f" log drops {dropped[i]}")  # fmt: skip
 
 
 def _compare_alone(

@@ -55,6 +55,7 @@ class ServerSettings(BaseSettings):
 
 
 PredictionLogCompression = Literal["snappy", "lz4", "zstd", "none"]
+PredictionLogWriterKind = Literal["process", "thread"]
 
 
 class PredictionLogSettings(BaseSettings):
@@ -79,6 +80,11 @@ class PredictionLogSettings(BaseSettings):
         default="snappy",
         description="Parquet compression of the log's files: snappy (Parquet's default), lz4, "
         "zstd (files ~15% smaller, about twice the writer's CPU on the serving machine) or none.",
+    )
+    writer: PredictionLogWriterKind = Field(
+        default="process",
+        description="Who turns a local log's column blocks into Parquet: a child process of "
+        "the server (its GIL is not the server's; the default) or a thread of the server.",
     )
 
 

@@ -35,7 +35,7 @@ from steward.client import Client, log_model
 from steward.domain.assignment import bucket, canary_salt, variant_for
 from steward.serving.gateway import create_gateway
 from steward.serving.runtime import Runtime
-from steward.settings import Settings
+from steward.settings import PredictionLogWriterKind, Settings
 from steward.store.prediction_log import PredictionLogWriter, read_predictions
 from steward.wiring import Services
 
@@ -156,8 +156,9 @@ def _faulty(real: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 @asynccontextmanager
 async def gateway(
-    home: Path, root: Path, *names: str, faults: bool = True
-) -> AsyncIterator[Gateway]:
+    home: Path, root: Path, *names: str, faults: bool = True,
+    writer: PredictionLogWriterKind = "thread",
+) -> AsyncIterator[Gateway]:  # fmt: skip
     services = Services.from_settings(Settings(home=home, url=None))
     # Timed-out calls keep their model thread until they finish: room for them and the load.
     # The injected faults sleep inside a scikit-learn model, which an inline call cannot leave
@@ -165,7 +166,8 @@ async def gateway(
     runtime = Runtime(
         services.store, services.artifacts, names=names, model_threads=64, inline_budget_ms=0
     )
-    log = PredictionLogWriter(str(root), queue_size=100_000, flush_rows=200, flush_seconds=0.05)
+    log = PredictionLogWriter(str(root), queue_size=100_000, flush_rows=200, flush_seconds=0.05,
+                              writer=writer)  # fmt: skip
     app = create_gateway(runtime, log, poll_seconds=None, max_body_bytes=MAX_BODY)
     await runtime.start(poll_seconds=None)
     if faults:
@@ -364,12 +366,16 @@ def _rows_of(case: Case) -> list[dict[str, Any]]:
 # -- 1. every fault, under concurrent load ------------------------------------------------------
 
 
-def test_every_fault_under_concurrent_load(store: Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_every_fault_under_concurrent_load(
+    store: Store, tmp_path: Path, writer: PredictionLogWriterKind
+) -> None:
     cases = _cases()
     assert len(cases) > 200
 
     async def run() -> None:
-        async with gateway(store.home, tmp_path / "log", "guarded", "bare") as gw:
+        root = tmp_path / "log"
+        async with gateway(store.home, root, "guarded", "bare", writer=writer) as gw:
             answers = await _drive(gw, cases, clients=12)
             for case, answer in zip(cases, answers, strict=True):
                 _check(case, answer, store)

@@ -137,10 +137,10 @@ def test_a_full_queue_drops_and_counts_without_blocking(
     stalled, release = threading.Event(), threading.Event()
     real_write = PredictionLogWriter._write_file
 
-    def stalled_write(self: PredictionLogWriter, *args: Any) -> None:
+    def stalled_write(self: PredictionLogWriter, *args: Any, **kw: Any) -> None:
         stalled.set()
         release.wait(10)
-        real_write(self, *args)
+        real_write(self, *args, **kw)
 
     monkeypatch.setattr(PredictionLogWriter, "_write_file", stalled_write)
     writer = make_writer(queue_size=10, flush_rows=1)

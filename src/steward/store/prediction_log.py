@@ -34,14 +34,19 @@ from urllib.parse import quote
 import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from steward.domain.signature import Signature
 from steward.errors import InvalidInput
-from steward.settings import PredictionLogCompression, Settings
+from steward.settings import PredictionLogCompression, PredictionLogWriterKind, Settings
 from steward.store import unit_keys
+from steward.store._prediction_log_child import (
+    WRITER_NICE,
+    BlockWriterProcess,
+    ChildGone,
+    ChildWriteFailed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +213,18 @@ class _ColumnBlock:
         self.errors: list[str | None] = []
         self.shadows: list[bool] = []
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What is sent to the writer process: the arrays cut to the rows held (a block's
+        arrays are allocated for `_BLOCK_BYTES`, mostly unused at a flush)."""
+        state = dict(self.__dict__)
+        rows = self.rows
+        state["capacity"] = rows
+        state["inputs"] = self.inputs[:rows]
+        state["predictions"] = self.predictions[:rows]
+        if self.probabilities is not None:
+            state["probabilities"] = self.probabilities[:rows]
+        return state
+
     @staticmethod
     def takes(record: RequestRecord) -> bool:
         """Whether ``record`` has the shapes a block keeps (else it goes the general way)."""
@@ -314,9 +331,11 @@ class PredictionLogWriter:
         flush_rows: int,
         flush_seconds: float,
         compression: PredictionLogCompression = "snappy",
+        writer: PredictionLogWriterKind = "thread",
     ) -> None:
         self.root = root.rstrip("/")
         self.compression = compression
+        self.writer = writer
         self.queue_size = queue_size
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
@@ -337,6 +356,9 @@ class PredictionLogWriter:
         self._made_dirs: set[str] = set()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # the writer processes of the writer thread (idle) and of its helper (niced)
+        self._children: dict[bool, BlockWriterProcess] = {}
+        self._start_writer_processes()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PredictionLogWriter:
@@ -347,6 +369,7 @@ class PredictionLogWriter:
             flush_rows=section.flush_rows,
             flush_seconds=section.flush_seconds,
             compression=section.compression,
+            writer=section.writer,
         )
 
     # -- the hot path ------------------------------------------------------------------------
@@ -449,6 +472,8 @@ class PredictionLogWriter:
         self._pressure.set()
         for thread in threads:
             thread.join(timeout)
+        for child in self._children.values():
+            child.close()
 
     def _start(self) -> None:
         self._thread = threading.Thread(
@@ -527,8 +552,7 @@ class PredictionLogWriter:
             try:
                 if not deployment:
                     raise ValueError("records without a deployment name or a datetime timestamp")
-                for table in _tables(items, signatures.get(deployment)):
-                    self._write_file(deployment, hour, table)
+                self._write_group(deployment, hour, items, signatures.get(deployment))
             except Exception:
                 logger.exception(
                     "The prediction log could not write %d records of deployment %r (hour %s) "
@@ -546,15 +570,82 @@ class PredictionLogWriter:
                 self._processed += rows
                 self._done_cond.notify_all()
 
+    def _write_group(
+        self,
+        deployment: str,
+        hour: str,
+        items: list[Logged | _ColumnBlock],
+        signature: Signature | None,
+    ) -> None:
+        """The partition's file(s) of ``items``: column blocks by the writer process when there
+        is one, anything else here."""
+        names = [f"part-{uuid.uuid4().hex}.parquet" for _ in items]  # at most one file each
+        blocks_only = all(isinstance(item, _ColumnBlock) for item in items)
+        child = self._writer_process() if blocks_only else None
+        if child is not None:
+            try:
+                child.write(deployment, hour, items, signature, names=names)
+                return
+            except ChildWriteFailed as error:
+                raise OSError(f"the writer process: {error}") from None
+            except ChildGone:
+                logger.warning(
+                    "The prediction log's writer process stopped; deployment %r (hour %s) is "
+                    "written by the server's own thread.", deployment, hour, exc_info=True,
+                )  # fmt: skip
+        for table, name in zip(_tables(items, signature), names, strict=False):
+            # The child may have written some of these before it stopped: not again.
+            if not self._written_already(deployment, hour, name):
+                self._write_file(deployment, hour, table, name=name)
+
+    def _start_writer_processes(self) -> None:
+        """Both writer processes, when there are to be any, started with the writer rather
+        than with its first records: their imports (~1.4 s of CPU) then run while the server
+        starts, at the priority of the thread making the writer, instead of beside the first
+        requests (a server loaded at once answered a third as many in its first 5 s,
+        measured); and the helper's is needed precisely when the core is saturated."""
+        if self._uses_processes():
+            for idle in (True, False):
+                self._child_of(idle=idle).start()
+            atexit.register(self.close)
+
+    def _writer_process(self) -> BlockWriterProcess | None:
+        """The process writing column blocks for the calling thread (the writer's at idle
+        priority, the helper's niced): with ``writer="process"`` and a local root, unless it
+        failed to start or died `_CHILD_STARTS` times."""
+        if not self._uses_processes():
+            return None
+        child = self._child_of(idle=threading.current_thread() is not self._helper)
+        return None if child.gave_up else child
+
+    def _uses_processes(self) -> bool:
+        return self.writer == "process" and isinstance(self._fs_and_root[0], LocalFileSystem)
+
+    def _child_of(self, *, idle: bool) -> BlockWriterProcess:
+        child = self._children.get(idle)
+        if child is None:
+            child = self._children[idle] = BlockWriterProcess(
+                self.root, self.compression, idle=idle, starts=_CHILD_STARTS
+            )
+        return child
+
+    def _written_already(self, deployment: str, hour: str, name: str) -> bool:
+        if not self._children:
+            return False
+        fs, fs_root = self._fs_and_root
+        return bool(fs.exists(f"{fs_root}/{partition_path(deployment, hour)}/{name}"))
+
     @cached_property
     def _fs_and_root(self) -> tuple[Any, str]:
         fs, path = fsspec.core.url_to_fs(self.root)
         return fs, path.rstrip("/")
 
-    def _write_file(self, deployment: str, hour: str, table: pa.Table) -> None:
+    def _write_file(
+        self, deployment: str, hour: str, table: pa.Table, *, name: str | None = None
+    ) -> None:
         fs, fs_root = self._fs_and_root
         folder = f"{fs_root}/{partition_path(deployment, hour)}"
-        name = f"part-{uuid.uuid4().hex}.parquet"
+        name = name or f"part-{uuid.uuid4().hex}.parquet"
         tmp, final = f"{folder}/.{name}.tmp", f"{folder}/{name}"
         if folder not in self._made_dirs:
             fs.makedirs(folder, exist_ok=True)
@@ -616,12 +707,9 @@ def _hour_of(timestamp: datetime | float, hours: dict[int, str]) -> str:
 # -- records to Arrow ----------------------------------------------------------------------
 
 
-# How much lower than the server's threads the helper thread runs (a nice increment, Linux),
-# and the writer where it cannot run at idle priority: enough that the OS scheduler runs the
-# event loop as soon as a request arrives instead of letting a flush finish its time slice
-# first; not so much that a saturated core starves it (weight 110 against 1,024: ~10% of a
-# busy core, where the log needs ~3% at full load).
-WRITER_NICE = 10
+# How many times a writer process is started (the first, then after deaths) before the
+# column blocks stay with the server's own thread.
+_CHILD_STARTS = 3
 # The queue's fill past which the helper thread writes too, and down to which it does.
 _PRESSED, _RELIEVED = 0.5, 0.25
 
@@ -1096,6 +1184,10 @@ def read_files(
     ordered: bool = True,
 ) -> pa.Table:
     """The rows of ``files`` (paths as ``partitions`` lists them) in ``[since, until)``."""
+    # Imported here: pyarrow.dataset brings pandas along (~1 s), which the writer never needs
+    # (the log's writer process imports this module at the start of every server).
+    import pyarrow.dataset as ds
+
     since, until = _aware(since, "since"), _aware(until, "until")
     if not files:
         return _select(PREDICTION_LOG_SCHEMA.empty_table(), columns)
