@@ -82,9 +82,9 @@ class PredictionLogSettings(BaseSettings):
         "zstd (files ~15% smaller, about twice the writer's CPU on the serving machine) or none.",
     )
     writer: PredictionLogWriterKind = Field(
-        default="process",
-        description="Who turns a local log's column blocks into Parquet: a child process of "
-        "the server (its GIL is not the server's; the default) or a thread of the server.",
+        default="thread",
+        description="Who turns a local log's column blocks into Parquet: threads of the server "
+        "(the default) or two child processes of it, whose GIL is not the server's.",
     )
 
 

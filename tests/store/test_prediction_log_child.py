@@ -307,11 +307,12 @@ def test_the_setting_picks_the_writer_and_refuses_others(
     from pydantic import ValidationError
 
     default = PredictionLogWriter.from_settings(Settings(home=tmp_path))
-    default.close()
-    assert default.writer == "process"
-    monkeypatch.setenv("STEWARD_PREDICTION_LOG_WRITER", "thread")
+    assert default.writer == "thread"
+    assert not default._children
+    monkeypatch.setenv("STEWARD_PREDICTION_LOG_WRITER", "process")
     chosen = PredictionLogWriter.from_settings(Settings(home=tmp_path))
-    assert chosen.writer == "thread"
-    assert not chosen._children
+    chosen.close()
+    assert chosen.writer == "process"
+    assert set(chosen._children) == {True, False}  # started with the writer
     with pytest.raises(ValidationError, match="writer"):
         Settings(home=tmp_path, prediction_log={"writer": "fork"})

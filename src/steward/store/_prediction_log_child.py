@@ -1,5 +1,8 @@
 """The prediction log's column blocks turned into Parquet files by a child process.
 
+Used with ``writer="process"`` (``STEWARD_PREDICTION_LOG_WRITER``), which is opt-in:
+docs/prediction-log.md says why it is not the default.
+
 Why a process: the writer thread shares the server's GIL. Building a flush's table and opening
 and closing its Parquet file hold the GIL in pieces of 0.1-0.4 ms (pyarrow's Python side), and
 a request that arrives during one waits for its end: with the log switched off, ONNX
