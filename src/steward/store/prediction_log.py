@@ -579,10 +579,10 @@ class PredictionLogWriter:
     ) -> None:
         """The partition's file(s) of ``items``: column blocks by the writer process when there
         is one, anything else here."""
-        names = [f"part-{uuid.uuid4().hex}.parquet" for _ in items]  # at most one file each
-        blocks_only = all(isinstance(item, _ColumnBlock) for item in items)
-        child = self._writer_process() if blocks_only else None
+        names: list[str] | None = None  # the files a writer process was asked to write
+        child = self._writer_process() if all(isinstance(i, _ColumnBlock) for i in items) else None
         if child is not None:
+            names = [f"part-{uuid.uuid4().hex}.parquet" for _ in items]  # a block: one file
             try:
                 child.write(deployment, hour, items, signature, names=names)
                 return
@@ -593,10 +593,12 @@ class PredictionLogWriter:
                     "The prediction log's writer process stopped; deployment %r (hour %s) is "
                     "written by the server's own thread.", deployment, hour, exc_info=True,
                 )  # fmt: skip
-        for table, name in zip(_tables(items, signature), names, strict=False):
-            # The child may have written some of these before it stopped: not again.
-            if not self._written_already(deployment, hour, name):
-                self._write_file(deployment, hour, table, name=name)
+        for i, table in enumerate(_tables(items, signature)):
+            if names is None:
+                self._write_file(deployment, hour, table)
+            elif not self._written_already(deployment, hour, names[i]):
+                # the process may have written some of them before it stopped: not again
+                self._write_file(deployment, hour, table, name=names[i])
 
     def _start_writer_processes(self) -> None:
         """Both writer processes, when there are to be any, started with the writer rather
@@ -630,8 +632,6 @@ class PredictionLogWriter:
         return child
 
     def _written_already(self, deployment: str, hour: str, name: str) -> bool:
-        if not self._children:
-            return False
         fs, fs_root = self._fs_and_root
         return bool(fs.exists(f"{fs_root}/{partition_path(deployment, hour)}/{name}"))
 
