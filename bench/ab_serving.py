@@ -9,7 +9,9 @@ loads them all in the same seconds with one wrk each on core 1: the host's slow 
 moments fall on every variant alike, and the ratio of each variant's requests/s to the first
 one's stays within a few percent from round to round. What it measures is each variant's
 CPU cost per request, as they share one core; not the latency a lone server would have (p99
-is printed but means little with several servers on one core).
+is printed but means little with several servers on one core). That cost is also read
+directly: each server's CPU seconds (its threads and child processes, from the kernel) over
+the round, divided by its answers.
 
 A tree is a folder whose ``src`` holds a ``steward`` package (a ``git worktree`` of a commit,
 with the change under test applied), put first on the servers' PYTHONPATH.
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_serving as serving
-from _servers import BENCH_DIR, HOST, Context, Server, _child_env, free_port
+from _servers import BENCH_DIR, HOST, Context, Server, _child_env, free_port, tree_cpu_seconds
 
 ROOT = BENCH_DIR.parent
 DEPLOYMENTS = ["clf", "clf-onnx", "clf-batch", "clf-onnx-batch"]  # what `prepare` deploys
@@ -122,21 +124,29 @@ def _run(args: argparse.Namespace, workdir: Path) -> None:
             _compare_alone(args, servers, urls, scripts)
             return
         rps: list[list[float]] = [[] for _ in urls]
+        cpu_us: list[list[float]] = [[] for _ in urls]  # server CPU per answered request
         for r in range(args.rounds):
+            before = [tree_cpu_seconds(s.proc.pid) for s in servers]
             for i, got in enumerate(_load_all(urls, scripts, args.connections, args.seconds)):
                 good = got["requests"] - got["non2xx"]
                 rps[i].append(good / (got["duration_us"] / 1e6))
+                cpu_us[i].append((tree_cpu_seconds(servers[i].proc.pid) - before[i]) * 1e6
+                                 / max(good, 1))  # fmt: skip
             print(f"round {r + 1}: " + "  ".join(
-                f"T{i} {v[-1]:,.0f} req/s ({v[-1] / rps[0][-1]:.3f})" for i, v in enumerate(rps)
+                f"T{i} {v[-1]:,.0f} req/s ({v[-1] / rps[0][-1]:.3f}), {cpu_us[i][-1]:.0f} µs CPU"
+                for i, v in enumerate(rps)
             ), flush=True)  # fmt: skip
         # a variant that logs less (drops under load) does less work: say how much it dropped
         dropped = ["-" if t in BARE else serving.steward_log_stats(s)
                    for s, t in zip(servers, args.trees, strict=True)]  # fmt: skip
     for i in range(1, len(urls)):
         ratios = [a / b for a, b in zip(rps[i], rps[0], strict=True)]
+        cpu_ratios = [a / b for a, b in zip(cpu_us[i], cpu_us[0], strict=True)]
         print(f"T{i} {args.trees[i]} / T0 {args.trees[0]}: median {statistics.median(ratios):.3f}"
               f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} rounds),"
-              f" log drops {dropped[i]}")  # fmt: skip
+              f" CPU per request {statistics.median(cpu_us[i]):.0f} against"
+              f" {statistics.median(cpu_us[0]):.0f} µs (ratio median"
+              f" {statistics.median(cpu_ratios):.3f}), log drops {dropped[i]}")  # fmt: skip
 
 
 def _compare_alone(
@@ -144,11 +154,15 @@ def _compare_alone(
 ) -> None:
     p99: list[list[float]] = [[] for _ in urls]
     rps: list[list[float]] = [[] for _ in urls]
+    cpu_us: list[list[float]] = [[] for _ in urls]
     for r in range(args.rounds):
         for i, url in enumerate(urls):
+            before = tree_cpu_seconds(servers[i].proc.pid)
             got = serving.wrk(url, scripts[i], args.connections, args.seconds)
+            good = got["requests"] - got["non2xx"]
+            cpu_us[i].append((tree_cpu_seconds(servers[i].proc.pid) - before) * 1e6 / max(good, 1))
             p99[i].append(got["p99_us"] / 1000)
-            rps[i].append((got["requests"] - got["non2xx"]) / (got["duration_us"] / 1e6))
+            rps[i].append(good / (got["duration_us"] / 1e6))
         print(f"round {r + 1}: " + "  ".join(
             f"T{i} p99 {v[-1]:.2f} ms {rps[i][-1]:,.0f} req/s" for i, v in enumerate(p99)
         ), flush=True)  # fmt: skip
@@ -156,7 +170,9 @@ def _compare_alone(
         dropped = "-" if tree in BARE else serving.steward_log_stats(servers[i])
         print(f"T{i} {tree}: p99 median {statistics.median(p99[i]):.2f} ms "
               f"(min {min(p99[i]):.2f}, max {max(p99[i]):.2f}), "
-              f"{statistics.median(rps[i]):,.0f} req/s, log drops {dropped}")  # fmt: skip
+              f"{statistics.median(rps[i]):,.0f} req/s, "
+              f"CPU {statistics.median(cpu_us[i]):.0f} µs per request, "
+              f"log drops {dropped}")  # fmt: skip
 
 
 if __name__ == "__main__":

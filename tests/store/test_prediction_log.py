@@ -600,22 +600,68 @@ def test_the_writer_runs_at_idle_priority_and_its_helper_niced(
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
-def test_a_filling_queue_brings_the_helper_in_and_nothing_is_lost(tmp_path: Path) -> None:
+def _held_batches(
+    writer: PredictionLogWriter, *, writer_thread_only: bool
+) -> tuple[threading.Event, threading.Event]:
+    """Batches taken to be written wait for the second event (the first says one was taken):
+    those of the writer thread only, or of any thread."""
+    taken, released = threading.Event(), threading.Event()
+    write_batch = writer._write_batch
+
+    def held(batch: list[Any], signatures: dict[str, Signature]) -> None:
+        if not writer_thread_only or threading.current_thread() is writer._thread:
+            taken.set()
+            released.wait(10)
+        write_batch(batch, signatures)
+
+    writer._write_batch = held  # type: ignore[method-assign]
+    return taken, released
+
+
+def test_a_starved_writer_brings_the_helper_in_and_nothing_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prediction_log, "_STARVED_AFTER", 0.2)
     writer = PredictionLogWriter(str(tmp_path), queue_size=40, flush_rows=1000, flush_seconds=60)
+    taken, released = _held_batches(writer, writer_thread_only=True)  # takes one, gets no core
     pressed = int(40 * prediction_log._PRESSED)
-    for i in range(pressed):  # not past the mark: the writer alone, on its timer
+    for i in range(pressed + 1):  # past the mark: the writer is woken and takes them
         assert writer.log(_record(f"r{i}"))
-    assert writer._helper is None
-    for i in range(pressed, 38):  # past it: the helper is called in and writes
+    assert taken.wait(5)
+    for i in range(pressed + 1, 30):  # these stay untaken
         assert writer.log(_record(f"r{i}"))
+    assert writer._helper is None  # untaken for less than _STARVED_AFTER: not yet
+    time.sleep(0.3)
+    assert writer.log(_record("r30"))  # untaken for longer: the helper is called in
     assert writer._helper is not None
-    _wait_for(lambda: writer.written == 38)
-    assert not writer._pressure.is_set()  # back under the relief mark
+    _wait_for(lambda: writer.written == 30 - pressed)  # the helper wrote r21..r30
+    released.set()
+    _wait_for(lambda: writer.written == 31)
     writer.close()
     assert writer.dropped == 0
     assert sorted(read_predictions(str(tmp_path), "fraud")["request_id"].to_pylist()) == sorted(
-        f"r{i}" for i in range(38)
+        f"r{i}" for i in range(31)
     )
+
+
+def test_a_writer_taking_what_comes_is_not_helped_and_drops_the_excess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a writer that takes the records (here within a minute: a loaded test machine may leave
+    # an idle-priority thread waiting seconds) but not all of them: the excess is dropped
+    monkeypatch.setattr(prediction_log, "_STARVED_AFTER", 60.0)
+    writer = PredictionLogWriter(str(tmp_path), queue_size=40, flush_rows=1000, flush_seconds=60)
+    taken, released = _held_batches(writer, writer_thread_only=False)
+    accepted = [writer.log(_record(f"r{i}")) for i in range(21)]  # past the mark: taken
+    assert taken.wait(5)
+    accepted += [writer.log(_record(f"r{i}")) for i in range(21, 45)]  # 19 fit, 5 do not
+    assert accepted == [True] * 40 + [False] * 5
+    released.set()
+    _wait_for(lambda: writer.written == 40, timeout=30)
+    assert writer._helper is None
+    writer.close()
+    assert writer.dropped_by_reason["queue_full"] == 5
+    assert len(read_predictions(str(tmp_path), "fraud")) == 40
 
 
 @pytest.mark.parametrize(
