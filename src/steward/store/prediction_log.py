@@ -519,8 +519,8 @@ class PredictionLogWriter:
                         return
 
     def _help(self) -> None:
-        """The helper: writes while the queue is past `_PRESSED` full, until it is down to
-        `_RELIEVED` (or the writer is closed)."""
+        """The helper: called in for a starved writer (`_press_if_starved`) or by `flush()`,
+        writes until the queue is down to `_RELIEVED` (or the writer is closed)."""
         _lower_this_threads_priority(idle=False)
         while True:
             self._pressure.wait()
