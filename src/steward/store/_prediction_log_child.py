@@ -23,10 +23,11 @@ arrays included. A plain subprocess reading length-prefixed pickles with out-of-
 
 Two children at most, as there are two writing threads: the writer thread's child runs at idle
 priority (``SCHED_IDLE``, Linux), so the server's threads always run first on a shared core;
-the helper thread's, started once the queue fills, runs niced (`WRITER_NICE`), so that a
-saturated core still gives the log some time. One child cannot be both: a process at idle
-priority may not leave it without a privilege (``CAP_SYS_NICE`` or a raised ``RLIMIT_NICE``),
-and one stuck at idle priority on a saturated core could not even read that it should.
+the helper thread's (both are started with the writer) runs niced (`WRITER_NICE`), so that a
+saturated core, where the helper is called in, still gives the log some time. One child
+cannot be both: a process at idle priority may not leave it without a privilege
+(``CAP_SYS_NICE`` or a raised ``RLIMIT_NICE``), and one stuck at idle priority on a saturated
+core could not even read that it should.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class BlockWriterProcess:
         return answer
 
     def start(self) -> None:
-        """Start the child ahead of the first write (its imports take ~0.5 s of CPU); a child
+        """Start the child ahead of the first write (its imports take ~1.4 s of CPU); a child
         that cannot start is reported by the first write."""
         with self._lock:
             try:
@@ -290,7 +291,8 @@ def _lower_priority(*, idle: bool) -> None:
         if idle:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         else:
-            # the helper thread that starts us is niced already, and we inherit its nice
+            # at nice `WRITER_NICE`, or left as it is when the thread that made the writer
+            # (whose nice we inherit) was niced further already
             os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), WRITER_NICE))
     except OSError:
         logger.debug("could not lower the prediction log writer's priority", exc_info=True)
