@@ -197,7 +197,7 @@ def test_a_failed_write_teaches_nothing(
         raise RuntimeError("the write's end failed")
 
     with monkeypatch.context() as patched:
-        patched.setattr(_ledger, "append_events", refused)
+        patched.setattr(_ledger, "chained", refused)
         with pytest.raises(RuntimeError):
             _register(first)
     assert (predictions.tip.remembered(LEDGER), predictions.claims.remembered("m")) == (tip, claim)

@@ -12,13 +12,14 @@ exceptions. It runs inside the caller's transaction, on the same connection.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Insert
+from sqlalchemy import Connection, Insert, func, literal, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
@@ -45,12 +46,36 @@ class DriverStatement:
 
     ``keys``: the columns an INSERT is given (each call gives all of them, so no Python-side
     column default is left for SQLAlchemy to fill: a column with one must be among them).
+
+    ``must_change``: for an INSERT, UPDATE or DELETE with RETURNING (PostgreSQL) that must change
+    a row or fail the transaction. It runs as ``WITH changed AS (dml) SELECT 1 / count(*) FROM
+    changed``: a division by zero (sqlstate 22012) when it changed none.
     """
 
-    def __init__(self, statement: Any, *, keys: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, statement: Any, *, keys: Sequence[str] | None = None, must_change: bool = False
+    ) -> None:
         self.statement = statement
         self.keys = None if keys is None else list(keys)
+        self.must_change = must_change
+        # What a one-statement write takes as a common table expression (`dml`).
+        self._dml = DriverStatement(statement, keys=keys) if must_change else self
+        if must_change:
+            statement = select(literal(1) // func.count()).select_from(statement.cte("changed"))
+            self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
+
+    @property
+    def is_insert(self) -> bool:
+        """An INSERT (with no `must_change` check)."""
+        return isinstance(self._dml.statement, Insert) and not self.must_change
+
+    def dml(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], dict[str, Any]]]:
+        """The INSERT, UPDATE or DELETE itself (without a `must_change` check) as this dialect's
+        SQL with named parameters, and the function that binds a call's parameters to them."""
+        compiled = self._dml._for(dialect)
+        assert not compiled.positional, "named parameters only (psycopg's pyformat)"
+        return compiled.sql, functools.partial(_bound, compiled)
 
     def execute(self, connection: Connection, parameters: Mapping[str, Any]) -> Any:
         """Run once; the driver's cursor, to fetch a RETURNING row from."""
@@ -133,6 +158,11 @@ def deferred_begin(connection: Connection) -> Iterator[None]:
         info.pop(_BEGIN_PENDING, None)
 
 
+def begin_pending(connection: Connection) -> bool:
+    """Whether nothing was sent yet in a `deferred_begin` block: BEGIN is still to be sent."""
+    return bool(connection.info.get(_BEGIN_PENDING, False))
+
+
 def take_pending_begin(connection: Connection) -> bool:
     """Whether BEGIN is still to be sent; from now on it is the caller's to send."""
     return bool(connection.info.pop(_BEGIN_PENDING, False))
@@ -192,6 +222,7 @@ __all__ = [
     "BEGIN",
     "COMMIT",
     "DriverStatement",
+    "begin_pending",
     "deferred_begin",
     "driver_error",
     "driver_errors",

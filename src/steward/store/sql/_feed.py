@@ -61,8 +61,15 @@ def read_feed(session: Session, after_seq: int, kinds: Collection[str], limit: i
 
 def notify(session: Session, events: list[Event]) -> None:
     """On PostgreSQL, tell the listening servers that followed events commit with this
-    transaction. Only for followed events: a notification takes a database-wide lock at commit,
-    which the ledger's other writers (runs, metrics) should not queue behind."""
+    transaction (`notification`)."""
+    payload = notification(events)
+    if payload is not None and session.connection().dialect.name == "postgresql":
+        session.execute(_NOTIFY, {"channel": FEED_CHANNEL, "payload": payload})
+
+
+def notification(events: list[Event]) -> str | None:
+    """What the feed's channel is sent for ``events``: the newest followed event's seq, or None
+    when none is followed. Only followed events notify: a notification takes a database-wide
+    lock at commit, which the ledger's other writers (runs, metrics) should not queue behind."""
     followed = [event.seq for event in events if event.kind in FOLLOWED_EVENTS]
-    if followed and session.connection().dialect.name == "postgresql":
-        session.execute(_NOTIFY, {"channel": FEED_CHANNEL, "payload": str(max(followed))})
+    return str(max(followed)) if followed else None

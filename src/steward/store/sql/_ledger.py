@@ -26,7 +26,7 @@ _EVENTS: Any = EventRow.__table__
 _TIP = DriverStatement(
     select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
 )
-_INSERT_EVENTS = DriverStatement(insert(_EVENTS), keys=[c.key for c in _EVENTS.columns])
+INSERT_EVENTS = DriverStatement(insert(_EVENTS), keys=[c.key for c in _EVENTS.columns])
 # The same tip on PostgreSQL, run by psycopg itself (see `_pg_lock_and_read_tip`).
 _PG_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 _PG_TIP = f"SELECT seq, hash FROM {_EVENTS.name} ORDER BY seq DESC LIMIT 1"
@@ -37,6 +37,13 @@ _PG_BACK_TO_MARK = "ROLLBACK TO SAVEPOINT steward_predicted_tip"
 # the ledger no longer holds it (a database restored to an earlier state under this process).
 _PG_TIP_THERE = f"SELECT ln(count(*)) FROM {_EVENTS.name} WHERE seq = %s AND hash = %s"
 _TIP_GONE = "2201E"  # invalid_argument_for_logarithm
+# The lock and the tip's check, for a write that ends in one statement (`_one_statement`).
+LEDGER_LOCK = f"pg_advisory_xact_lock({_LEDGER_LOCK_KEY})"
+PG_TIP_THERE = (
+    f"(SELECT ln(count(*)) AS there FROM {_EVENTS.name} "
+    "WHERE seq = %(tip_seq)s AND hash = %(tip_hash)s) AS tip"
+)
+PG_TIP_CHECKED = "tip.there IS NOT NULL"  # read, so computed
 
 
 @dataclass
@@ -63,7 +70,14 @@ def append_events(
     """
     if not pending:
         return []
-    seq, prev_hash = _locked_tip(session) if tip is None else tip
+    rows = chained(actor, pending, _locked_tip(session) if tip is None else tip)
+    INSERT_EVENTS.execute_rows(session.connection(), rows)
+    return [Event(**row) for row in rows]
+
+
+def chained(actor: str, pending: list[PendingEvent], tip: tuple[int, str]) -> list[dict[str, Any]]:
+    """The events table's rows of ``pending``, chained onto ``tip`` (its seq and hash)."""
+    seq, prev_hash = tip
     occurred_at = utcnow()
     rows: list[dict[str, Any]] = []
     for item in pending:
@@ -81,8 +95,7 @@ def append_events(
         }
         values["hash"] = prev_hash = event_hash(**values)
         rows.append(values)
-    _INSERT_EVENTS.execute_rows(session.connection(), rows)
-    return [Event(**row) for row in rows]
+    return rows
 
 
 def _locked_tip(session: Session) -> tuple[int, str]:

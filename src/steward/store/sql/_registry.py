@@ -19,7 +19,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     select,
     type_coerce,
     update,
@@ -180,17 +179,15 @@ _CLAIM_VERSION = DriverStatement(
 # The claim of a number predicted (`_predictions`), left for the write's end: 1 / 0, an error
 # that aborts the write (`stale_claim`), when the model's row no longer holds the number expected.
 _CLAIM_PREDICTED = DriverStatement(
-    select(literal(1) // func.count()).select_from(
-        update(_MODELS)
-        .where(
-            _MODELS.c.id == bindparam("model_id"),
-            _MODELS.c.name == bindparam("model_name"),
-            _MODELS.c.latest_version == bindparam("expected"),
-        )
-        .values(latest_version=_MODELS.c.latest_version + 1)
-        .returning(_MODELS.c.id)
-        .cte("claimed")
+    update(_MODELS)
+    .where(
+        _MODELS.c.id == bindparam("model_id"),
+        _MODELS.c.name == bindparam("model_name"),
+        _MODELS.c.latest_version == bindparam("expected"),
     )
+    .values(latest_version=_MODELS.c.latest_version + 1)
+    .returning(_MODELS.c.id),
+    must_change=True,
 )
 _VERSION_KEYS = [c.key for c in _VERSIONS.columns]
 _INSERT_VERSION = DriverStatement(insert(_VERSIONS), keys=_VERSION_KEYS)

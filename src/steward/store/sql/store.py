@@ -15,7 +15,7 @@ from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -41,12 +41,13 @@ from steward.store.base import (
     StalePrediction,
     WriteWouldWait,
 )
-from steward.store.sql import _feed, _ledger, _registry, _tracking
+from steward.store.sql import _feed, _ledger, _one_statement, _registry, _tracking
 from steward.store.sql._convert import token_entity, version_entity
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
 from steward.store.sql._driver import (
     BEGIN,
     COMMIT,
+    begin_pending,
     deferred_begin,
     driver_errors,
     quiet_aborted_pipelines,
@@ -515,6 +516,13 @@ def _end_on_postgres(session: Session, writer: SqlWriteSession) -> None:
     remembered = tip = None
     if predictions is not None and writer.pending:
         remembered, tip = predictions.tip.remembered(LEDGER), predictions.tip.predicted(LEDGER)
+    if tip is not None and begin_pending(connection) and _one_statement.can_run(writer.later):
+        assert predictions is not None
+        if _end_in_one_statement(connection, writer, tip):
+            predictions.tip.score(True)
+            session.commit()
+            return
+        tip = None  # moved by another writer: the events chain onto the tip read below
     # An error may arrive with the pipeline's Sync, outside any SQLAlchemy call.
     with driver_errors(connection, "COMMIT"):
         try:
@@ -537,6 +545,30 @@ def _end_on_postgres(session: Session, writer: SqlWriteSession) -> None:
     # The transaction is over: SQLAlchemy's commit only gives the connection back to the pool,
     # which must not happen while the pipeline is open.
     session.commit()
+
+
+def _end_in_one_statement(
+    connection: Connection, writer: SqlWriteSession, tip: tuple[int, str]
+) -> bool:
+    """A write that sent nothing before its end, ended in one statement (`_one_statement`),
+    its events chained onto the predicted ``tip``. False when the tip had moved (nothing was
+    written; the prediction is forgotten): the caller ends the write the usual way."""
+    assert writer.predictions is not None
+    rows = _ledger.chained(writer.actor, writer.pending, tip)
+    events = [Event(**row) for row in rows]
+    try:
+        _one_statement.end_in_one_statement(
+            connection, writer.later, rows, tip, _feed.notification(events)
+        )
+    except Exception as error:
+        _refuse_a_stale_claim(error, writer)
+        if not _ledger.moved_tip(error):
+            raise
+        writer.predictions.tip.forget(LEDGER)
+        writer.predictions.tip.score(False)
+        return False
+    writer.events = events
+    return True
 
 
 def _chain_onto_the_true_tip(
