@@ -22,12 +22,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 from tests.api.conftest import ApiEnv, build_env, seed
+from tests.conftest import make_services
 
 from steward.api import hot_routes
 from steward.api.app import StewardApi
 from steward.domain.entities import ArtifactRef
 from steward.schemas.registry import VersionCreate
 from steward.store.artifacts.store import FsspecArtifactStore
+from steward.testing.postgres import temporary_schema
 
 V1 = "/api/v1"
 
@@ -231,8 +233,8 @@ class LoopRuns:
         self.outcomes: list[int | None] = []
         original = hot_routes.HotRoutes._on_the_loop
 
-        def spied(routes: hot_routes.HotRoutes, call: Any) -> Any:
-            answer = original(routes, call)
+        async def spied(routes: hot_routes.HotRoutes, call: Any) -> Any:
+            answer = await original(routes, call)
             self.outcomes.append(None if answer is None else answer.status)
             return answer
 
@@ -262,15 +264,50 @@ def test_small_writes_run_on_the_event_loop_where_they_cannot_wait(
         headers=api.headers("developer"),
     )  # fmt: skip
     assert moved.status_code == 200, moved.text
-    on_sqlite = api.services.store.dialect == "sqlite"
-    # SQLite: both answered on the loop. PostgreSQL waits on the network: both in a worker.
-    assert runs.outcomes == ([201, 200] if on_sqlite else [None, None])
+    if api.services.store.dialect == "sqlite":
+        assert runs.outcomes == [201, 200]  # both answered on the loop
+    else:
+        # A registration whose model's number and ledger tip the server knows (it made the
+        # last write) ends in one statement, awaited on the loop; an alias move reads first
+        # and goes to a worker without trying the loop.
+        assert runs.outcomes == [201]
+        assert (
+            api.services.registry.get_version("models:/known/latest").version
+            == (created.json()["version"])
+        )
     missing = api.http.put(
         f"{V1}/models/no-such-model/aliases/loop", json={"version": 1},
         headers=api.headers("developer"),
     )  # fmt: skip
     assert missing.status_code == 404  # a refusal answered on the loop is the same envelope
     assert missing.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.postgres
+def test_a_registration_another_server_made_stale_runs_again_in_a_worker(
+    postgres_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = tmp_path_factory.mktemp("stale")
+    with temporary_schema(postgres_database, tag="stale") as url:
+        for api in build_env(home, database={"url": url}):
+            seed(api)
+            other = make_services(home, url)  # another server process on the same database
+            try:
+                _warm_token(api)
+                runs = LoopRuns(monkeypatch)
+                first = _register_known(api)
+                version = api.services.registry.get_version("models:/known/1")
+                body = VersionCreate(flavor="sklearn", files=version.files)
+                assert other.registry.create_version("other", "known", body).version == 3
+                second = _register_known(api)  # built on v2 as the last: refused, run again
+            finally:
+                other.close()
+            assert [first.status_code, second.status_code] == [201, 201], second.text
+            assert [first.json()["version"], second.json()["version"]] == [2, 4]
+            assert runs.outcomes == [201, None]  # the second went to a worker
+            assert api.services.audit.verify().ok
 
 
 @pytest.fixture(scope="module")

@@ -2,22 +2,31 @@
 
 On a SQLite file a write in the block takes the write lock only when it is free; when another
 connection holds it, the write is refused at once with `WriteWouldWait` and nothing of it is
-kept. Elsewhere (PostgreSQL) the block says it cannot, and writes behave as always.
+kept. On PostgreSQL a write in the block is built but not sent: one that ends in one statement
+is held for the event loop to commit (`commit_held`), anything that would need the network
+sooner is refused with nothing sent, and so is a held write whose prediction the database
+refuses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import pytest
+from tests.store.conftest import dangling_alias, ledger_events
 
+from steward.errors import StewardError
 from steward.schemas.registry import ModelCreate, VersionCreate
+from steward.schemas.tracking import RunCreate
 from steward.store.base import WriteWouldWait
+from steward.store.sql._held_writes import HeldWrite
 from steward.store.sql.store import SqlMetadataStore
 from steward.wiring import Services
 
@@ -48,12 +57,14 @@ def _write_lock_held(services: Services) -> Iterator[Callable[[], None]]:
         other.close()
 
 
-def test_a_write_that_need_not_wait_commits_as_any_other(services: Services) -> None:
+def test_a_write_that_need_not_wait_commits_as_any_other(sqlite_services: Services) -> None:
+    services = sqlite_services
     services.registry.create_model("tester", ModelCreate(name="m"))
     with services.store.without_waiting() as never_waits:
         version = _register(services)
         moved = services.registry.set_alias("tester", "m", "champion", version)
-    assert never_waits is (services.store.dialect == "sqlite")
+        assert services.store.held() is None  # committed already
+    assert never_waits is True
     assert services.registry.get_version("models:/m@champion").version == moved.version == 1
     assert services.audit.verify().ok
 
@@ -113,3 +124,154 @@ def test_an_in_memory_database_cannot_avoid_waiting() -> None:
     with store.without_waiting() as never_waits:
         assert never_waits is False
     store.dispose()
+
+
+# -- PostgreSQL: held writes ---------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _versions(services: Services) -> list[int]:
+    return sorted(v.version for v in services.registry.list_versions(model="m").items)
+
+
+def _on_a_loop(services: Services, scenario: Callable[[], Awaitable[T]]) -> T:
+    """``scenario`` on an event loop that opened its connections, as the server's does."""
+
+    async def main() -> T:
+        await services.store.open_for_loop()
+        try:
+            return await scenario()
+        finally:
+            await services.store.close_for_loop()
+
+    return asyncio.run(main())
+
+
+def _held_registration(services: Services) -> tuple[int, HeldWrite]:
+    with services.store.without_waiting() as never_waits:
+        assert never_waits is True
+        version = _register(services)
+        held = services.store.held()
+    assert held is not None
+    return version, held
+
+
+@pytest.mark.postgres
+def test_postgres_holds_a_one_statement_write_until_the_loop_commits_it(
+    two_servers: tuple[Services, Services],
+) -> None:
+    first, _ = two_servers
+    assert _register(first) == 1  # the model's number and the ledger's tip, learned
+    events = ledger_events(first)
+
+    async def scenario() -> None:
+        version, held = _held_registration(first)
+        assert version == 2
+        assert (_versions(first), ledger_events(first)) == ([1], events)  # nothing sent yet
+        await first.store.commit_held(held)
+        assert (_versions(first), ledger_events(first)) == ([1, 2], events + 1)
+        assert first.registry.get_version("models:/m/2").metrics == {"auc": 0.9}
+        version, held = _held_registration(first)  # what it committed, it predicts
+        await first.store.commit_held(held)
+        assert (version, _versions(first)) == (3, [1, 2, 3])
+
+    _on_a_loop(first, scenario)
+
+
+@pytest.mark.postgres
+def test_postgres_holds_nothing_where_no_loop_opened_its_connections(
+    two_servers: tuple[Services, Services],
+) -> None:
+    first, _ = two_servers
+    _register(first)
+    with first.store.without_waiting() as never_waits:  # no running loop
+        assert never_waits is False
+        assert _register(first) == 2  # written at once, as any other write
+        assert first.store.held() is None
+
+    async def on_a_loop_of_its_own() -> None:  # a loop that opened nothing
+        with first.store.without_waiting() as never_waits:
+            assert never_waits is False
+
+    asyncio.run(on_a_loop_of_its_own())
+    assert _versions(first) == [1, 2]
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_in_the_block_what_would_need_the_network_first(
+    two_servers: tuple[Services, Services],
+) -> None:
+    first, _ = two_servers
+    events = ledger_events(first)
+
+    async def nothing_known_yet() -> None:
+        with first.store.without_waiting():
+            with pytest.raises(WriteWouldWait):
+                _register(first)  # neither the number nor the tip known: both must be read
+            with pytest.raises(WriteWouldWait):
+                first.registry.get_model("m")  # a read
+            assert first.store.held() is None
+
+    _on_a_loop(first, nothing_known_yet)
+    assert (_versions(first), ledger_events(first)) == ([], events)
+    assert _register(first) == 1  # outside the block, read and written as always
+
+    async def one_write_held() -> None:
+        with first.store.without_waiting():
+            assert _register(first) == 2
+            with pytest.raises(WriteWouldWait):
+                _register(first)  # a second write: it could read what the first has not sent
+            with pytest.raises(WriteWouldWait):
+                first.registry.set_alias("tester", "m", "champion", 1)  # reads the alias first
+
+    _on_a_loop(first, one_write_held)
+    assert _versions(first) == [1]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("moved", ["model's number", "ledger's tip"])
+def test_a_held_write_built_on_a_stale_prediction_writes_nothing(
+    two_servers: tuple[Services, Services], moved: str
+) -> None:
+    first, second = two_servers
+    _register(first)
+
+    async def scenario() -> None:
+        _, held = _held_registration(first)
+        if moved == "model's number":
+            _register(second)  # takes v2, and moves the tip
+        else:
+            second.tracking.create_run("tester", RunCreate(name="elsewhere"))  # the tip only
+        events = ledger_events(first)
+        with pytest.raises(WriteWouldWait):
+            await first.store.commit_held(held)
+        assert ledger_events(first) == events
+
+    _on_a_loop(first, scenario)
+    assert _register(first) == len(_versions(first))  # run again outside: read, then written
+    assert _versions(first) == list(range(1, len(_versions(first)) + 1))
+
+
+@pytest.mark.postgres
+def test_a_held_write_the_database_refuses_is_a_typed_error_and_leaves_nothing(
+    two_servers: tuple[Services, Services],
+) -> None:
+    first, _ = two_servers
+    _register(first)
+    events = ledger_events(first)
+    dangling, rows = dangling_alias()
+
+    async def scenario() -> None:
+        with first.store.without_waiting():
+            with first.store.write("tester") as tx:
+                tx.execute_later([(dangling, rows)])
+                tx.record("alias.set", "model", "m", {"alias": "x"})
+            held = first.store.held()
+        assert held is not None
+        with pytest.raises(StewardError, match="refused the change"):
+            await first.store.commit_held(held)
+
+    _on_a_loop(first, scenario)
+    assert ledger_events(first) == events
+    assert _register(first) == 2  # predictions untouched by a refused row: still one statement

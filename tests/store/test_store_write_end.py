@@ -8,11 +8,11 @@ error, leaves nothing behind, and leaves the pooled connection fit for the next 
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import update
+from tests.store.conftest import dangling_alias
 
 from steward.errors import NotFound, StewardError
 from steward.schemas.registry import ModelCreate, VersionCreate
@@ -34,17 +34,9 @@ def _set_description(text: str) -> tuple[DriverStatement, list[dict[str, Any]]]:
     return DriverStatement(update(MODELS).values(description=text)), [{}]
 
 
-def _dangling_alias() -> tuple[DriverStatement, list[dict[str, Any]]]:
-    """An insert the database refuses (its model and version do not exist), known only at
-    commit: the foreign keys are checked when the row arrives."""
-    row = {"model_id": "no-such-model", "alias": "x", "version_id": "no-such-version",
-           "updated_at": datetime.now(UTC), "updated_by": "tester"}  # fmt: skip
-    return DriverStatement(insert(ALIASES), keys=list(row)), [row]
-
-
 def _write_refused_at_commit(services: Services) -> None:
     with services.store.write("tester") as tx:
-        tx.execute_later([_set_description("changed"), _dangling_alias()])
+        tx.execute_later([_set_description("changed"), dangling_alias()])
         tx.record("model.updated", "model", "m", {"description": "changed"})
 
 

@@ -44,6 +44,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # This loop's connections for PostgreSQL writes it commits itself (`HotRoutes`).
+        await built.store.open_for_loop()
         task = None
         if scheduler:
             task = asyncio.create_task(run_scheduler(built, settings.monitor.tick_s))
@@ -52,6 +54,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await built.store.close_for_loop()
         if services is None:
             built.close()
 

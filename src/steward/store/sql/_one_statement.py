@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
 
 from steward.store.sql._driver import DriverStatement, driver_errors
 from steward.store.sql._feed import FEED_CHANNEL
@@ -83,17 +84,25 @@ def can_run(later: Sequence[Deferred]) -> bool:
     )
 
 
-def end_in_one_statement(
-    connection: Connection,
+@dataclass(frozen=True)
+class OneStatement:
+    """A write's end as one statement: its SQL (named parameters) and their values."""
+
+    sql: str
+    parameters: dict[str, Any]
+
+
+def one_statement(
+    dialect: Dialect,
     later: Sequence[Deferred],
     events: Sequence[Mapping[str, Any]],
     tip: tuple[int, str],
     notification: str | None,
-) -> None:
-    """Run ``later`` and insert ``events`` (chained onto ``tip``, the predicted ledger tip) as
-    one statement, in autocommit mode: committed when it returns, nothing written when it
-    raises. ``notification``: the feed's payload, sent at commit; None for none."""
-    shape = _shape(connection, later, len(events), notification is not None)
+) -> OneStatement:
+    """``later`` and the insert of ``events`` (chained onto ``tip``, the predicted ledger tip)
+    as one statement, to run in autocommit mode: committed when it returns, nothing written
+    when it raises. ``notification``: the feed's payload, sent at commit; None for none."""
+    shape = _shape(dialect, later, len(events), notification is not None)
     parameters: dict[str, Any] = {"tip_seq": tip[0], "tip_hash": tip[1]}
     if notification is not None:
         parameters["feed_channel"], parameters["feed_payload"] = FEED_CHANNEL, notification
@@ -101,9 +110,14 @@ def end_in_one_statement(
         _prefixed(parameters, f"w{position}_", shape.binders[position](row))
     for number, event in enumerate(events):
         _prefixed(parameters, f"e{number}_", shape.event_binder(event))
+    return OneStatement(shape.sql, parameters)
+
+
+def run(connection: Connection, statement: OneStatement) -> None:
+    """Run ``statement`` on ``connection`` (its driver's, in autocommit mode)."""
     driver: Any = connection.connection.driver_connection
-    with driver_errors(connection, shape.sql, parameters):
-        driver.execute(shape.sql, parameters)
+    with driver_errors(connection, statement.sql, statement.parameters):
+        driver.execute(statement.sql, statement.parameters)
 
 
 def _prefixed(into: dict[str, Any], prefix: str, bound: Mapping[str, Any]) -> None:
@@ -111,22 +125,17 @@ def _prefixed(into: dict[str, Any], prefix: str, bound: Mapping[str, Any]) -> No
         into[prefix + name] = value
 
 
-def _shape(
-    connection: Connection, later: Sequence[Deferred], events: int, notifies: bool
-) -> _Shape:
+def _shape(dialect: Dialect, later: Sequence[Deferred], events: int, notifies: bool) -> _Shape:
     key = (tuple((id(statement), len(rows)) for statement, rows in later), events, notifies)
     found = _shapes.get(key)
     if found is None:
         if len(_shapes) >= _MAX_SHAPES:
             _shapes.clear()
-        found = _shapes[key] = _build(connection, later, events, notifies)
+        found = _shapes[key] = _build(dialect, later, events, notifies)
     return found
 
 
-def _build(
-    connection: Connection, later: Sequence[Deferred], events: int, notifies: bool
-) -> _Shape:
-    dialect = connection.dialect
+def _build(dialect: Dialect, later: Sequence[Deferred], events: int, notifies: bool) -> _Shape:
     ctes: list[str] = []
     binders: list[Any] = []
     # What the lock is taken after: a table each and the condition that reads them all.
@@ -194,4 +203,4 @@ def _renamed(sql: str, prefix: str) -> str:
     return _NAMED.sub(lambda found: f"%({prefix}{found.group(1)})s", sql)
 
 
-__all__ = ["MAX_ROWS", "can_run", "end_in_one_statement"]
+__all__ = ["MAX_ROWS", "OneStatement", "can_run", "one_statement", "run"]
