@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Insert, func, literal, select
+from sqlalchemy import Connection, Insert, Integer, cast, func, literal, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
@@ -48,8 +48,8 @@ class DriverStatement:
     column default is left for SQLAlchemy to fill: a column with one must be among them).
 
     ``must_change``: for an INSERT, UPDATE or DELETE with RETURNING (PostgreSQL) that must change
-    a row or fail the transaction. It runs as ``WITH changed AS (dml) SELECT 1 / count(*) FROM
-    changed``: a division by zero (sqlstate 22012) when it changed none.
+    exactly one row or fail the transaction. It runs as ``WITH changed AS (dml) SELECT 1 /
+    (count(*) = 1)::int FROM changed``: a division by zero (sqlstate 22012) otherwise.
     """
 
     def __init__(
@@ -61,7 +61,8 @@ class DriverStatement:
         # What a one-statement write takes as a common table expression (`dml`).
         self._dml = DriverStatement(statement, keys=keys) if must_change else self
         if must_change:
-            statement = select(literal(1) // func.count()).select_from(statement.cte("changed"))
+            changed_one = cast(func.count() == 1, Integer)
+            statement = select(literal(1) // changed_one).select_from(statement.cte("changed"))
             self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
 

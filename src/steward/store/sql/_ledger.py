@@ -38,7 +38,8 @@ _PG_BACK_TO_MARK = "ROLLBACK TO SAVEPOINT steward_predicted_tip"
 _PG_TIP_THERE = f"SELECT ln(count(*)) FROM {_EVENTS.name} WHERE seq = %s AND hash = %s"
 _TIP_GONE = "2201E"  # invalid_argument_for_logarithm
 # The lock and the tip's check, for a write that ends in one statement (`_one_statement`).
-LEDGER_LOCK = f"pg_advisory_xact_lock({_LEDGER_LOCK_KEY})"
+# ``{after}``: an expression that adds 0 to the key, to take the lock after what it reads.
+LEDGER_LOCK = f"pg_advisory_xact_lock({_LEDGER_LOCK_KEY}{{after}})"
 PG_TIP_THERE = (
     f"(SELECT ln(count(*)) AS there FROM {_EVENTS.name} "
     "WHERE seq = %(tip_seq)s AND hash = %(tip_hash)s) AS tip"

@@ -13,24 +13,29 @@ is its own transaction: no BEGIN, no COMMIT), cost 0.15 ms and 0.23 ms, 0.52 ms 
 The statement::
 
     WITH w0 AS (UPDATE models ... RETURNING models.id),       -- a `must_change` statement
-         w1 AS (INSERT INTO model_versions ... VALUES (...) RETURNING 1),
-         w2 AS (INSERT INTO version_metrics ... VALUES (...) RETURNING 1),
-         ledger_locked AS (SELECT pg_advisory_xact_lock(...) AS locked
-             FROM (SELECT 1 / count(*) FROM w0) AS w0_done,
-                  (SELECT count(*) FROM w1) AS w1_done, (SELECT count(*) FROM w2) AS w2_done),
+         write_checked AS (SELECT 1 / (count(*) = 1)::int AS ok FROM w0),
+         w1 AS (INSERT INTO model_versions (...)
+                SELECT ... FROM write_checked WHERE write_checked.ok = 1 RETURNING 1),
+         w2 AS (INSERT INTO version_metrics (...) SELECT ... RETURNING 1),
+         ledger_locked AS (SELECT pg_advisory_xact_lock(<key> + 0 * (write_checked.ok
+                 + w1_written.n + w2_written.n)) AS locked
+             FROM write_checked, (SELECT count(*) AS n FROM w1) AS w1_written,
+                  (SELECT count(*) AS n FROM w2) AS w2_written),
          ledger_gate AS (SELECT 1 FROM ledger_locked,
-             (SELECT ln(count(*)) FROM events WHERE seq = ... AND hash = ...) AS tip_there,
-             (SELECT pg_notify(...)) AS feed_notified)
+             (SELECT ln(count(*)) AS there FROM events WHERE seq = ... AND hash = ...) AS tip,
+             (SELECT pg_notify(...)) AS feed_notified
+             WHERE tip.there IS NOT NULL)
     INSERT INTO events (...) SELECT ... FROM ledger_gate [UNION ALL SELECT ... FROM ledger_gate]
 
 Within one statement PostgreSQL runs common table expressions in no set order, so the order is
-made by what each one reads: the lock is taken in a row made of the counts of what every
-statement changed, so after all of them, and the events are selected from the gate, so after
-the lock. That is the pipelined end's order (its statements, the lock, the events), and it must
-be: a writer that took the ledger's lock before a model's row while another took that row
-before the lock would deadlock (seen in the concurrency test while the order was left to the
-planner). The checks fail as the pipelined end's do, with the same sqlstates: a claim that
-changed nothing divides by zero (22012, `_registry.stale_claim`), a tip no longer in the ledger
+made by what each one reads (a value nothing reads may not be computed at all): the rows are
+selected from the claim's check, the lock's key adds 0 times the count of every part's rows, so
+it is taken after all of them, and the events are selected from the gate, so after the lock.
+That is the pipelined end's order (its statements, the lock, the events), and it must be: a
+writer that took the ledger's lock before a model's row while another took that row before the
+lock would deadlock (seen in the concurrency test while the order was left to the planner). The
+checks fail as the pipelined end's do, with the same sqlstates: a claim that did not change
+exactly one row divides by zero (22012, `_registry.stale_claim`), a tip no longer in the ledger
 takes ln(0) (2201E), events chained onto a tip another writer moved collide with its events'
 seq (23505): `_ledger.moved_tip`. Any of them rolls the whole statement back.
 """
@@ -138,8 +143,8 @@ def _shape(dialect: Dialect, later: Sequence[Deferred], events: int, notifies: b
 def _build(dialect: Dialect, later: Sequence[Deferred], events: int, notifies: bool) -> _Shape:
     ctes: list[str] = []
     binders: list[Any] = []
-    # What the lock is taken after: a table each and the condition that reads them all.
-    # (PostgreSQL drops a subquery's output that nothing reads, and the work that made it.)
+    # What the lock is taken after: a table each, and the sum that reads them all (PostgreSQL
+    # drops a subquery's output that nothing reads, and the work that made it), times 0.
     done: list[str] = []
     counted: list[str] = []
     for statement, _ in _in_order(later):
@@ -148,19 +153,20 @@ def _build(dialect: Dialect, later: Sequence[Deferred], events: int, notifies: b
         binders.append(binder)
         if statement.must_change:
             ctes.append(f"{name} AS ({_renamed(sql, name + '_')})")
-            ctes.append(f"write_checked AS (SELECT 1 / count(*) AS ok FROM {name})")
+            ctes.append(f"write_checked AS (SELECT 1 / (count(*) = 1)::int AS ok FROM {name})")
             done.append("write_checked")
             counted.append("write_checked.ok")
             continue
-        if done and done[0] == "write_checked":  # the rows follow from the check
+        if done and done[0] == "write_checked":  # the rows follow from the check (ok is 1)
             sql = _selected_from(sql, "write_checked WHERE write_checked.ok = 1")
         else:
             sql = f"{sql} RETURNING 1"
         ctes.append(f"{name} AS ({_renamed(sql, name + '_')})")
         done.append(f"(SELECT count(*) AS n FROM {name}) AS {name}_written")
         counted.append(f"{name}_written.n")
-    where = f" WHERE {' + '.join(counted)} > 0" if counted else ""
-    ctes.append(f"ledger_locked AS (SELECT {LEDGER_LOCK} AS locked{_from(done)}{where})")
+    after = f" + 0 * ({' + '.join(counted)})" if counted else ""
+    lock = LEDGER_LOCK.format(after=after)
+    ctes.append(f"ledger_locked AS (SELECT {lock} AS locked{_from(done)})")
     gate = f"ledger_locked, {PG_TIP_THERE}"
     if notifies:
         gate += ", (SELECT pg_notify(%(feed_channel)s, %(feed_payload)s)) AS feed_notified"
