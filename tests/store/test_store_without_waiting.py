@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from tests.store.conftest import dangling_alias, ledger_events
@@ -27,6 +27,7 @@ from steward.schemas.registry import ModelCreate, VersionCreate
 from steward.schemas.tracking import RunCreate
 from steward.store.base import WriteWouldWait
 from steward.store.sql._held_writes import HeldWrite
+from steward.store.sql._one_statement import OneStatement
 from steward.store.sql.store import SqlMetadataStore
 from steward.wiring import Services
 
@@ -275,3 +276,25 @@ def test_a_held_write_the_database_refuses_is_a_typed_error_and_leaves_nothing(
     _on_a_loop(first, scenario)
     assert ledger_events(first) == events
     assert _register(first) == 2  # predictions untouched by a refused row: still one statement
+
+
+def test_a_held_write_with_no_connection_to_go_to_is_left_for_a_worker_soon() -> None:
+    """A database that cannot be reached (down, or every connection busy): the held write is
+    refused as one that would wait, within the half second it may wait for a connection, so the
+    call runs in a worker, which reports the database as unavailable at once."""
+    store = SqlMetadataStore("postgresql://steward@127.0.0.1:9/nothing-listens-here")
+    writer: Any = None  # never sent: no writer is needed
+    unsent = HeldWrite(OneStatement("SELECT 1", {}), writer)
+
+    async def commit() -> float:
+        await store.open_for_loop()
+        started = time.monotonic()
+        try:
+            with pytest.raises(WriteWouldWait):
+                await store.commit_held(unsent)
+            return time.monotonic() - started
+        finally:
+            await store.close_for_loop()
+
+    assert asyncio.run(commit()) < 2.0
+    store.dispose()
