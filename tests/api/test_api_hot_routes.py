@@ -8,6 +8,7 @@ reproduce exactly to FastAPI.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -283,31 +284,62 @@ def test_small_writes_run_on_the_event_loop_where_they_cannot_wait(
     assert missing.json()["error"]["code"] == "not_found"
 
 
+@contextlib.contextmanager
+def _postgres_api(
+    database: str, tmp_path_factory: pytest.TempPathFactory, tag: str
+) -> Iterator[tuple[ApiEnv, str]]:
+    """A seeded app of its own on PostgreSQL (its lifespan started), its token warm, and the
+    URL of its schema."""
+    home = tmp_path_factory.mktemp(tag)
+    with temporary_schema(database, tag=tag) as url:
+        for api in build_env(home, database={"url": url}):
+            seed(api)
+            _warm_token(api)
+            yield api, url
+
+
 @pytest.mark.postgres
 def test_a_registration_another_server_made_stale_runs_again_in_a_worker(
     postgres_database: str,
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    home = tmp_path_factory.mktemp("stale")
-    with temporary_schema(postgres_database, tag="stale") as url:
-        for api in build_env(home, database={"url": url}):
-            seed(api)
-            other = make_services(home, url)  # another server process on the same database
-            try:
-                _warm_token(api)
-                runs = LoopRuns(monkeypatch)
-                first = _register_known(api)
-                version = api.services.registry.get_version("models:/known/1")
-                body = VersionCreate(flavor="sklearn", files=version.files)
-                assert other.registry.create_version("other", "known", body).version == 3
-                second = _register_known(api)  # built on v2 as the last: refused, run again
-            finally:
-                other.close()
-            assert [first.status_code, second.status_code] == [201, 201], second.text
-            assert [first.json()["version"], second.json()["version"]] == [2, 4]
-            assert runs.outcomes == [201, None]  # the second went to a worker
-            assert api.services.audit.verify().ok
+    with _postgres_api(postgres_database, tmp_path_factory, "stale") as (api, url):
+        other = make_services(api.services.settings.home, url)  # another server process
+        try:
+            runs = LoopRuns(monkeypatch)
+            first = _register_known(api)
+            version = api.services.registry.get_version("models:/known/1")
+            body = VersionCreate(flavor="sklearn", files=version.files)
+            assert other.registry.create_version("other", "known", body).version == 3
+            second = _register_known(api)  # built on v2 as the last: refused, run again
+        finally:
+            other.close()
+        assert [first.status_code, second.status_code] == [201, 201], second.text
+        assert [first.json()["version"], second.json()["version"]] == [2, 4]
+        assert runs.outcomes == [201, None]  # the second went to a worker
+        assert api.services.audit.verify().ok
+
+
+@pytest.mark.postgres
+def test_a_held_write_failing_unexpectedly_is_answered_as_any_internal_error(
+    postgres_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _postgres_api(postgres_database, tmp_path_factory, "heldbug") as (api, _):
+        runs = LoopRuns(monkeypatch)
+
+        async def broken(*_: Any) -> None:
+            raise RuntimeError("a bug with a secret in it")
+
+        monkeypatch.setattr(api.services.store, "commit_held", broken)
+        answered = _register_known(api)
+        assert answered.status_code == 500
+        assert answered.json()["error"]["code"] == "internal"
+        assert "secret" not in answered.text
+        assert runs.outcomes == [500]  # answered on the loop, not run again in a worker
+        assert api.services.registry.list_versions(model="known").items[0].version == 1
 
 
 @pytest.fixture(scope="module")

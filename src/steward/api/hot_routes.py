@@ -206,9 +206,8 @@ class HotRoutes:
             await store.commit_held(held)
         except WriteWouldWait:  # nothing was written
             return None
-        except StewardError as error:
-            response = steward_error_response(error)
-            return _Answer(response.status_code, bytes(response.body))
+        except Exception as error:  # answered as `_answered` answers a call's error
+            return _error_answer(error)
         return answer
 
     def _actor(self, scope: Scope, needed: Role) -> str | None:
@@ -248,11 +247,17 @@ def _answered(
     except WriteWouldWait:
         raise
     except Exception as error:
-        if isinstance(error, StewardError):
-            response = steward_error_response(error)
-        else:
-            response = unexpected_error_response(error)
-        return _Answer(response.status_code, bytes(response.body))
+        return _error_answer(error)
+
+
+def _error_answer(error: Exception) -> _Answer:
+    """The answer the API's handlers give ``error``: its own for a Steward error, else the
+    500 envelope with nothing of the error in it."""
+    if isinstance(error, StewardError):
+        response = steward_error_response(error)
+    else:
+        response = unexpected_error_response(error)
+    return _Answer(response.status_code, bytes(response.body))
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
