@@ -133,6 +133,9 @@ class DriverStatement:
         return _Compiled(compiled.string, tuple(parameters), compiled.positional)
 
 
+# A statement and the rows to run it with, left for a write's end (`execute_later`).
+Deferred = tuple[DriverStatement, Sequence[Mapping[str, Any]]]
+
 # A transaction's ends, as a PostgreSQL write sends them itself (`deferred_begin`).
 BEGIN, COMMIT = b"BEGIN", b"COMMIT"
 # In a PostgreSQL write's connection's info: the write's BEGIN is still to be sent, with the
@@ -222,6 +225,7 @@ def _bound(compiled: _Compiled, given: Mapping[str, Any]) -> Any:
 __all__ = [
     "BEGIN",
     "COMMIT",
+    "Deferred",
     "DriverStatement",
     "begin_pending",
     "deferred_begin",

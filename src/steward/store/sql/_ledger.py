@@ -35,15 +35,15 @@ _PG_MARK = "SAVEPOINT steward_predicted_tip"
 _PG_BACK_TO_MARK = "ROLLBACK TO SAVEPOINT steward_predicted_tip"
 # The predicted tip must still be there: ln(0), an error with a code of its own (2201E), when
 # the ledger no longer holds it (a database restored to an earlier state under this process).
-_PG_TIP_THERE = f"SELECT ln(count(*)) FROM {_EVENTS.name} WHERE seq = %s AND hash = %s"
+_PG_TIP_THERE = (
+    f"SELECT ln(count(*)) AS there FROM {_EVENTS.name} "
+    "WHERE seq = %(tip_seq)s AND hash = %(tip_hash)s"
+)
 _TIP_GONE = "2201E"  # invalid_argument_for_logarithm
 # The lock and the tip's check, for a write that ends in one statement (`_one_statement`).
 # ``{after}``: an expression that adds 0 to the key, to take the lock after what it reads.
 LEDGER_LOCK = f"pg_advisory_xact_lock({_LEDGER_LOCK_KEY}{{after}})"
-PG_TIP_THERE = (
-    f"(SELECT ln(count(*)) AS there FROM {_EVENTS.name} "
-    "WHERE seq = %(tip_seq)s AND hash = %(tip_hash)s) AS tip"
-)
+PG_TIP_THERE = f"({_PG_TIP_THERE}) AS tip"
 PG_TIP_CHECKED = "tip.there IS NOT NULL"  # read, so computed
 
 
@@ -135,7 +135,7 @@ def lock_and_mark(connection: Connection, tip: tuple[int, str]) -> None:
     driver: Any = connection.connection.driver_connection
     driver.execute(_PG_LOCK, (_LEDGER_LOCK_KEY,))
     driver.execute(_PG_MARK)
-    driver.execute(_PG_TIP_THERE, tip)
+    driver.execute(_PG_TIP_THERE, {"tip_seq": tip[0], "tip_hash": tip[1]})
 
 
 def back_to_mark(connection: Connection) -> None:

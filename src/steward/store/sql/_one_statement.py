@@ -50,11 +50,9 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 
-from steward.store.sql._driver import DriverStatement, driver_errors
+from steward.store.sql._driver import Deferred, DriverStatement, driver_errors
 from steward.store.sql._feed import FEED_CHANNEL
 from steward.store.sql._ledger import INSERT_EVENTS, LEDGER_LOCK, PG_TIP_CHECKED, PG_TIP_THERE
-
-Deferred = tuple[DriverStatement, Sequence[Mapping[str, Any]]]
 
 # More rows than this go the pipelined way: one common table expression per row is planned per
 # row, and a statement per shape is cached (here and prepared by psycopg).

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from steward.errors import Unavailable
 from steward.store.sql._feed import FEED_CHANNEL
+from steward.store.sql.engine import driver_connect_args
 
 
 class PgFeedListener:
@@ -66,7 +67,7 @@ class PgFeedListener:
     def _params(self) -> dict[str, Any]:
         # The engine's own connection arguments: the same host, user, password and options
         # (a test's search_path) as the store's pooled connections.
-        _, params = self.engine.dialect.create_connect_args(self.engine.url)
+        params = driver_connect_args(self.engine)
         params.pop("context", None)  # SQLAlchemy's adapters for its sync connections
         return {
             "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 30,

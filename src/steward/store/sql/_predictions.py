@@ -83,6 +83,12 @@ class Remembered(Generic[V]):
         with self._lock:
             self._values.pop(key, None)
 
+    def missed(self, key: str) -> None:
+        """What was predicted for ``key`` was refused by the database: forgotten, and scored."""
+        with self._lock:
+            self._values.pop(key, None)
+            self.record.observe(False)
+
     def score(self, right: bool) -> None:
         """A prediction held (or was refused)."""
         with self._lock:

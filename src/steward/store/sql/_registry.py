@@ -37,7 +37,7 @@ from steward.store.sql._convert import (
     version_entity,
     version_json,
 )
-from steward.store.sql._driver import DriverStatement, driver_error
+from steward.store.sql._driver import Deferred, DriverStatement, driver_error
 from steward.store.sql._filters import compare, model_condition, version_condition
 from steward.store.sql.tables import (
     AliasRow,
@@ -157,7 +157,6 @@ def _version_json_column(name: str) -> Any:
 
 # A statement and its rows of parameters, run later by the write session; nobody reads its
 # result.
-Deferred = tuple[DriverStatement, list[dict[str, Any]]]
 
 # What a page of versions reads: the rows for entities, or for `version_json`.
 _PAGE_COLUMNS = {

@@ -65,6 +65,14 @@ def _postgres_engine(url: str, pool_size: int) -> Engine:
     return engine
 
 
+def driver_connect_args(engine: Engine) -> dict[str, Any]:
+    """The keyword arguments the engine connects its driver with (host, user, password,
+    options such as a test's search_path, and on PostgreSQL ``context``: its adapters, JSON
+    written by pydantic-core), for a connection made outside its pool."""
+    _, params = engine.dialect.create_connect_args(engine.url)
+    return dict(params)
+
+
 def _send_deferred_begin(engine: Engine) -> None:
     """A write's BEGIN left for its first statement (`deferred_begin`) goes out before a statement
     SQLAlchemy runs, when that one comes first."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -53,6 +55,7 @@ from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWr
 from steward.store.sql._driver import (
     BEGIN,
     COMMIT,
+    Deferred,
     begin_pending,
     deferred_begin,
     driver_errors,
@@ -203,13 +206,13 @@ class SqlWriteSession(
         self.actor = actor
         self.pending: list[PendingEvent] = []
         self.events: list[Event] = []
-        self.later: list[_registry.Deferred] = []
+        self.later: list[Deferred] = []
         self.predictions = predictions  # PostgreSQL only: see `_predictions`
         # model name -> (model id, number) claimed by this write, to learn once committed
         self.claimed: dict[str, tuple[str, int]] = {}
         self.predicted_claims: list[str] = []
 
-    def execute_later(self, statements: Iterable[_registry.Deferred]) -> None:
+    def execute_later(self, statements: Iterable[Deferred]) -> None:
         """Run ``statements``, whose results this transaction never reads, at commit, just
         before its events: on PostgreSQL in the round trip that takes the ledger's lock, so a
         write waits on the network fewer times (see `SqlMetadataStore.write`)."""
@@ -295,7 +298,7 @@ class SqlWriteSession(
         values = {"updated_at": at, "updated_by": self.actor}
         found = _registry.move_existing_alias(self.session, name, alias, version, values)
         previous: int | None
-        move: _registry.Deferred | None
+        move: Deferred | None
         if found is not None:
             previous, move = found
         else:
@@ -477,7 +480,7 @@ class SqlMetadataStore:
             with _translated(), _nothing_sent(), Session() as unbound:
                 writer = SqlWriteSession(unbound, actor, self._predictions)
                 yield writer
-                held.hold(self._held_end(writer, already=held.write))
+                held.write = self._held_end(writer, already=held.write)
             return
         nowait = _NO_WAITING.get() and self._nowait_engine is not None
         engine = self._nowait_engine if nowait else self._write_engine
@@ -530,8 +533,7 @@ class SqlMetadataStore:
             except StalePrediction as stale:
                 raise WriteWouldWait(str(stale)) from error
             if _ledger.moved_tip(error):
-                predictions.tip.forget(LEDGER)
-                predictions.tip.score(False)
+                predictions.tip.missed(LEDGER)
                 raise WriteWouldWait("another writer moved the ledger's tip") from error
             with _translated():
                 raise refused from error
@@ -556,12 +558,7 @@ class SqlMetadataStore:
         tip = predictions.tip.predicted(LEDGER) if writer.pending else None
         if already is not None or tip is None or not _one_statement.can_run(writer.later):
             raise WriteWouldWait("the write cannot end in one statement sent at once")
-        rows = _ledger.chained(writer.actor, writer.pending, tip)
-        writer.events = [Event(**row) for row in rows]
-        statement = _one_statement.one_statement(
-            self.engine.dialect, writer.later, rows, tip, _feed.notification(writer.events)
-        )
-        return HeldWrite(statement, writer)
+        return HeldWrite(_as_one_statement(self.engine.dialect, writer, tip), writer)
 
     @cached_property
     def _held_connections(self) -> HeldWriteConnections:
@@ -593,14 +590,11 @@ class SqlMetadataStore:
 _NO_WAITING: ContextVar[bool] = ContextVar("steward_store_no_waiting", default=False)
 
 
+@dataclass
 class _Held:
     """The write a `without_waiting` block on PostgreSQL made, once it is built."""
 
-    def __init__(self) -> None:
-        self.write: HeldWrite | None = None
-
-    def hold(self, write: HeldWrite) -> None:
-        self.write = write
+    write: HeldWrite | None = None
 
 
 _HELD: ContextVar[_Held | None] = ContextVar("steward_store_held", default=None)
@@ -634,8 +628,9 @@ def _take_write_lock_or_refuse(session: Session) -> None:
 
 
 def _end_on_postgres(session: Session, writer: SqlWriteSession) -> None:
-    """The statements left for later, the events, the notification and COMMIT, pipelined: one
-    round trip when the ledger's tip is predicted, else two (the tip is read in the first)."""
+    """The statements left for later, the events, the notification and COMMIT: one statement
+    when nothing was sent before and the ledger's tip is predicted (`_end_in_one_statement`),
+    else pipelined, one round trip when the tip is predicted, two when it is read first."""
     connection = session.connection()
     driver: Any = connection.connection.driver_connection  # the psycopg connection
     predictions = writer.predictions
@@ -681,22 +676,27 @@ def _end_in_one_statement(
     its events chained onto the predicted ``tip``. False when the tip had moved (nothing was
     written; the prediction is forgotten): the caller ends the write the usual way."""
     assert writer.predictions is not None
-    rows = _ledger.chained(writer.actor, writer.pending, tip)
-    events = [Event(**row) for row in rows]
-    statement = _one_statement.one_statement(
-        connection.dialect, writer.later, rows, tip, _feed.notification(events)
-    )
+    statement = _as_one_statement(connection.dialect, writer, tip)
     try:
         _one_statement.run(connection, statement)
     except Exception as error:
         _refuse_a_stale_claim(error, writer)
         if not _ledger.moved_tip(error):
             raise
-        writer.predictions.tip.forget(LEDGER)
-        writer.predictions.tip.score(False)
+        writer.predictions.tip.missed(LEDGER)
         return False
-    writer.events = events
     return True
+
+
+def _as_one_statement(
+    dialect: Dialect, writer: SqlWriteSession, tip: tuple[int, str]
+) -> _one_statement.OneStatement:
+    """The write's end as one statement (`_one_statement`), its events (``writer.events`` from
+    now on) chained onto ``tip``."""
+    rows = _ledger.chained(writer.actor, writer.pending, tip)
+    writer.events = [Event(**row) for row in rows]
+    notification = _feed.notification(writer.events)
+    return _one_statement.one_statement(dialect, writer.later, rows, tip, notification)
 
 
 def _chain_onto_the_true_tip(
@@ -704,8 +704,7 @@ def _chain_onto_the_true_tip(
 ) -> None:
     """After events chained onto a predicted tip were refused (another writer moved it): back to
     the savepoint, the tip read under the lock still held, the events chained onto it, COMMIT."""
-    predictions.tip.forget(LEDGER)
-    predictions.tip.score(False)
+    predictions.tip.missed(LEDGER)
     connection = session.connection()
     _ledger.back_to_mark(connection)
     driver: Any = connection.connection.driver_connection
