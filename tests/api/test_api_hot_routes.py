@@ -30,6 +30,7 @@ from steward.api.app import StewardApi
 from steward.domain.entities import ArtifactRef
 from steward.schemas.registry import VersionCreate
 from steward.store.artifacts.store import FsspecArtifactStore
+from steward.store.base import ReadWouldWait
 from steward.testing.postgres import temporary_schema
 
 V1 = "/api/v1"
@@ -218,11 +219,76 @@ def test_a_bug_in_a_hot_call_answers_the_500_envelope(
     def broken(*_: Any, **__: Any) -> bytes:
         raise RuntimeError("a bug")
 
+    async def broken_on_loop(*_: Any, **__: Any) -> bytes:
+        raise RuntimeError("a bug")
+
+    # A search runs in a worker, or on the event loop where the store reads there (PostgreSQL).
     monkeypatch.setattr(api.services.registry, "list_versions_json", broken)
+    monkeypatch.setattr(api.services.registry, "list_versions_json_on_loop", broken_on_loop)
     served = lanes.served.get(f"{V1}/versions", headers=api.headers("viewer"))
     assert served.status_code == 500
     assert served.json()["error"]["code"] == "internal"
     assert "a bug" not in served.text
+    assert lanes.fallbacks == 0
+
+
+class SearchLanes:
+    """Which way each search the lane answered went: awaited on the loop, or in a worker."""
+
+    def __init__(self, api: ApiEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.ways: list[str] = []
+        registry = api.services.registry
+        in_worker, on_loop = registry.list_versions_json, registry.list_versions_json_on_loop
+
+        def worker(*args: Any, **kw: Any) -> bytes:
+            self.ways.append("worker")
+            return in_worker(*args, **kw)
+
+        async def loop(*args: Any, **kw: Any) -> bytes:
+            self.ways.append("loop")
+            return await on_loop(*args, **kw)
+
+        monkeypatch.setattr(registry, "list_versions_json", worker)
+        monkeypatch.setattr(registry, "list_versions_json_on_loop", loop)
+
+
+_SEARCHES = [
+    "/versions?filter=metrics.auc%20%3E%200.5&limit=1",
+    "/versions?model=known",
+    "/versions?model=no-such-model",
+    "/versions?filter=metrics.auc%20%3E",
+]
+
+
+def test_a_search_on_postgresql_is_awaited_on_the_loop(
+    lanes: Lanes, api: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the served lane awaits a search's read on the event loop (no worker), on
+    SQLite it runs in a worker; either way the answer is FastAPI's, refusals included."""
+    expected = ["loop"] if api.services.store.dialect == "postgresql" else ["worker"]
+    for path in _SEARCHES:
+        searches = SearchLanes(api, monkeypatch)
+        served = lanes.served.get(V1 + path, headers=api.headers("viewer"))
+        on_the_lane = list(searches.ways)
+        plain = lanes.plain.get(V1 + path, headers=api.headers("viewer"))
+        assert (served.status_code, served.json()) == (plain.status_code, plain.json()), path
+        assert on_the_lane == expected, path
+    assert lanes.fallbacks == 0
+
+
+def test_a_search_the_loop_cannot_read_goes_to_a_worker(
+    lanes: Lanes, api: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_connection(*_: Any, **__: Any) -> list[bytes]:
+        raise ReadWouldWait("no connection of the event loop came free")
+
+    monkeypatch.setattr(api.services.store, "list_versions_json_on_loop", no_connection)
+    monkeypatch.setattr(api.services.store, "reads_on_loop", lambda: True)
+    searches = SearchLanes(api, monkeypatch)
+    served, plain = lanes.both("GET", f"{V1}/versions?model=known", who="viewer")
+    assert served.status_code == 200
+    assert served.json() == plain.json()
+    assert searches.ways[:2] == ["loop", "worker"]
     assert lanes.fallbacks == 0
 
 

@@ -1,12 +1,13 @@
 """What several store test modules share: two server processes on one PostgreSQL database, a
-row the database refuses, and the ledger checked."""
+row the database refuses, the ledger checked, and an event loop that opened its connections."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import insert
@@ -44,3 +45,19 @@ def ledger_events(services: Services) -> int:
     report = services.audit.verify()
     assert report.ok, report
     return report.events_checked
+
+
+T = TypeVar("T")
+
+
+def on_a_loop(services: Services, scenario: Callable[[], Awaitable[T]]) -> T:
+    """``scenario`` on an event loop that opened its connections, as the server's does."""
+
+    async def main() -> T:
+        await services.store.open_for_loop()
+        try:
+            return await scenario()
+        finally:
+            await services.store.close_for_loop()
+
+    return asyncio.run(main())

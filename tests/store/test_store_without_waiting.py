@@ -15,18 +15,18 @@ import pickle
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from tests.store.conftest import dangling_alias, ledger_events
+from tests.store.conftest import dangling_alias, ledger_events, on_a_loop
 
 from steward.errors import StewardError
 from steward.schemas.registry import ModelCreate, VersionCreate
 from steward.schemas.tracking import RunCreate
 from steward.store.base import WriteWouldWait
-from steward.store.sql._held_writes import HeldWrite
+from steward.store.sql._loop_connections import HeldWrite
 from steward.store.sql._one_statement import OneStatement
 from steward.store.sql.store import SqlMetadataStore
 from steward.wiring import Services
@@ -129,24 +129,9 @@ def test_an_in_memory_database_cannot_avoid_waiting() -> None:
 
 # -- PostgreSQL: held writes ---------------------------------------------------------------------
 
-T = TypeVar("T")
-
 
 def _versions(services: Services) -> list[int]:
     return sorted(v.version for v in services.registry.list_versions(model="m").items)
-
-
-def _on_a_loop(services: Services, scenario: Callable[[], Awaitable[T]]) -> T:
-    """``scenario`` on an event loop that opened its connections, as the server's does."""
-
-    async def main() -> T:
-        await services.store.open_for_loop()
-        try:
-            return await scenario()
-        finally:
-            await services.store.close_for_loop()
-
-    return asyncio.run(main())
 
 
 def _held_registration(services: Services) -> tuple[int, HeldWrite]:
@@ -177,7 +162,7 @@ def test_postgres_holds_a_one_statement_write_until_the_loop_commits_it(
         await first.store.commit_held(held)
         assert (version, _versions(first)) == (3, [1, 2, 3])
 
-    _on_a_loop(first, scenario)
+    on_a_loop(first, scenario)
 
 
 @pytest.mark.postgres
@@ -214,7 +199,7 @@ def test_postgres_refuses_in_the_block_what_would_need_the_network_first(
                 first.registry.get_model("m")  # a read
             assert first.store.held() is None
 
-    _on_a_loop(first, nothing_known_yet)
+    on_a_loop(first, nothing_known_yet)
     assert (_versions(first), ledger_events(first)) == ([], events)
     assert _register(first) == 1  # outside the block, read and written as always
 
@@ -226,7 +211,7 @@ def test_postgres_refuses_in_the_block_what_would_need_the_network_first(
             with pytest.raises(WriteWouldWait):
                 first.registry.set_alias("tester", "m", "champion", 1)  # reads the alias first
 
-    _on_a_loop(first, one_write_held)
+    on_a_loop(first, one_write_held)
     assert _versions(first) == [1]
 
 
@@ -249,7 +234,7 @@ def test_a_held_write_built_on_a_stale_prediction_writes_nothing(
             await first.store.commit_held(held)
         assert ledger_events(first) == events
 
-    _on_a_loop(first, scenario)
+    on_a_loop(first, scenario)
     assert _register(first) == len(_versions(first))  # run again outside: read, then written
     assert _versions(first) == list(range(1, len(_versions(first)) + 1))
 
@@ -273,7 +258,7 @@ def test_a_held_write_the_database_refuses_is_a_typed_error_and_leaves_nothing(
         with pytest.raises(StewardError, match="refused the change"):
             await first.store.commit_held(held)
 
-    _on_a_loop(first, scenario)
+    on_a_loop(first, scenario)
     assert ledger_events(first) == events
     assert _register(first) == 2  # predictions untouched by a refused row: still one statement
 

@@ -7,20 +7,27 @@ a `ModelVersion` per row; whatever a version holds, each item must parse to exac
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import pickle
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.store.conftest import on_a_loop
 
 from steward.domain.clock import utcnow
-from steward.errors import InvalidInput
+from steward.errors import InvalidInput, StewardError
 from steward.schemas import parse
 from steward.schemas.registry import ModelCreate, VersionCreate, VersionUpdate
+from steward.settings import Settings
+from steward.store.base import ReadWouldWait
+from steward.store.sql import _loop_connections
 from steward.wiring import Services
 
 ACTOR = "tester"
@@ -82,7 +89,7 @@ def _both(services: Services, **query: Any) -> tuple[dict[str, Any], dict[str, A
     return as_json, entities
 
 
-@pytest.mark.parametrize(
+QUERIES = pytest.mark.parametrize(
     "query",
     [
         {},
@@ -95,6 +102,9 @@ def _both(services: Services, **query: Any) -> tuple[dict[str, Any], dict[str, A
     ],
     ids=["all", "one-metric", "metric-and-tag", "status", "model", "model-and-metric", "none"],
 )
+
+
+@QUERIES
 def test_json_page_equals_the_entities(services: Services, query: dict[str, Any]) -> None:
     _populate(services)
     as_json, entities = _both(services, **query)
@@ -136,3 +146,111 @@ def test_json_page_refuses_what_the_entity_page_refuses(services: Services) -> N
     with pytest.raises(InvalidInput) as error:
         services.registry.list_versions_json(limit=0)
     assert error.value.field == "limit"
+
+
+# -- the page awaited on an event loop (a server's, on PostgreSQL) ------------------------------
+def _awaited(services: Services, **query: Any) -> dict[str, Any]:
+    registry = services.registry
+    page = on_a_loop(services, lambda: registry.list_versions_json_on_loop(**query))
+    return dict(json.loads(page))
+
+
+@QUERIES
+def test_a_page_awaited_on_the_loop_equals_the_entities(
+    postgres_services: Services, query: dict[str, Any]
+) -> None:
+    _populate(postgres_services)
+    entities = postgres_services.registry.list_versions(**query).model_dump(mode="json")
+    assert _awaited(postgres_services, **query) == entities
+
+
+def test_pages_awaited_on_the_loop_walk_the_same_pages(postgres_services: Services) -> None:
+    _populate(postgres_services)
+    token: str | None = None
+    numbers: list[tuple[str, int]] = []
+    while True:
+        page = _awaited(postgres_services, limit=5, page_token=token)
+        entities = postgres_services.registry.list_versions(limit=5, page_token=token)
+        assert page == entities.model_dump(mode="json")
+        numbers += [(item["model_name"], item["version"]) for item in page["items"]]
+        token = page["next_page_token"]
+        if token is None:
+            break
+    assert len(set(numbers)) == 12
+
+
+def test_the_loop_refuses_what_a_worker_refuses(postgres_services: Services) -> None:
+    _populate(postgres_services)
+    for query, field in [
+        ({"model": "no-such-model"}, "name"),
+        ({"filter": "metrics.auc >"}, "filter"),
+        ({"limit": 0}, "limit"),
+        ({"page_token": "not-a-token"}, "page_token"),
+    ]:
+        with pytest.raises(StewardError) as error:
+            _awaited(postgres_services, **query)
+        assert error.value.details.get("field") == field, query
+        with pytest.raises(type(error.value)):
+            postgres_services.registry.list_versions_json(**query)
+
+
+def test_a_loop_without_connections_of_its_own_reads_nothing(
+    postgres_services: Services, sqlite_services: Services
+) -> None:
+    """Where the store cannot await a read (SQLite, or a loop that did not open connections),
+    the read is refused before anything is sent, for a worker to run."""
+
+    async def unopened(services: Services) -> bytes:
+        return await services.registry.list_versions_json_on_loop()
+
+    for services in (postgres_services, sqlite_services):
+        with pytest.raises(ReadWouldWait):
+            asyncio.run(unopened(services))
+    with pytest.raises(ReadWouldWait):
+        on_a_loop(sqlite_services, sqlite_services.registry.list_versions_json_on_loop)
+
+
+def test_a_connection_lost_under_the_loop_leaves_the_read_for_a_worker(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop connection the database dropped (a restart, an administrator): the read is
+    refused as one that would wait (a worker then reads on a connection of its own), and the
+    loop's next read gets a fresh connection."""
+    # One connection, so the one dropped is the one lent next; just used, it is not pinged
+    # before that use: the read itself meets the loss.
+    settings = Settings(home=tmp_path / "home", database={"url": postgres_url, "pool_size": 1})
+    services = Services.from_settings(settings)
+    monkeypatch.setattr(_loop_connections, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    try:
+        _read_after_a_lost_connection(services, postgres_url)
+    finally:
+        services.close()
+
+
+def _read_after_a_lost_connection(services: Services, postgres_url: str) -> None:
+    _populate(services)
+    registry = services.registry
+    expected = registry.list_versions_json()
+
+    async def scenario() -> list[bytes | None]:
+        pages: list[bytes | None] = [await registry.list_versions_json_on_loop()]
+        _drop_page_connections(postgres_url)
+        try:
+            pages.append(await registry.list_versions_json_on_loop())
+        except ReadWouldWait:
+            pages.append(None)
+        pages.append(await registry.list_versions_json_on_loop())
+        return pages
+
+    assert on_a_loop(services, scenario) == [expected, None, expected]
+
+
+def _drop_page_connections(url: str) -> None:
+    """End the sessions that read a page of versions last, as a database restart would."""
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as connection:
+        ended = connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state = 'idle' AND query LIKE '%model_versions%'"
+        ).fetchall()
+    assert ended, "no connection had read a page"

@@ -18,7 +18,8 @@ same. On PostgreSQL the write is built but not sent, and the loop awaits its one
 an async connection (`commit_held`), serving other requests meanwhile; a write that would need
 the network sooner (a claim or a ledger tip this process cannot predict), or whose prediction
 the database refuses, is refused with nothing written. Either way a refused call then goes to
-a worker thread as usual.
+a worker thread as usual. A search on PostgreSQL is awaited on the loop the same way
+(`list_versions_json_on_loop`): its page is one query, sent over the loop's own connections.
 
 Anything else is handed to FastAPI unchanged, with the body replayed: a token not verified
 moments ago, a caller without the role, a body that is not a valid JSON object of the schema,
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -47,7 +48,7 @@ from steward.domain.enums import Role
 from steward.errors import StewardError
 from steward.schemas.registry import AliasSet, VersionCreate
 from steward.schemas.tracking import LogBatch
-from steward.store.base import WriteWouldWait
+from steward.store.base import WouldWait, WriteWouldWait
 from steward.wiring import Services
 
 _PREFIX = "/api/v1/"
@@ -65,6 +66,8 @@ class _Answer:
 
 # A call: (services, actor, path parameters, body or query) -> its answer; run in the pool.
 _Call = Callable[[Services, str, tuple[str, ...], Any], _Answer]
+# The same call awaited on the event loop.
+_AwaitedCall = Callable[[Services, str, tuple[str, ...], Any], Awaitable[_Answer]]
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class _HotRoute:
     call: _Call
     # Whether a call with this argument may run on the event loop (see the module's doc).
     inline: Callable[[Services, Any], bool] | None = None
+    # The call awaited on the event loop, used where the store reads there (`reads_on_loop`).
+    awaited: _AwaitedCall | None = None
 
 
 def _create_version(services: Services, actor: str, path: tuple[str, ...], body: Any) -> _Answer:
@@ -93,6 +98,12 @@ def _log_batch(services: Services, actor: str, path: tuple[str, ...], body: Any)
 
 def _list_versions(services: Services, _: str, __: tuple[str, ...], query: Any) -> _Answer:
     return _Answer(200, services.registry.list_versions_json(**query))
+
+
+async def _list_versions_on_loop(
+    services: Services, _: str, __: tuple[str, ...], query: Any
+) -> _Answer:
+    return _Answer(200, await services.registry.list_versions_json_on_loop(**query))
 
 
 def _small_local_registration(services: Services, body: VersionCreate) -> bool:
@@ -119,7 +130,7 @@ _SET_ALIAS = _HotRoute(
     lambda services, _: services.store.dialect != "postgresql",
 )
 _LOG_BATCH = _HotRoute(Role.DEVELOPER, TypeAdapter(LogBatch), _log_batch)
-_LIST_VERSIONS = _HotRoute(Role.VIEWER, None, _list_versions)
+_LIST_VERSIONS = _HotRoute(Role.VIEWER, None, _list_versions, awaited=_list_versions_on_loop)
 
 
 def _match(method: str, path: str) -> tuple[_HotRoute, tuple[str, ...]] | None:
@@ -181,7 +192,9 @@ class HotRoutes:
             return
         call = functools.partial(_answered, route.call, self.services, actor, path, argument)
         answer = None
-        if route.inline is not None and route.inline(self.services, argument):
+        if route.awaited is not None and self.services.store.reads_on_loop():
+            answer = await _awaited(route.awaited, self.services, actor, path, argument)
+        elif route.inline is not None and route.inline(self.services, argument):
             answer = await self._on_the_loop(call)
         if answer is None:
             # The loop's own executor rather than Starlette's `run_in_threadpool` (anyio's
@@ -246,6 +259,18 @@ def _answered(
         return call(services, actor, path, arg)
     except WriteWouldWait:
         raise
+    except Exception as error:
+        return _error_answer(error)
+
+
+async def _awaited(
+    call: _AwaitedCall, services: Services, actor: str, path: tuple[str, ...], arg: Any
+) -> _Answer | None:
+    """As `_answered`, awaited on the loop; None when the store would wait (nothing was done)."""
+    try:
+        return await call(services, actor, path, arg)
+    except WouldWait:
+        return None
     except Exception as error:
         return _error_answer(error)
 

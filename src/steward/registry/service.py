@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import IO, Any
 
 import pydantic_core
@@ -11,7 +12,7 @@ import pydantic_core
 from steward.domain.clock import utcnow
 from steward.domain.entities import Alias, ArtifactRef, Model, ModelVersion, Page
 from steward.domain.enums import Flavor
-from steward.domain.search import MODEL_FIELDS, VERSION_FIELDS, parse_filter
+from steward.domain.search import MODEL_FIELDS, VERSION_FIELDS, Condition, parse_filter
 from steward.domain.uri import ModelRef, check_alias, parse_model_uri
 from steward.errors import InvalidInput, NotFound
 from steward.flavors import validate_artifact
@@ -207,13 +208,12 @@ class RegistryService:
         limit: int = 100,
         page_token: str | None = None,
     ) -> Page[ModelVersion]:
-        conditions = parse_filter(filter, fields=VERSION_FIELDS)
-        offset = decode_page_token(page_token)
+        page = _VersionsPage.asked(filter, limit, page_token)
         with self.store.read() as rx:
             items = rx.list_versions(
-                conditions, model=model, limit=check_page_size(limit) + 1, offset=offset
+                page.conditions, model=model, limit=page.fetched, offset=page.offset
             )
-        return _page(items, limit, offset)
+        return _page(items, limit, page.offset)
 
     def list_versions_json(
         self,
@@ -225,16 +225,28 @@ class RegistryService:
     ) -> bytes:
         """`list_versions`'s page as JSON, built from the stored rows without an entity per
         version: what the API sends, in a fraction of the time."""
-        conditions = parse_filter(filter, fields=VERSION_FIELDS)
-        offset = decode_page_token(page_token)
+        page = _VersionsPage.asked(filter, limit, page_token)
         with self.store.read() as rx:
             items = rx.list_versions_json(
-                conditions, model=model, limit=check_page_size(limit) + 1, offset=offset
+                page.conditions, model=model, limit=page.fetched, offset=page.offset
             )
-        return b'{"items":[%s],"next_page_token":%s}' % (
-            b",".join(items[:limit]),
-            pydantic_core.to_json(_next_page_token(len(items), limit, offset)),
+        return page.body(items)
+
+    async def list_versions_json_on_loop(
+        self,
+        filter: str | None = None,
+        *,
+        model: str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> bytes:
+        """`list_versions_json`, its read awaited on the running event loop (a server's) rather
+        than blocking it: `ReadWouldWait` where the store cannot (`reads_on_loop`)."""
+        page = _VersionsPage.asked(filter, limit, page_token)
+        items = await self.store.list_versions_json_on_loop(
+            page.conditions, model=model, limit=page.fetched, offset=page.offset
         )
+        return page.body(items)
 
     # aliases ------------------------------------------------------------------------------
     def set_alias(self, actor: str, name: str, alias: str, version: int) -> Alias:
@@ -276,6 +288,33 @@ def _page(items: list[Any], limit: int, offset: int) -> Page[Any]:
 def _next_page_token(found: int, limit: int, offset: int) -> str | None:
     """The next page's token when the one row asked for beyond ``limit`` came back."""
     return encode_page_token(offset + limit) if found > limit else None
+
+
+@dataclass(frozen=True)
+class _VersionsPage:
+    """A page of versions as asked for: its conditions, size and offset, checked."""
+
+    conditions: list[Condition]
+    limit: int
+    offset: int
+
+    @classmethod
+    def asked(cls, filter: str | None, limit: int, page_token: str | None) -> _VersionsPage:
+        conditions = parse_filter(filter, fields=VERSION_FIELDS)
+        offset = decode_page_token(page_token)
+        return cls(conditions, check_page_size(limit), offset)
+
+    @property
+    def fetched(self) -> int:
+        """The rows to read: one more than the page holds tells whether another follows."""
+        return self.limit + 1
+
+    def body(self, items: list[bytes]) -> bytes:
+        """The page as JSON, from its items' (`list_versions_json`)."""
+        return b'{"items":[%s],"next_page_token":%s}' % (
+            b",".join(items[: self.limit]),
+            pydantic_core.to_json(_next_page_token(len(items), self.limit, self.offset)),
+        )
 
 
 def _model_payload(model: Model) -> dict[str, Any]:

@@ -44,9 +44,20 @@ _MAX_OFFSET = 2**62  # offset + page size + 1 must still fit a signed 64-bit LIM
 PointRow = tuple[str, float, int, datetime]
 
 
-class WriteWouldWait(Exception):
+class WouldWait(Exception):
+    """A call asked not to wait (it runs on a server's event loop) would have: nothing was
+    done. Run the same call again where waiting is fine (a worker thread)."""
+
+
+class WriteWouldWait(WouldWait):
     """A write asked not to wait (``store.without_waiting()``) found the database's write lock
-    taken. Nothing was written: run the same call again where waiting is fine."""
+    taken, or would have sent a statement before its end. Nothing was written."""
+
+
+class ReadWouldWait(WouldWait):
+    """A read asked to run on the event loop (``list_versions_json_on_loop``) cannot: the
+    store has no connections of that loop's (SQLite, a loop that did not open them), or none
+    came free in time. Nothing was read."""
 
 
 class StalePrediction(Exception):
@@ -284,6 +295,16 @@ class MetadataStore(Protocol):
     def without_waiting(self) -> AbstractContextManager[bool]:
         """A block whose writes raise `WriteWouldWait` rather than wait for a lock; it gives
         True when the store can write that way, else False (and writes wait as usual)."""
+
+    def reads_on_loop(self) -> bool:
+        """Whether the running event loop can await reads itself (`list_versions_json_on_loop`):
+        PostgreSQL, on a loop that opened its connections."""
+
+    async def list_versions_json_on_loop(
+        self, conditions: list[Condition], *, model: str | None, limit: int, offset: int
+    ) -> list[bytes]:
+        """`ReadSession.list_versions_json`, awaited on the running event loop rather than
+        blocking it; `ReadWouldWait` when it cannot be (see `reads_on_loop`)."""
 
     def dispose(self) -> None: ...
     def feed_listener(self) -> FeedListener | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pydantic_core
@@ -97,7 +96,8 @@ def version_entity(
 
 
 # The columns `version_json` reads, in this order: `list_versions_json` selects them so, the
-# JSON columns as the text they were stored as and the aliases as one comma-separated string.
+# JSON columns as the text they were stored as, the timestamps as their JSON text, and the
+# aliases as one comma-separated string.
 VERSION_JSON_COLUMNS = (
     "id", "model_id", "model_name", "version", "flavor", "primary_file", "description",
     "status", "status_changed_at", "trusted", "created_at", "created_by", "aliases",
@@ -117,8 +117,9 @@ def version_json(row: Sequence[Any]) -> bytes:
     Building a page of 100 entities (seven JSON columns parsed, the tree validated) and
     serializing them again took more than the page's query (measured: ~2 ms of ~6 ms on
     SQLite). The stored JSON is the dump of the same nested models, written by the registry
-    service, so it is passed through; the scalars are serialized by pydantic-core as the
-    entity would serialize them. The keys come in another order; tests check every item
+    service, so it is passed through; the timestamps come as their JSON text, written by the
+    database; the other scalars are serialized by pydantic-core as the entity would serialize
+    them. The keys come in another order; tests check every item
     against the entity on both backends.
     """
     (id_, model_id, model_name, version, flavor, primary_file, description, status,
@@ -134,9 +135,9 @@ def version_json(row: Sequence[Any]) -> bytes:
             "primary_file": primary_file,
             "description": description,
             "status": status,
-            "status_changed_at": _utc(status_changed_at),
+            "status_changed_at": status_changed_at,
             "trusted": bool(trusted),
-            "created_at": _utc(created_at),
+            "created_at": created_at,
             "created_by": created_by,
         }
     )
@@ -147,15 +148,6 @@ def version_json(row: Sequence[Any]) -> bytes:
         _none_if_empty(reference_sample), _none_if_empty(reference_profile),
     )  # fmt: skip
     return body.encode()
-
-
-def _utc(stored: datetime | str | None) -> datetime | None:
-    """A stored naive-UTC timestamp as the driver gives it (text on SQLite), made aware."""
-    if stored is None:
-        return None
-    if isinstance(stored, str):
-        return datetime.fromisoformat(stored + "+00:00")  # a third of the time of .replace()
-    return stored.replace(tzinfo=UTC)
 
 
 def _none_if_empty(stored: str | None) -> str:

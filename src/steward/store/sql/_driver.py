@@ -58,7 +58,7 @@ class DriverStatement:
         self.statement = statement
         self.keys = None if keys is None else list(keys)
         self.must_change = must_change
-        # What a one-statement write takes as a common table expression (`dml`).
+        # What a one-statement write takes as a common table expression (`rendered`).
         self._dml = DriverStatement(statement, keys=keys) if must_change else self
         if must_change:
             changed_one = cast(func.count() == 1, Integer)
@@ -71,9 +71,12 @@ class DriverStatement:
         """An INSERT (with no `must_change` check)."""
         return isinstance(self._dml.statement, Insert) and not self.must_change
 
-    def dml(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], dict[str, Any]]]:
-        """The INSERT, UPDATE or DELETE itself (without a `must_change` check) as this dialect's
-        SQL with named parameters, and the function that binds a call's parameters to them."""
+    def rendered(
+        self, dialect: Dialect
+    ) -> tuple[str, Callable[[Mapping[str, Any]], dict[str, Any]]]:
+        """The statement itself (a write without its `must_change` check) as this dialect's SQL
+        with named parameters, and the function that binds a call's parameters to them: for a
+        caller that runs it elsewhere (in one statement with others, on an async connection)."""
         compiled = self._dml._for(dialect)
         assert not compiled.positional, "named parameters only (psycopg's pyformat)"
         return compiled.sql, functools.partial(_bound, compiled)
@@ -122,6 +125,10 @@ class DriverStatement:
                 if column.key not in given and column.default is not None:
                     raise ValueError(f"{column.key} has a Python-side default; give it a value")
         compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            # Values SQLAlchemy renders into the SQL at each execution (an IN list, a
+            # ``literal_execute`` bind): SQL text, or an expanding parameter, is needed here.
+            raise ValueError("a DriverStatement cannot render values at execution time")
         binds = {name: bind for bind, name in compiled.bind_names.items()}
         names = compiled.positiontup if compiled.positional else list(binds)
         parameters = []

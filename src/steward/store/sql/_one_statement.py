@@ -147,7 +147,7 @@ def _build(dialect: Dialect, later: Sequence[Deferred], events: int, notifies: b
     counted: list[str] = []
     for statement, _ in _in_order(later):
         name = f"w{len(binders)}"
-        sql, binder = statement.dml(dialect)
+        sql, binder = statement.rendered(dialect)
         binders.append(binder)
         if statement.must_change:
             ctes.append(f"{name} AS ({_renamed(sql, name + '_')})")
@@ -169,7 +169,7 @@ def _build(dialect: Dialect, later: Sequence[Deferred], events: int, notifies: b
     if notifies:
         gate += ", (SELECT pg_notify(%(feed_channel)s, %(feed_payload)s)) AS feed_notified"
     ctes.append(f"ledger_gate AS (SELECT 1 FROM {gate} WHERE {PG_TIP_CHECKED})")
-    insert, event_binder = INSERT_EVENTS.dml(dialect)
+    insert, event_binder = INSERT_EVENTS.rendered(dialect)
     head, values = _split_insert(insert)
     selects = " UNION ALL ".join(
         f"SELECT {_renamed(values, f'e{number}_')} FROM ledger_gate" for number in range(events)

@@ -46,16 +46,18 @@ from steward.store.base import (
     FeedListener,
     FeedPage,
     PointRow,
+    ReadWouldWait,
     StalePrediction,
     WriteWouldWait,
 )
 from steward.store.sql import _feed, _ledger, _one_statement, _registry, _tracking
-from steward.store.sql._convert import token_entity, version_entity
+from steward.store.sql._convert import token_entity, version_entity, version_json
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
 from steward.store.sql._driver import (
     BEGIN,
     COMMIT,
     Deferred,
+    DriverStatement,
     begin_pending,
     deferred_begin,
     driver_errors,
@@ -64,9 +66,9 @@ from steward.store.sql._driver import (
 )
 from steward.store.sql._experiments import ExperimentReads, ExperimentWrites
 from steward.store.sql._gate_sessions import GateReads, GateWrites
-from steward.store.sql._held_writes import HeldWrite, HeldWriteConnections
 from steward.store.sql._incidents import IncidentReads, IncidentWrites
 from steward.store.sql._ledger import PendingEvent
+from steward.store.sql._loop_connections import HeldWrite, LoopConnections
 from steward.store.sql._monitoring import MonitoringReads, MonitoringWrites
 from steward.store.sql._predictions import LEDGER, Predictions
 from steward.store.sql.engine import build_engine, build_nowait_sqlite_engine, is_sqlite_file
@@ -434,7 +436,7 @@ class SqlMetadataStore:
         event loop that opened its connections (`open_for_loop`); elsewhere gives False.
         """
         if self.dialect == "postgresql":
-            if not self._held_connections.open_here():
+            if not self._loop_connections.open_here():
                 yield False
                 return
             held = _HELD.set(_Held())
@@ -521,7 +523,7 @@ class SqlMetadataStore:
         from psycopg_pool import PoolTimeout as NoConnection
 
         try:
-            await self._held_connections.execute(write.statement)
+            await self._loop_connections.execute(write.statement)
         except NoConnection as error:
             raise WriteWouldWait("no connection of the event loop came free") from error
         except psycopg.Error as error:
@@ -540,14 +542,58 @@ class SqlMetadataStore:
         predictions.tip.score(True)
         _learn(writer)
 
+    def reads_on_loop(self) -> bool:
+        """Whether the running event loop awaits reads itself (`list_versions_json_on_loop`):
+        PostgreSQL, on a loop that opened its connections (`open_for_loop`)."""
+        return self.dialect == "postgresql" and self._loop_connections.open_here()
+
+    async def list_versions_json_on_loop(
+        self, conditions: list[Condition], *, model: str | None, limit: int, offset: int
+    ) -> list[bytes]:
+        """`SqlReadSession.list_versions_json`, awaited on the running event loop over its own
+        connections: one statement, two when the page is limited to a model (looked up first,
+        as the read session does). `ReadWouldWait`, with nothing read, where the loop has no
+        connections, none came free in time, or one failed (a worker reports it, or succeeds
+        on a fresh connection)."""
+        if not self.reads_on_loop():
+            raise ReadWouldWait("the running event loop has no connections of its own")
+        key = None
+        if model is not None:
+            found = await self._fetch_on_loop(_registry.MODEL_KEY, {"name": model})
+            if not found:
+                raise _registry.missing_model(model)
+            key = _registry.ModelKey(*found[0])
+        statement, parameters = _registry.versions_json_statement(conditions, key, limit, offset)
+        return [version_json(row) for row in await self._fetch_on_loop(statement, parameters)]
+
+    async def _fetch_on_loop(
+        self, statement: DriverStatement, parameters: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        # Imported here: psycopg costs ~0.2 s to import, which SQLite stores never need.
+        import psycopg
+        from psycopg_pool import PoolTimeout as NoConnection
+
+        sql, bind = statement.rendered(self.engine.dialect)
+        bound = bind(parameters)
+        try:
+            return await self._loop_connections.fetch(sql, bound)
+        except NoConnection as error:
+            raise ReadWouldWait("no connection of the event loop came free") from error
+        except psycopg.OperationalError as error:
+            raise ReadWouldWait(f"the event loop's connection failed: {error}") from error
+        except psycopg.Error as error:
+            with _translated():
+                raise DBAPIError.instance(sql, bound, error, psycopg.Error) from error
+
     async def open_for_loop(self) -> None:
         """Open the running event loop's async connections, on which it commits held writes
-        (`without_waiting`); PostgreSQL only. Close them with `close_for_loop`."""
+        (`without_waiting`) and awaits reads (`list_versions_json_on_loop`); PostgreSQL only.
+        Close them with `close_for_loop`."""
         if self.dialect == "postgresql":
-            await self._held_connections.open()
+            await self._loop_connections.open()
 
     async def close_for_loop(self) -> None:
-        connections = self.__dict__.get("_held_connections")
+        connections = self.__dict__.get("_loop_connections")
         if connections is not None:
             await connections.close()
 
@@ -561,8 +607,8 @@ class SqlMetadataStore:
         return HeldWrite(_as_one_statement(self.engine.dialect, writer, tip), writer)
 
     @cached_property
-    def _held_connections(self) -> HeldWriteConnections:
-        return HeldWriteConnections(self.engine, self.pool_size)
+    def _loop_connections(self) -> LoopConnections:
+        return LoopConnections(self.engine, self.pool_size)
 
     @cached_property
     def _predictions(self) -> Predictions | None:
