@@ -24,9 +24,10 @@ replaced instead of failing a write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +93,6 @@ class LoopConnections:
             max_size=self.size,
             open=False,
             check=self._ping_when_idle,
-            reset=self._note_idle,
             name="steward-loop",
         )
         self._pools[loop] = pool
@@ -110,9 +110,14 @@ class LoopConnections:
             rows: list[tuple[Any, ...]] = await cursor.fetchall()
             return rows
 
-    def _connection(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
         pool = self._pools[asyncio.get_running_loop()]
-        return pool.connection(timeout=_CONNECTION_WAIT_SECONDS)
+        async with pool.connection(timeout=_CONNECTION_WAIT_SECONDS) as connection:
+            yield connection
+            # Noted here, not in the pool's ``reset`` callback: with one, the pool hands every
+            # returned connection to its worker task, a wake-up per call.
+            self._idle_since[connection] = time.monotonic()
 
     async def close(self) -> None:
         """Close the running loop's connections."""
@@ -124,9 +129,6 @@ class LoopConnections:
         idle_since = self._idle_since.get(connection)
         if idle_since is None or time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS:
             await connection.execute("")  # raises if it is dead: the pool makes another
-
-    async def _note_idle(self, connection: AsyncConnection[Any]) -> None:
-        self._idle_since[connection] = time.monotonic()
 
 
 __all__ = ["HeldWrite", "LoopConnections"]
