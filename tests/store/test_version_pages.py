@@ -26,7 +26,7 @@ from steward.errors import InvalidInput, StewardError
 from steward.schemas import parse
 from steward.schemas.registry import ModelCreate, VersionCreate, VersionUpdate
 from steward.settings import Settings
-from steward.store.base import ReadWouldWait
+from steward.store.base import ReadWouldWait, encode_page_token
 from steward.store.sql import _loop_connections
 from steward.wiring import Services
 
@@ -99,8 +99,20 @@ QUERIES = pytest.mark.parametrize(
         {"model": "churn"},
         {"model": "fraud", "filter": "metrics.loss < 0.5"},
         {"filter": "metrics.auc > 2"},
+        {"filter": "name != 'fraud' and version >= 2"},
+        {"limit": 3, "page_token": encode_page_token(4)},
     ],
-    ids=["all", "one-metric", "metric-and-tag", "status", "model", "model-and-metric", "none"],
+    ids=[
+        "all",
+        "one-metric",
+        "metric-and-tag",
+        "status",
+        "model",
+        "model-and-metric",
+        "none",
+        "model-field",
+        "deep-page",
+    ],
 )
 
 
@@ -110,6 +122,30 @@ def test_json_page_equals_the_entities(services: Services, query: dict[str, Any]
     as_json, entities = _both(services, **query)
     assert as_json == entities
     assert query.get("filter") == "metrics.auc > 2" or as_json["items"]
+
+
+# What `_populate` registers: six versions of each model; listing order is model name, then
+# newest first.
+_LISTED = [("churn", n) for n in range(6, 0, -1)] + [("fraud", n) for n in range(6, 0, -1)]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({}, _LISTED),
+        ({"filter": "name != 'fraud' and version >= 2"}, _LISTED[:5]),
+        ({"filter": "version <= 2"}, [("churn", 2), ("churn", 1), ("fraud", 2), ("fraud", 1)]),
+        ({"limit": 4, "page_token": encode_page_token(4)}, _LISTED[4:8]),
+        ({"model": "fraud", "limit": 2, "page_token": encode_page_token(3)}, _LISTED[9:11]),
+    ],
+    ids=["all", "model-field", "version-field", "across-models", "one-model"],
+)
+def test_pages_list_models_by_name_then_newest_first(
+    services: Services, query: dict[str, Any], expected: list[tuple[str, int]]
+) -> None:
+    _populate(services)
+    items = json.loads(services.registry.list_versions_json(**query))["items"]
+    assert [(item["model_name"], item["version"]) for item in items] == expected
 
 
 def test_json_pages_walk_the_same_pages(services: Services) -> None:
