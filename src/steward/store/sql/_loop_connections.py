@@ -13,7 +13,8 @@ before.
 
 A search's page is one statement too, and the loop awaits it the same way
 (`SqlMetadataStore.list_versions_json_on_loop`): handing a search to a worker and back cost
-~0.5 ms of the server's CPU per page on a 2-core host (measured, same query).
+~0.7 ms of the server's CPU per page of 100 on a 2-core host (3.2 → 2.4 ms, measured,
+same query).
 
 The connections come from psycopg's own pool (psycopg_pool), one per event loop, with the
 policy of the store's synchronous pool (`engine._ping_when_idle`): a connection idle for longer
@@ -115,8 +116,8 @@ class LoopConnections:
         pool = self._pools[asyncio.get_running_loop()]
         async with pool.connection(timeout=_CONNECTION_WAIT_SECONDS) as connection:
             yield connection
-            # Noted here, not in the pool's ``reset`` callback: with one, the pool hands every
-            # returned connection to its worker task, a wake-up per call.
+            # Noted here, not in the pool's ``reset`` callback: with one, the pool returns every
+            # connection through its worker task (36.9 against 13.2 µs a checkout, measured).
             self._idle_since[connection] = time.monotonic()
 
     async def close(self) -> None:
