@@ -213,7 +213,7 @@ class RegistryService:
             items = rx.list_versions(
                 page.conditions, model=model, limit=page.fetched, offset=page.offset
             )
-        return _page(items, limit, page.offset)
+        return _page(items, page.limit, page.offset)
 
     def list_versions_json(
         self,

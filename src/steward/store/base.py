@@ -56,8 +56,8 @@ class WriteWouldWait(WouldWait):
 
 class ReadWouldWait(WouldWait):
     """A read asked to run on the event loop (``list_versions_json_on_loop``) cannot: the
-    store has no connections of that loop's (SQLite, a loop that did not open them), or none
-    came free in time. Nothing was read."""
+    store has no connections of that loop's (SQLite, a loop that did not open them), none came
+    free in time, or the one lent failed. Nothing was read."""
 
 
 class StalePrediction(Exception):

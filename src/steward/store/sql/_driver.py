@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,11 +179,17 @@ def take_pending_begin(connection: Connection) -> bool:
     return bool(connection.info.pop(_BEGIN_PENDING, False))
 
 
-@contextmanager
-def driver_errors(connection: Connection, sql: str, parameters: Any = None) -> Iterator[None]:
+def driver_errors(
+    connection: Connection, sql: str, parameters: Any = None
+) -> AbstractContextManager[None]:
     """The driver's errors raised in the block, wrapped as SQLAlchemy wraps them (an
     IntegrityError, an OperationalError...), so the store translates them like any other."""
-    error_class = connection.dialect.loaded_dbapi.Error
+    return wrapped_errors(connection.dialect.loaded_dbapi.Error, sql, parameters)
+
+
+@contextmanager
+def wrapped_errors(error_class: type[Exception], sql: str, parameters: Any) -> Iterator[None]:
+    """`driver_errors` for a driver connection outside SQLAlchemy (an event loop's)."""
     try:
         yield
     except error_class as error:
@@ -240,4 +246,5 @@ __all__ = [
     "driver_errors",
     "quiet_aborted_pipelines",
     "take_pending_begin",
+    "wrapped_errors",
 ]

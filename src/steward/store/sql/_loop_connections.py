@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from steward.store.base import ReadWouldWait, WouldWait, WriteWouldWait
+from steward.store.sql._driver import wrapped_errors
 from steward.store.sql._one_statement import OneStatement
 from steward.store.sql.engine import PING_AFTER_IDLE_SECONDS, driver_connect_args
 
@@ -100,25 +102,39 @@ class LoopConnections:
         await pool.open()
 
     async def execute(self, statement: OneStatement) -> None:
-        """Run ``statement`` on one of this loop's connections (autocommit: it commits)."""
-        async with self._connection() as connection:
-            await connection.execute(statement.sql, statement.parameters)
+        """Run ``statement`` on one of this loop's connections (autocommit: it commits).
+        `WriteWouldWait` when no connection came free in time; the database's refusals are
+        raised as SQLAlchemy wraps them."""
+        async with self._connection(WriteWouldWait, statement.sql, statement.parameters) as c:
+            await c.execute(statement.sql, statement.parameters)
 
     async def fetch(self, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """The rows of the query ``sql`` (autocommit: it sees what was committed before it)."""
-        async with self._connection() as connection:
+        """The rows of the query ``sql`` (autocommit: it sees what was committed before it).
+        `ReadWouldWait` when no connection came free in time; errors as `execute`'s."""
+        async with self._connection(ReadWouldWait, sql, parameters) as connection:
             cursor = await connection.execute(sql, parameters)
             rows: list[tuple[Any, ...]] = await cursor.fetchall()
             return rows
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+    async def _connection(
+        self, would_wait: type[WouldWait], sql: str, parameters: dict[str, Any]
+    ) -> AsyncIterator[AsyncConnection[Any]]:
+        # Imported here: psycopg costs ~0.2 s to import, which SQLite stores never need.
+        import psycopg
+        from psycopg_pool import PoolTimeout as NoConnection
+
         pool = self._pools[asyncio.get_running_loop()]
-        async with pool.connection(timeout=_CONNECTION_WAIT_SECONDS) as connection:
-            yield connection
-            # Noted here, not in the pool's ``reset`` callback: with one, the pool returns every
-            # connection through its worker task (36.9 against 13.2 µs a checkout, measured).
-            self._idle_since[connection] = time.monotonic()
+        try:
+            checkout = pool.connection(timeout=_CONNECTION_WAIT_SECONDS)
+            async with checkout as connection:
+                with wrapped_errors(psycopg.Error, sql, parameters):
+                    yield connection
+                # Noted here, not in the pool's ``reset`` callback: with one, the pool returns
+                # every connection through its worker task (36.9 against 13.2 µs a checkout).
+                self._idle_since[connection] = time.monotonic()
+        except NoConnection as error:
+            raise would_wait("no connection of the event loop came free") from error
 
     async def close(self) -> None:
         """Close the running loop's connections."""

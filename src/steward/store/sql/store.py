@@ -518,27 +518,18 @@ class SqlMetadataStore:
         """
         predictions, writer = self._predictions, write.writer
         assert predictions is not None
-        # Imported here: psycopg costs ~0.2 s to import, which SQLite stores never need.
-        import psycopg
-        from psycopg_pool import PoolTimeout as NoConnection
-
         try:
             await self._loop_connections.execute(write.statement)
-        except NoConnection as error:
-            raise WriteWouldWait("no connection of the event loop came free") from error
-        except psycopg.Error as error:
-            refused = DBAPIError.instance(
-                write.statement.sql, write.statement.parameters, error, psycopg.Error
-            )
+        except DBAPIError as refused:
             try:
                 _refuse_a_stale_claim(refused, writer)
             except StalePrediction as stale:
-                raise WriteWouldWait(str(stale)) from error
-            if _ledger.moved_tip(error):
+                raise WriteWouldWait(str(stale)) from refused
+            if _ledger.moved_tip(refused):
                 predictions.tip.missed(LEDGER)
-                raise WriteWouldWait("another writer moved the ledger's tip") from error
+                raise WriteWouldWait("another writer moved the ledger's tip") from refused
             with _translated():
-                raise refused from error
+                raise
         predictions.tip.score(True)
         _learn(writer)
 
@@ -569,21 +560,14 @@ class SqlMetadataStore:
     async def _fetch_on_loop(
         self, statement: DriverStatement, parameters: dict[str, Any]
     ) -> list[tuple[Any, ...]]:
-        # Imported here: psycopg costs ~0.2 s to import, which SQLite stores never need.
-        import psycopg
-        from psycopg_pool import PoolTimeout as NoConnection
-
         sql, bind = statement.rendered(self.engine.dialect)
-        bound = bind(parameters)
         try:
-            return await self._loop_connections.fetch(sql, bound)
-        except NoConnection as error:
-            raise ReadWouldWait("no connection of the event loop came free") from error
-        except psycopg.OperationalError as error:
-            raise ReadWouldWait(f"the event loop's connection failed: {error}") from error
-        except psycopg.Error as error:
+            return await self._loop_connections.fetch(sql, bind(parameters))
+        except OperationalError as error:
+            raise ReadWouldWait(f"the event loop's connection failed: {error.orig}") from error
+        except DBAPIError:
             with _translated():
-                raise DBAPIError.instance(sql, bound, error, psycopg.Error) from error
+                raise
 
     async def open_for_loop(self) -> None:
         """Open the running event loop's async connections, on which it commits held writes
