@@ -28,6 +28,8 @@ from tests.conftest import make_services
 from steward.api import hot_routes
 from steward.api.app import StewardApi
 from steward.domain.entities import ArtifactRef
+from steward.domain.enums import Role
+from steward.schemas.auth import TokenCreate
 from steward.schemas.registry import VersionCreate
 from steward.store.artifacts.store import FsspecArtifactStore
 from steward.store.base import ReadWouldWait
@@ -165,6 +167,7 @@ _NUL_SECOND_KEY = [{"key": "a", "value": 1.0}, {"key": "a\x00", "value": 1.0}]
         ("basic", "PUT", "/models/known/aliases/champion", {"json": {"version": 1}}),
         ("viewer", "PUT", "/models/known/aliases/champion", {"json": {"version": 1}}),
         ("expired", "GET", "/versions", {}),
+        ("revoked", "PUT", "/models/known/aliases/champion", {"json": {"version": 1}}),
         ("developer", "PUT", "/models/known/aliases/champion", {"content": b"{not json"}),
         ("developer", "PUT", "/models/known/aliases/champion", {"json": {"version": "one"}}),
         ("developer", "PUT", "/models/known/aliases/champion", {"json": [1]}),
@@ -201,6 +204,58 @@ def test_refusals_left_to_fastapi_match(
         assert served.status_code == 200
     else:
         assert 400 <= served.status_code < 500
+    assert lanes.fallbacks == 1
+
+
+def _first_call_token(api: ApiEnv, name: str, role: Role) -> dict[str, str]:
+    """The headers of a token no call has used yet, so no cache holds it."""
+    secret = api.services.tokens.create_token("setup", TokenCreate(name=name, role=role)).secret
+    assert api.services.tokens.authenticate_cached(secret) is None
+    return {"authorization": f"Bearer {secret}"}
+
+
+def test_a_callers_first_call_is_answered_by_the_lane(lanes: Lanes, api: ApiEnv) -> None:
+    """A token the cache does not hold (a caller's first call, or its first after a pause) is
+    read in a worker, and the lane answers; the token is cached from then on."""
+    headers = _first_call_token(api, "first-call", Role.DEVELOPER)
+    files = api.services.registry.get_version("models:/known/1").files
+    body = {"flavor": "sklearn", "files": {k: v.model_dump() for k, v in files.items()}}
+    created = lanes.served.post(f"{V1}/models/known/versions", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["created_by"] == "token:first-call"
+    assert lanes.fallbacks == 0
+    secret = headers["authorization"].removeprefix("Bearer ")
+    assert api.services.tokens.authenticate_cached(secret) is not None
+
+
+def test_a_first_call_without_the_role_is_refused_by_fastapi(lanes: Lanes, api: ApiEnv) -> None:
+    headers = _first_call_token(api, "first-viewer", Role.VIEWER)
+    url = f"{V1}/models/known/aliases/champion"
+    served = lanes.served.put(url, json={"version": 1}, headers=headers)
+    plain = lanes.plain.put(url, json={"version": 1}, headers=headers)
+    assert served.status_code == plain.status_code == 403
+    assert served.json() == plain.json()
+    assert lanes.fallbacks == 1
+
+
+def test_a_token_check_failing_unexpectedly_is_answered_by_fastapi(
+    lanes: Lanes, api: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = _first_call_token(api, "first-broken", Role.VIEWER)
+
+    def broken(_: str | None) -> Any:
+        raise RuntimeError("a bug")
+
+    async def broken_on_loop(_: str | None) -> Any:
+        raise RuntimeError("a bug")
+
+    # A token is read in a worker, or on the event loop where the store reads there.
+    monkeypatch.setattr(api.services.tokens, "authenticate", broken)
+    monkeypatch.setattr(api.services.tokens, "authenticate_on_loop", broken_on_loop)
+    served = lanes.served.get(f"{V1}/versions", headers=headers)
+    assert served.status_code == 500
+    assert served.json()["error"]["code"] == "internal"
+    assert "a bug" not in served.text
     assert lanes.fallbacks == 1
 
 
@@ -409,6 +464,28 @@ def test_a_held_write_failing_unexpectedly_is_answered_as_any_internal_error(
         assert "secret" not in answered.text
         assert runs.outcomes == [500]  # answered on the loop, not run again in a worker
         assert api.services.registry.list_versions(model="known").items[0].version == 1
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_first_calls_token_is_read_on_the_loop(
+    postgres_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _postgres_api(postgres_database, tmp_path_factory, "firstcall") as (api, _):
+        headers = _first_call_token(api, "first-on-pg", Role.DEVELOPER)
+
+        def in_a_worker(_: str | None) -> Any:
+            raise AssertionError("the token was read in a worker thread")
+
+        monkeypatch.setattr(api.services.tokens, "authenticate", in_a_worker)
+        runs = LoopRuns(monkeypatch)
+        files = api.services.registry.get_version("models:/known/1").files
+        body = {"flavor": "sklearn", "files": {k: v.model_dump() for k, v in files.items()}}
+        created = api.http.post(f"{V1}/models/known/versions", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        assert created.json()["created_by"] == "token:first-on-pg"
+        assert runs.outcomes == [201]  # and the registration was awaited on the loop too
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,15 @@ hold: at once through the same service, within the cache time through another on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from tests.conftest import make_services
+from tests.store.conftest import on_a_loop
 
 from steward.auth import service as auth_service
 from steward.auth.service import TokenService
@@ -15,6 +19,7 @@ from steward.domain.clock import utcnow
 from steward.domain.enums import Role
 from steward.errors import Unauthenticated
 from steward.schemas.auth import TokenCreate, TokenCreated
+from steward.store.base import ReadWouldWait
 from steward.wiring import Services
 
 
@@ -142,3 +147,50 @@ def test_a_read_that_raced_a_revocation_is_not_cached(
     assert tokens.authenticate_cached(created.secret) is None
     with pytest.raises(Unauthenticated, match="unknown or revoked"):
         tokens.authenticate(created.secret)
+
+
+def test_a_token_read_on_the_event_loop_is_the_one_a_worker_reads(
+    postgres_services: Services,
+) -> None:
+    """On PostgreSQL the server's loop reads a token over its own connections: the same token,
+    cached the same way, refused the same way."""
+    services = postgres_services
+    lasting = _token(services, expires_in_days=30)
+    forever = services.tokens.create_token("admin", TokenCreate(name="f", role=Role.ADMIN))
+    expired = _token(services, expires_in_days=1e-9)
+    revoked = _token(services)
+    services.tokens.revoke_token("admin", revoked.token.id)
+    on_loop = TokenService(services.store)
+
+    def read(secret: str) -> Callable[[], Awaitable[object]]:
+        return lambda: on_loop.authenticate_on_loop(secret)
+
+    for created in (lasting, forever):
+        token = on_a_loop(services, read(created.secret))
+        assert token == services.tokens.authenticate(created.secret)
+        assert on_loop.authenticate_cached(created.secret) == token
+    for refused, reason in ((expired, "expired"), (revoked, "unknown or revoked")):
+        with pytest.raises(Unauthenticated, match=reason):
+            on_a_loop(services, read(refused.secret))
+    with pytest.raises(Unauthenticated, match="unknown or revoked"):
+        on_a_loop(services, read("stw_" + "0" * 43))
+    with pytest.raises(Unauthenticated, match="needs an API token"):
+        on_a_loop(services, read(""))
+
+
+def test_on_sqlite_a_token_is_not_read_on_the_event_loop(sqlite_url: str, tmp_path: Path) -> None:
+    services = make_services(tmp_path / "home", sqlite_url)
+    try:
+        created = _token(services)
+        with pytest.raises(ReadWouldWait):
+            on_a_loop(services, lambda: services.tokens.authenticate_on_loop(created.secret))
+        assert services.tokens.authenticate_cached(created.secret) is None
+    finally:
+        services.close()
+
+
+def test_a_loop_without_connections_reads_no_token(postgres_services: Services) -> None:
+    created = _token(postgres_services)
+    with pytest.raises(ReadWouldWait):  # `asyncio.run`'s loop opened none
+        asyncio.run(postgres_services.tokens.authenticate_on_loop(created.secret))
+    assert postgres_services.tokens.authenticate_cached(created.secret) is None

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from steward.auth.service import TokenService, require_role
 from steward.domain.entities import Token
 from steward.domain.enums import Role
 from steward.errors import Unauthenticated
+from steward.store.base import ReadWouldWait
 from steward.wiring import Services
 
 
@@ -38,18 +40,28 @@ def bearer_secret(header: str | None) -> str | None:
 def requires(role: Role, action: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that authenticates the caller and checks ``role``.
 
-    Async so a token verified moments ago costs no thread-pool hop; otherwise the store is read
-    in the pool, off the event loop.
+    Async so a token verified moments ago costs no thread-pool hop (see `authenticated`).
     """
 
     async def dependency(request: Request) -> Principal:
         services: Services = request.app.state.services
-        tokens: TokenService = services.tokens
-        secret = bearer_secret(request.headers.get("authorization"))
-        token = tokens.authenticate_cached(secret)
-        if token is None:
-            token = await run_in_threadpool(tokens.authenticate, secret)
+        token = await authenticated(services, bearer_secret(request.headers.get("authorization")))
         require_role(token.role, role, action)
         return Principal.of(token)
 
     return dependency
+
+
+async def authenticated(services: Services, secret: str | None) -> Token:
+    """The token of ``secret``: cached when it was verified moments ago, else read from the
+    store, on the event loop where the store reads there (one round trip over the loop's own
+    connections), else in a worker thread; refused as `TokenService.authenticate` refuses."""
+    tokens: TokenService = services.tokens
+    token = tokens.authenticate_cached(secret)
+    if token is not None:
+        return token
+    if services.store.reads_on_loop():
+        with contextlib.suppress(ReadWouldWait):  # nothing was read: a worker reads it
+            return await tokens.authenticate_on_loop(secret)
+    # The loop's own executor, not anyio's threads: ~0.15 ms less (see `hot_routes`).
+    return await asyncio.get_running_loop().run_in_executor(None, tokens.authenticate, secret)

@@ -109,19 +109,36 @@ class TokenService:
         return hit.token
 
     def authenticate(self, secret: str | None) -> Token:
-        if not secret:
-            raise Unauthenticated(
-                "This server needs an API token: send 'Authorization: Bearer <token>' "
-                "(set STEWARD_TOKEN for the SDK and CLI)."
-            )
+        secret = _required(secret)
         cached = self.authenticate_cached(secret)
         if cached is not None:
             return cached
-        secret_hash = hash_secret(secret)
-        read_at = self.clock()  # before the read: a revocation after it counts from here
-        revocations = self._revocations
+        secret_hash, read_at, revocations = self._before_reading(secret)
         with self.store.read() as rx:
             token = rx.find_token_by_hash(secret_hash)
+        return self._verified_token(secret_hash, token, read_at, revocations)
+
+    async def authenticate_on_loop(self, secret: str | None) -> Token:
+        """`authenticate`, its store read awaited on the running event loop: `ReadWouldWait`
+        where the store cannot read there (`MetadataStore.reads_on_loop`), with nothing read."""
+        secret = _required(secret)
+        cached = self.authenticate_cached(secret)
+        if cached is not None:
+            return cached
+        secret_hash, read_at, revocations = self._before_reading(secret)
+        token = await self.store.find_token_by_hash_on_loop(secret_hash)
+        return self._verified_token(secret_hash, token, read_at, revocations)
+
+    def _before_reading(self, secret: str) -> tuple[str, float, int]:
+        """The secret's hash, the time (before the read: a revocation after it counts from
+        there) and the count of revocations, taken before the store is read."""
+        return hash_secret(secret), self.clock(), self._revocations
+
+    def _verified_token(
+        self, secret_hash: str, token: Token | None, read_at: float, revocations: int
+    ) -> Token:
+        """The token read for ``secret_hash``, checked and cached; refused when it is unknown,
+        revoked or expired."""
         if token is None or token.revoked:
             raise Unauthenticated(
                 "The API token is unknown or revoked; create one with `steward tokens create`."
@@ -142,6 +159,15 @@ class TokenService:
         with self._lock:
             self._revocations += 1
             self._verified = {k: v for k, v in self._verified.items() if v.token.id != token_id}
+
+
+def _required(secret: str | None) -> str:
+    if not secret:
+        raise Unauthenticated(
+            "This server needs an API token: send 'Authorization: Bearer <token>' "
+            "(set STEWARD_TOKEN for the SDK and CLI)."
+        )
+    return secret
 
 
 def _check_not_expired(token: Token) -> None:

@@ -306,6 +306,10 @@ class MetadataStore(Protocol):
         """`ReadSession.list_versions_json`, awaited on the running event loop rather than
         blocking it; `ReadWouldWait` when it cannot be (see `reads_on_loop`)."""
 
+    async def find_token_by_hash_on_loop(self, secret_hash: str) -> Token | None:
+        """`ReadSession.find_token_by_hash`, awaited on the running event loop; `ReadWouldWait`
+        when it cannot be (see `reads_on_loop`)."""
+
     def dispose(self) -> None: ...
     def feed_listener(self) -> FeedListener | None:
         """A listener for pushed feed changes, or None when the backend cannot push (SQLite):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any, TypeVar
 
 import pydantic_core
@@ -193,6 +194,28 @@ def event_entity(row: EventRow) -> Event:
         payload=dict(row.payload),
         prev_hash=row.prev_hash,
         hash=row.hash,
+    )
+
+
+# A token's columns as `token_of_driver_row` takes them, in this order.
+TOKEN_COLUMNS = (
+    TokenRow.id, TokenRow.name, TokenRow.role, TokenRow.created_at, TokenRow.created_by,
+    TokenRow.expires_at, TokenRow.revoked,
+)  # fmt: skip
+
+
+def token_of_driver_row(values: Sequence[Any]) -> Token:
+    """`token_entity` of a row the driver returned itself (`TOKEN_COLUMNS`), with no column
+    type's conversion: its times come naive, in UTC, as the store writes them."""
+    id_, name, role, created_at, created_by, expires_at, revoked = values
+    return Token(
+        id=id_,
+        name=name,
+        role=Role(role),
+        created_at=created_at.replace(tzinfo=UTC),
+        created_by=created_by,
+        expires_at=None if expires_at is None else expires_at.replace(tzinfo=UTC),
+        revoked=revoked,
     )
 
 

@@ -16,7 +16,7 @@ from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DataError,
@@ -51,7 +51,13 @@ from steward.store.base import (
     WriteWouldWait,
 )
 from steward.store.sql import _feed, _ledger, _one_statement, _registry, _tracking
-from steward.store.sql._convert import token_entity, version_entity, version_json
+from steward.store.sql._convert import (
+    TOKEN_COLUMNS,
+    token_entity,
+    token_of_driver_row,
+    version_entity,
+    version_json,
+)
 from steward.store.sql._deployment_sessions import DeploymentReads, DeploymentWrites
 from steward.store.sql._driver import (
     BEGIN,
@@ -557,6 +563,14 @@ class SqlMetadataStore:
         statement, parameters = _registry.versions_json_statement(conditions, key, limit, offset)
         return [version_json(row) for row in await self._fetch_on_loop(statement, parameters)]
 
+    async def find_token_by_hash_on_loop(self, secret_hash: str) -> Token | None:
+        """`SqlReadSession.find_token_by_hash`, awaited on the running event loop over its own
+        connections; `ReadWouldWait` as `list_versions_json_on_loop`."""
+        if not self.reads_on_loop():
+            raise ReadWouldWait("the running event loop has no connections of its own")
+        rows = await self._fetch_on_loop(_TOKEN_BY_HASH, {"secret_hash": secret_hash})
+        return None if not rows else token_of_driver_row(rows[0])
+
     async def _fetch_on_loop(
         self, statement: DriverStatement, parameters: dict[str, Any]
     ) -> list[tuple[Any, ...]]:
@@ -628,6 +642,9 @@ class _Held:
 
 
 _HELD: ContextVar[_Held | None] = ContextVar("steward_store_held", default=None)
+_TOKEN_BY_HASH = DriverStatement(
+    select(*TOKEN_COLUMNS).where(TokenRow.secret_hash == bindparam("secret_hash"))
+)
 
 
 @contextmanager
