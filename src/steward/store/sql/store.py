@@ -552,8 +552,6 @@ class SqlMetadataStore:
         as the read session does). `ReadWouldWait`, with nothing read, where the loop has no
         connections, none came free in time, or one failed (a worker reports it, or succeeds
         on a fresh connection)."""
-        if not self.reads_on_loop():
-            raise ReadWouldWait("the running event loop has no connections of its own")
         key = None
         if model is not None:
             found = await self._fetch_on_loop(_registry.MODEL_KEY, {"name": model})
@@ -566,14 +564,14 @@ class SqlMetadataStore:
     async def find_token_by_hash_on_loop(self, secret_hash: str) -> Token | None:
         """`SqlReadSession.find_token_by_hash`, awaited on the running event loop over its own
         connections; `ReadWouldWait` as `list_versions_json_on_loop`."""
-        if not self.reads_on_loop():
-            raise ReadWouldWait("the running event loop has no connections of its own")
         rows = await self._fetch_on_loop(_TOKEN_BY_HASH, {"secret_hash": secret_hash})
         return None if not rows else token_of_driver_row(rows[0])
 
     async def _fetch_on_loop(
         self, statement: DriverStatement, parameters: dict[str, Any]
     ) -> list[tuple[Any, ...]]:
+        if not self.reads_on_loop():
+            raise ReadWouldWait("the running event loop has no connections of its own")
         sql, bind = statement.rendered(self.engine.dialect)
         try:
             return await self._loop_connections.fetch(sql, bind(parameters))
