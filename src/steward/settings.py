@@ -52,6 +52,16 @@ class ServerSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address `steward server` binds.")
     port: int = Field(default=5050, ge=1, le=65535, description="Port `steward server` binds.")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="Proxies whose X-Forwarded-For/-Proto the server believes: comma-separated "
+        "addresses or networks, or * (uvicorn's FORWARDED_ALLOW_IPS).",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Log a line per request (uvicorn's access log); every change is in the "
+        "ledger either way.",
+    )
 
 
 PredictionLogCompression = Literal["snappy", "lz4", "zstd", "none"]

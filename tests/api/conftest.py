@@ -7,6 +7,9 @@ API tests use an httpx client on the ASGI app (STYLE §7): ``TestClient`` with
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 from steward.api.app import API_PREFIX, create_app
+from steward.cli.server import api_uvicorn_options
 from steward.domain.enums import Role
 from steward.flavors import package_model
 from steward.schemas.auth import TokenCreate
@@ -131,6 +136,32 @@ def small_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
         run = env.services.tracking.create_run("setup", RunCreate(name="small"))
         env.ids["run"] = run.id
         yield env
+
+
+def serve_in_thread(app: Any, **config: Any) -> Iterator[str]:
+    """``app`` served on 127.0.0.1 by uvicorn in a thread, with ``config``; yields its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "the server stopped while starting"
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def serve_live(app: FastAPI) -> Iterator[str]:
+    """``app`` served as `steward server` serves it (the protocol writing the hot routes'
+    answers itself). Its lifespan opens this server's event loop's own connections on
+    PostgreSQL, beside those of a TestClient's loop (the store keeps them per loop)."""
+    options = {**api_uvicorn_options(Settings()), "log_level": "warning"}
+    yield from serve_in_thread(app, lifespan="on", **options)
 
 
 def walk_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:

@@ -1,7 +1,9 @@
 """The hot lane (`steward.api.hot_routes`) answers exactly as FastAPI's routes do.
 
 Each request goes to the app as served (hot lane first) and to the same app's FastAPI stack
-alone; the answers must match. The lane must also really answer the plain cases itself (else
+alone; the answers must match. The app is served both ways it can be: through ASGI, and by a
+real server as `steward server` runs it, where the protocol writes the lane's answers itself
+(`StewardApi.direct_route`). The lane must also really answer the plain cases itself (else
 the comparison would pass by always falling back), and leave every refusal it cannot
 reproduce exactly to FastAPI.
 """
@@ -12,17 +14,19 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
-from tests.api.conftest import ApiEnv, build_env, seed
+from tests.api.conftest import ApiEnv, build_env, seed, serve_live
 from tests.conftest import make_services
 
 from steward.api import hot_routes
@@ -31,6 +35,7 @@ from steward.domain.entities import ArtifactRef
 from steward.domain.enums import Role
 from steward.schemas.auth import TokenCreate
 from steward.schemas.registry import VersionCreate
+from steward.schemas.tracking import RunCreate
 from steward.store.artifacts.store import FsspecArtifactStore
 from steward.store.base import ReadWouldWait
 from steward.testing.postgres import temporary_schema
@@ -39,25 +44,39 @@ V1 = "/api/v1"
 
 
 class Lanes:
-    """The app as served, FastAPI alone on the same app, and a count of fallbacks."""
+    """The app as served (``served``: through ASGI, or by a live server whose protocol writes
+    the lane's answers), FastAPI alone on the same app, and counts of fallbacks and of answers
+    the protocol wrote itself."""
 
-    def __init__(self, api: ApiEnv) -> None:
+    def __init__(self, api: ApiEnv, served: httpx.Client, way: str) -> None:
         app = api.app
         assert isinstance(app, StewardApi)
         self.api = api
-        self.fallbacks = 0
+        self.way = way
+        self.fallbacks = self.direct = 0
         fastapi_alone = functools.partial(FastAPI.__call__, app)
 
         async def counted(scope: Scope, receive: Receive, send: Send) -> None:
             self.fallbacks += 1
             await fastapi_alone(scope, receive, send)
 
+        def counted_direct_route(scope: Scope) -> Any:
+            handler = StewardApi.direct_route(app, scope)
+            self.direct += handler is not None
+            return handler
+
         app._hot.app = counted
-        self.served = api.http
+        app.direct_route = counted_direct_route  # type: ignore[method-assign]
+        self.served = served
         self.plain = TestClient(fastapi_alone, raise_server_exceptions=False)
         for role in ("viewer", "developer"):  # tokens verified once, as a caller's first call
             self.served.get(f"{V1}/models", headers=api.headers(role))
-        self.fallbacks = 0
+        self.fallbacks = self.direct = 0
+
+    def answered_directly(self, calls: int) -> bool:
+        """Whether the protocol wrote the answers of the last ``calls`` hot calls itself (as it
+        must when served live) or none of them (through ASGI)."""
+        return self.direct == (calls if self.way == "direct" else 0)
 
     def both(self, method: str, url: str, who: str | None = "developer", **kw: Any) -> Any:
         served = self.served.request(method, url, headers=self.api.headers(who), **kw)
@@ -65,11 +84,21 @@ class Lanes:
         return served, plain
 
 
-@pytest.fixture
-def lanes(api: ApiEnv) -> Iterator[Lanes]:
+@pytest.fixture(scope="module")
+def live_url(api: ApiEnv) -> Iterator[str]:
+    yield from serve_live(api.app)
+
+
+@pytest.fixture(params=["asgi", "direct"])
+def lanes(api: ApiEnv, request: pytest.FixtureRequest) -> Iterator[Lanes]:
     original = api.app._hot.app  # type: ignore[attr-defined]
-    yield Lanes(api)
+    if request.param == "asgi":
+        yield Lanes(api, api.http, "asgi")
+    else:
+        with httpx.Client(base_url=request.getfixturevalue("live_url")) as live:
+            yield Lanes(api, live, "direct")
     api.app._hot.app = original  # type: ignore[attr-defined]
+    del api.app.direct_route  # type: ignore[attr-defined]
 
 
 def _version_body(digest: str, **extra: Any) -> dict[str, Any]:
@@ -97,14 +126,17 @@ def test_hot_calls_are_answered_by_the_lane(lanes: Lanes, api: ApiEnv) -> None:
 
     points = [{"key": "loss", "value": 0.5, "step": i} for i in range(3)]
     columns = {"key": ["loss", "acc"], "value": [0.25, 0.9], "step": [3, 3]}
+    tracking = api.services.tracking
+    run = tracking.create_run("setup", RunCreate(name=f"hot-{lanes.way}")).id
     logged = lanes.served.post(
-        f"{V1}/runs/{api.ids['run']}/batch", json={"metrics": points, "metric_columns": columns},
+        f"{V1}/runs/{run}/batch", json={"metrics": points, "metric_columns": columns},
         headers=api.headers("developer"),
     )  # fmt: skip
     assert logged.json() == {"points": 5}
-    tracking = api.services.tracking
-    assert [(p.step, p.value) for p in tracking.metric_history(api.ids["run"], "acc")] == [(3, 0.9)]
-    assert (3, 0.25) in [(p.step, p.value) for p in tracking.metric_history(api.ids["run"], "loss")]
+    assert [(p.step, p.value) for p in tracking.metric_history(run, "acc")] == [(3, 0.9)]
+    assert [(p.step, p.value) for p in tracking.metric_history(run, "loss")] == [
+        (0, 0.5), (1, 0.5), (2, 0.5), (3, 0.25),
+    ]  # fmt: skip
 
     page = lanes.served.get(
         f"{V1}/versions", params={"filter": "metrics.auc > 0.5", "limit": 1},
@@ -114,6 +146,7 @@ def test_hot_calls_are_answered_by_the_lane(lanes: Lanes, api: ApiEnv) -> None:
     assert len(page.json()["items"]) == 1
     assert page.json()["next_page_token"] is not None
     assert lanes.fallbacks == 0
+    assert lanes.answered_directly(4)
     events = api.services.audit.list_events(actor="token:developer", newest_first=True).items
     assert [e.kind for e in events[:3]] == ["run.logged", "alias.set", "version.registered"]
 
@@ -239,9 +272,11 @@ def test_a_first_call_without_the_role_is_refused_by_fastapi(lanes: Lanes, api: 
 
 
 def test_a_token_check_failing_unexpectedly_is_answered_by_fastapi(
-    lanes: Lanes, api: ApiEnv, monkeypatch: pytest.MonkeyPatch
+    lanes: Lanes, api: ApiEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    headers = _first_call_token(api, "first-broken", Role.VIEWER)
+    """FastAPI answers the error with the 500 envelope, then raises it again for the server to
+    log: where the protocol writes the answer, the lane keeps it and logs the error."""
+    headers = _first_call_token(api, f"first-broken-{lanes.way}", Role.VIEWER)
 
     def broken(_: str | None) -> Any:
         raise RuntimeError("a bug")
@@ -252,11 +287,17 @@ def test_a_token_check_failing_unexpectedly_is_answered_by_fastapi(
     # A token is read in a worker, or on the event loop where the store reads there.
     monkeypatch.setattr(api.services.tokens, "authenticate", broken)
     monkeypatch.setattr(api.services.tokens, "authenticate_on_loop", broken_on_loop)
-    served = lanes.served.get(f"{V1}/versions", headers=headers)
+    with caplog.at_level(logging.ERROR, logger="steward.api.hot_routes"):
+        served = lanes.served.get(f"{V1}/versions", headers=headers)
     assert served.status_code == 500
     assert served.json()["error"]["code"] == "internal"
     assert "a bug" not in served.text
     assert lanes.fallbacks == 1
+    assert lanes.answered_directly(1)
+    logged = [r for r in caplog.records if r.name == "steward.api.hot_routes"]
+    assert [str(r.exc_info[1]) for r in logged if r.exc_info] == (
+        ["a bug"] if lanes.way == "direct" else []
+    )
 
 
 def test_a_body_sent_without_json_content_type_goes_to_fastapi(lanes: Lanes, api: ApiEnv) -> None:
@@ -544,3 +585,18 @@ def test_only_registrations_of_a_few_local_bytes_are_run_on_the_loop(api: ApiEnv
     remote = FsspecArtifactStore("memory://hot-routes-test", max_bytes=1024)
     elsewhere = dataclasses.replace(services, artifacts=remote)
     assert not hot_routes._small_local_registration(elsewhere, small)
+
+
+def test_fastapis_routes_still_see_a_trusted_proxys_forwarded_headers(
+    live_url: str, api: ApiEnv
+) -> None:
+    """Served as `steward server` serves it, uvicorn's proxy-headers middleware is off (it
+    would hide the app's direct routes from the protocol); the app applies ``X-Forwarded-*``
+    from the loopback proxy to what FastAPI answers itself, here a redirect's address."""
+    forwarded = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.7"}
+    with httpx.Client(base_url=live_url) as client:
+        plain = client.get(f"{V1}/models/", headers=api.headers("viewer"))
+        proxied = client.get(f"{V1}/models/", headers={**api.headers("viewer"), **forwarded})
+    assert plain.status_code == proxied.status_code == 307
+    assert plain.headers["location"] == f"{live_url}{V1}/models"
+    assert proxied.headers["location"] == f"{live_url.replace('http', 'https', 1)}{V1}/models"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from tests.api.conftest import serve_in_thread
 
 from steward.api.http_protocol import CoalescedWrites, CoalescingHttpToolsProtocol
 
@@ -154,24 +153,9 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def _serve(app: Any) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     # no proxy-headers middleware: uvicorn would wrap the app, hiding its direct_route
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off", proxy_headers=False,
-                            http=CoalescingHttpToolsProtocol)  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "the server stopped while starting"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    yield from serve_in_thread(app, log_level="warning", lifespan="off", proxy_headers=False,
+                               http=CoalescingHttpToolsProtocol)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -464,7 +448,7 @@ def test_a_lone_requests_answer_leaves_before_its_follow_up(
             flow=SimpleNamespace(write_paused=False), disconnected=False, keep_alive=True,
             response_started=False, response_complete=False, waiting_for_100_continue=False,
             message_event=asyncio.Event(), default_headers=[], on_response=lambda: None,
-            receive=None,
+            receive=None, access_log=False,
         )  # fmt: skip
         follow_up = lambda: seen_by_follow_up.append(len(transport.calls))  # noqa: E731
 
@@ -482,3 +466,34 @@ def test_a_lone_requests_answer_leaves_before_its_follow_up(
     assert kind == "write"
     assert sent.startswith(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n")
     assert sent.endswith(b'\r\n\r\n"ok"')
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+def test_a_direct_answer_is_in_the_access_log_when_the_server_keeps_one(access_log: bool) -> None:
+    """The line uvicorn logs for an answer it sends through ASGI, for one the protocol wrote."""
+    from types import SimpleNamespace
+
+    from steward.api.http_protocol import _answer_directly
+
+    lines: list[str] = []
+    logger = SimpleNamespace(info=lambda message, *args: lines.append(message % args))
+    scope = {"method": "POST", "path": "/api/v1/models/m/versions", "query_string": b"a=1",
+             "http_version": "1.1", "client": ("10.0.0.9", 4242)}  # fmt: skip
+
+    async def main() -> None:
+        cycle = SimpleNamespace(
+            transport=FakeTransport(), flow=SimpleNamespace(write_paused=False),
+            disconnected=False, keep_alive=True, response_started=False,
+            response_complete=False, waiting_for_100_continue=False,
+            message_event=asyncio.Event(), default_headers=[], on_response=lambda: None,
+            receive=None, access_log=access_log, access_logger=logger, scope=scope,
+        )  # fmt: skip
+
+        async def handler(receive: Any) -> Answer:
+            return Answer(201, b"{}")
+
+        await _answer_directly(cycle, handler, set())  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    expected = '10.0.0.9:4242 - "POST /api/v1/models/m/versions?a=1 HTTP/1.1" 201'
+    assert lines == ([expected] if access_log else [])

@@ -38,7 +38,33 @@ def test_server_runs_create_app_in_one_process(
     assert (call["host"], call["port"]) == ("0.0.0.0", 6060)
     assert "workers" not in call
     assert call["http"] is CoalescingHttpToolsProtocol  # a response leaves in one write
+    # the app's direct routes are visible to the protocol; no access log unless asked
+    assert (call["proxy_headers"], call["access_log"]) == (False, False)
     assert any(getattr(r, "path", None) == "/health" for r in call["app"].routes)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "logged"),
+    [
+        (["--access-log"], {}, True),
+        ([], {"STEWARD_SERVER_ACCESS_LOG": "true"}, True),
+        (["--no-access-log"], {"STEWARD_SERVER_ACCESS_LOG": "true"}, False),
+    ],
+)
+def test_server_access_log_is_asked_for(
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    logged: bool,
+) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append(kwargs))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = invoke("server", *args)
+    assert result.exit_code == 0, result.output
+    assert calls[0]["access_log"] is logged
 
 
 def test_server_bad_port_exits_2(invoke: Invoke) -> None:

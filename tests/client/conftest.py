@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from steward.api.app import create_app
-from steward.api.http_protocol import CoalescingHttpToolsProtocol
+from steward.cli.server import api_uvicorn_options
 from steward.client import Client
 from steward.domain.enums import Role
 from steward.schemas.auth import TokenCreate
@@ -43,10 +43,10 @@ class LiveServer:
         self.app = create_app(settings, services=self.services)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        options = {**api_uvicorn_options(settings), "log_level": "warning"}  # as `steward server`
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-            http=CoalescingHttpToolsProtocol,  # as `steward server` runs it
-        )  # fmt: skip
+            self.app, host="127.0.0.1", port=self.port, lifespan="on", **options
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

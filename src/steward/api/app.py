@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Depends, FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from steward._version import __version__
 from steward.api.deps import refuse_nul
 from steward.api.errors import install_error_handlers
 from steward.api.hot_routes import HotRoutes
+from steward.api.http_protocol import DirectHandler
 from steward.api.routes import (
     artifacts,
     audit,
@@ -60,6 +62,7 @@ def create_app(
 
     app = StewardApi(
         built,
+        trusted_proxies=settings.server.forwarded_allow_ips,
         title="Steward",
         version=__version__,
         description="The control plane for production machine learning.",
@@ -85,14 +88,28 @@ def create_app(
 
 
 class StewardApi(FastAPI):
-    """FastAPI, with the hottest calls answered before its machinery (see `HotRoutes`)."""
+    """FastAPI, with the hottest calls answered before its machinery (see `HotRoutes`).
 
-    def __init__(self, services: Services, **options: Any) -> None:
+    Served by `CoalescingHttpToolsProtocol` (as `steward server` serves it), those answers are
+    written by the protocol itself, with no ASGI messages (`direct_route`); that needs uvicorn's
+    proxy-headers middleware off, since the protocol only asks the app it is given. What FastAPI
+    answers still sees ``X-Forwarded-*`` from ``trusted_proxies``, as uvicorn's middleware
+    would apply them (``STEWARD_SERVER_FORWARDED_ALLOW_IPS``, default the loopback addresses);
+    the hot routes read neither the client's address nor the scheme.
+    """
+
+    def __init__(self, services: Services, *, trusted_proxies: str, **options: Any) -> None:
         super().__init__(**options)
-        self._hot = HotRoutes(super().__call__, services)
+        # uvicorn types an ASGI app with its own TypedDicts, Starlette with mappings: the same.
+        forwarded = ProxyHeadersMiddleware(super().__call__, trusted_proxies)  # type: ignore[arg-type]
+        self._hot = HotRoutes(cast(ASGIApp, forwarded), services)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._hot(scope, receive, send)
+
+    def direct_route(self, scope: Scope) -> DirectHandler | None:
+        """The hot lane's answer to this request, for the protocol to write (see `HotRoutes`)."""
+        return self._hot.direct_route(scope)
 
 
 __all__ = ["StewardApi", "create_app"]

@@ -40,6 +40,7 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
     RequestResponseCycle,
 )
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 logger = logging.getLogger(__name__)
 _JSON = b"application/json"
@@ -175,6 +176,8 @@ async def _answer_directly(
         if not cycle.keep_alive:
             cycle.transport.close()
         cycle.on_response()
+        if cycle.access_log:
+            _log_access(cycle, answer.status)
     except BaseException as error:
         cycle.logger.error("Exception in ASGI application\n", exc_info=error)
         if not cycle.response_started:
@@ -189,6 +192,19 @@ async def _answer_directly(
             answer.after()
         except Exception:  # the answer is sent: its follow-up's failure is only logged
             logger.exception("the follow-up of an answered request failed")
+
+
+def _log_access(cycle: RequestResponseCycle, status: int) -> None:
+    """The line uvicorn logs for a response it sends (`RequestResponseCycle.send`)."""
+    scope = cycle.scope
+    cycle.access_logger.info(
+        '%s - "%s %s HTTP/%s" %d',
+        get_client_addr(scope),
+        scope["method"],
+        get_path_with_query_string(scope),
+        scope["http_version"],
+        status,
+    )
 
 
 def _head(cycle: RequestResponseCycle, answer: DirectAnswer) -> bytes:
