@@ -25,7 +25,14 @@ from _servers import (
     steward_server,
 )
 
-BLOCK = 10  # consecutive calls per side before the other side's turn
+# Consecutive calls per side before the other side's turn. A side's first calls after the
+# other's block are slower on these VMs (a vCPU woken from halt, caches the other side's
+# servers filled): a Steward registration after MLflow's block took 2.1-2.8 ms, the next
+# 1.2-1.5, the third 0.8-1.2, then its steady 0.65-0.95 (medians by position, 2026-11-29),
+# while MLflow's ~10 ms calls show no such step. In blocks of 10 those three calls moved
+# Steward's median by 10-30%; in blocks of 30 a tenth of its samples are such calls, as in a
+# script's loop, and the median is the loop's.
+BLOCK = 30
 
 
 def run_backend(ctx: Context, backend: str) -> list[Row]:
@@ -34,7 +41,7 @@ def run_backend(ctx: Context, backend: str) -> list[Row]:
     from steward.client import Client
 
     quiet_mlflow_logging()
-    n = 10 if ctx.quick else 60
+    n = 10 if ctx.quick else 150  # five blocks per side
     warm = 5
     home = ctx.scratch(f"registry-{backend}")
     name = f"bench-registry-{uuid.uuid4().hex[:6]}"
