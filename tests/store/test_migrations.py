@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.orm import Session
 
 from steward.store.sql import migrate
+from steward.store.sql._tracking import insert_points
 from steward.store.sql.engine import build_engine
 from steward.store.sql.tables import Base
 
@@ -124,3 +127,46 @@ def test_metric_rows_get_their_versions_place_when_upgraded_to_0004(engine):
             "SELECT version_id, model_name, version FROM version_metrics ORDER BY version_id"
         ).all()
     assert [tuple(r) for r in rows] == [("v1", "credit", 1), ("v2", "credit", 2)]
+
+
+def _segment_compression(engine: Engine) -> dict[str, str]:
+    """Each segment column's compression method as declared ('' for the server's default)."""
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT attname, attcompression FROM pg_attribute"
+            " WHERE attrelid = 'run_metric_segments'::regclass"
+            " AND attname IN ('steps', 'values', 'timestamps')"
+        ).all()
+    return {name: str(method) for name, method in rows}
+
+
+@pytest.mark.postgres
+def test_metric_segments_are_compressed_with_lz4_on_postgresql(postgres_url: str) -> None:
+    """0008 declares lz4 for a segment's columns, so a batch's segment is stored with it; its
+    downgrade gives them back to the server's default."""
+    engine = build_engine(postgres_url)
+    try:
+        migrate.upgrade(engine, "0007")
+        assert set(_segment_compression(engine).values()) == {""}
+        migrate.upgrade(engine)
+        assert _segment_compression(engine) == {"steps": "l", "values": "l", "timestamps": "l"}
+        now = datetime(2026, 11, 29, tzinfo=UTC)
+        with Session(engine) as session, session.begin():
+            session.execute(
+                text(
+                    "INSERT INTO runs (id, name, project, status, params, tags, started_at,"
+                    " created_by) VALUES ('r1', 'r', 'p', 'running', '{}', '{}', :now, 'o')"
+                ),
+                {"now": now},
+            )
+            insert_points(session, "r1", [("loss", 1.0 / (i + 1), i, now) for i in range(1000)])
+        with engine.connect() as connection:
+            stored = connection.exec_driver_sql(
+                "SELECT pg_column_compression(steps), pg_column_compression(timestamps)"
+                " FROM run_metric_segments"
+            ).one()
+        assert tuple(stored) == ("lz4", "lz4")
+        migrate.downgrade(engine, "0007")
+        assert set(_segment_compression(engine).values()) == {""}
+    finally:
+        engine.dispose()
