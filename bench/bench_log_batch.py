@@ -27,6 +27,13 @@ from _servers import (
 BATCH = 1000
 
 
+# Consecutive calls per side. As in bench_registry: a side's first call after the other's block
+# is slower on these VMs (Steward's batch 3.6 ms against a steady 2.0-2.3 on SQLite, 5.1 against
+# 2.8-3.2 on PostgreSQL: medians by position, 2026-11-29), and in blocks of 3 such calls were a
+# third of Steward's samples; in blocks of 10 a tenth, as in a training loop.
+BLOCK = 10
+
+
 def _steward_points(step0: int) -> list[dict[str, Any]]:
     return [{"key": "loss", "value": 1.0 / (i + 1), "step": step0 + i} for i in range(BATCH)]
 
@@ -44,7 +51,7 @@ def run_backend(ctx: Context, backend: str) -> list[Row]:
     from steward.client import Client
 
     quiet_mlflow_logging()
-    n = 5 if ctx.quick else 15
+    n = 5 if ctx.quick else 30
     home = ctx.scratch(f"logbatch-{backend}")
     with contextlib.ExitStack() as stack:
         urls = stack.enter_context(databases(ctx, backend, home, ["steward", "mlflow"]))
@@ -68,7 +75,7 @@ def run_backend(ctx: Context, backend: str) -> list[Row]:
         for workers, (client, mrun) in ml.items():
             calls[f"w{workers}"] = lambda i, c=client, r=mrun: c.log_batch(r, metrics=ml_points[i])
         # The first call per side warms connections and caches and is dropped.
-        seconds = sample_in_blocks(calls, n, warm=1, block=3)
+        seconds = sample_in_blocks(calls, n, warm=1, block=BLOCK)
         samples = {k: [BATCH / s for s in v] for k, v in seconds.items()}
         logged = len(steward.metric_history(run_id, "loss"))
         if logged != (n + 1) * BATCH:  # every call, warm-up included, must have landed
