@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,21 @@ class Row:
     goal: float | None = None  # the speedup the issue asks for (Steward vs MLflow), if any
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # With --repeat: each run's speedup, in order; the samples above are all runs' together.
+    run_speedups: list[float] = field(default_factory=list)
+
+    @classmethod
+    def pooled(cls, runs: list[Row]) -> Row:
+        """One row from the same case measured in several runs: their samples together (each
+        run has as many, so the median is the middle of all the runs' calls), and each run's
+        own speedup kept to show the spread."""
+        first = runs[0]
+        return replace(
+            first,
+            steward=[x for r in runs for x in r.steward],
+            mlflow=[x for r in runs for x in r.mlflow],
+            run_speedups=[r.speedup for r in runs],
+        )
 
     @property
     def steward_median(self) -> float:
@@ -145,6 +160,7 @@ class Row:
             "mlflow_samples": self.mlflow,
             "notes": self.notes,
             **({"extra": self.extra} if self.extra else {}),
+            **({"run_speedups": self.run_speedups} if self.run_speedups else {}),
         }
 
 

@@ -160,7 +160,7 @@ def _section(bench: str, rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {r['case']} | {r['mlflow_setting']} | {_fmt(r['steward_median'], r['unit'])} "
             f"| {_fmt(r['mlflow_median'], r['unit'])} | {r['unit']} median "
-            f"| **{r['speedup']:.1f}x** | {goal} | {r['n_steward']} |"
+            f"| **{r['speedup']:.1f}x**{_spread(r)} | {goal} | {r['n_steward']} |"
         )
     notes = sorted({r["notes"] for r in rows if r["notes"]})
     extras = [r["extra"] for r in rows if r.get("extra")]
@@ -180,6 +180,14 @@ def _section(bench: str, rows: list[dict[str, Any]]) -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def _spread(row: dict[str, Any]) -> str:
+    """The range of the runs' own speedups, for a row pooled from several runs."""
+    runs = row.get("run_speedups") or []
+    if len(runs) < 2:
+        return ""
+    return f" ({min(runs):.1f}-{max(runs):.1f}x in {len(runs)} runs)"
 
 
 def _error_lines(errors: list[dict[str, Any]]) -> list[str]:
@@ -260,6 +268,17 @@ def carry_over(results: dict[str, Any], previous: Path, only: list[str]) -> None
     results["rows"].sort(key=lambda r: BENCHMARKS.index(r["benchmark"]))
 
 
+def _repeated(run: Any, ctx: Context, times: int) -> list[Row]:
+    """``run(ctx)``'s rows, or with ``times`` > 1 each case's rows of every run pooled."""
+    if times <= 1:
+        return list(run(ctx))
+    runs = []
+    for index in range(times):
+        ctx.log(f"  run {index + 1} of {times}")
+        runs.append(run(ctx))
+    return [Row.pooled([rows[i] for rows in runs]) for i in range(len(runs[0]))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few samples, 1,000 versions")
@@ -277,6 +296,14 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=[4, 1],
         help="mlflow server --workers values to compare against (4 = default)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each benchmark N times: the table gives the median of all runs' samples "
+        "and the range of the runs' own speedups (the host's noise moves a single run's)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
@@ -308,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}", flush=True)
             start = time.perf_counter()
             try:
-                new_rows = module.run(ctx)
+                new_rows = _repeated(module.run, ctx, args.repeat)
             except Exception as exc:
                 traceback.print_exc()
                 results["errors"].append({"benchmark": name, "error": repr(exc)[:500]})
@@ -317,9 +344,10 @@ def main(argv: list[str] | None = None) -> int:
                 results["seconds"][name] = round(time.perf_counter() - start, 1)
             rows += new_rows
             for row in new_rows:
+                runs = ", ".join(f"{x:.1f}x" for x in row.run_speedups)
                 print(f"   {row.case} [{row.mlflow_setting}]: steward {row.steward_median:,.2f} "
-                      f"mlflow {row.mlflow_median:,.2f} {row.unit} -> {row.speedup:.1f}x",
-                      flush=True)  # fmt: skip
+                      f"mlflow {row.mlflow_median:,.2f} {row.unit} -> {row.speedup:.1f}x"
+                      + (f" (runs: {runs})" if runs else ""), flush=True)  # fmt: skip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["rows"] = [r.to_json() for r in rows]
