@@ -40,6 +40,13 @@ MODEL = "bench-search"
 FILTER = "metrics.auc > 0.9"
 
 
+# Consecutive calls per side. As in bench_registry: Steward's first search after the MLflow
+# sides' blocks is slower on these VMs (3.4 ms against a steady 1.5-1.7 on SQLite, 4.5 against
+# 2.5-2.8 on PostgreSQL: medians by position, 2026-11-29); in blocks of 5 such calls and the
+# next were two fifths of Steward's samples, in blocks of 10 a fifth.
+BLOCK = 10
+
+
 def _aucs(n: int) -> list[float]:
     rng = random.Random(42)
     return [round(rng.uniform(0.5, 1.0), 6) for _ in range(n)]
@@ -225,7 +232,7 @@ def run_backend(ctx: Context, backend: str) -> list[Row]:
             )
             calls[f"mv-w{w}"] = lambda _, c=client: c.search_model_versions(max_results=100)
         samples = {k: [s * 1000 for s in v] for k, v in
-                   sample_in_blocks(calls, n, warm=2, block=5).items()}  # fmt: skip
+                   sample_in_blocks(calls, n, warm=2, block=BLOCK).items()}  # fmt: skip
         ctx.log(f"  search[{backend}] done ({n} samples)")
     extra = {"backend": backend, "versions": size, "matching": expected,
              "steward_populate_s": round(st_pop, 1),
