@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
-
 from steward.api.app import create_app
-from steward.cli.server import api_uvicorn_options
+from steward.cli.server import run_api
 from steward.settings import Settings
 
 
@@ -19,8 +17,8 @@ def main() -> None:
     home, database_url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     database = {"url": database_url} if database_url else {}
     settings = Settings(home=home, url=None, database=database)
-    options = {**api_uvicorn_options(settings), "log_level": "warning"}  # no start-up lines
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, **options)
+    # no start-up lines
+    run_api(create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":

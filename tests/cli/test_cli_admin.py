@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,14 @@ import pytest
 from tests.cli.conftest import Invoke
 
 from steward.api.http_protocol import CoalescingHttpToolsProtocol
+
+
+@pytest.fixture(autouse=True)
+def _collector_unfrozen() -> Iterator[None]:
+    """`steward server` freezes the process's objects out of the collector before serving; in
+    this test process they go back to it after each test."""
+    yield
+    gc.unfreeze()
 
 
 def test_db_upgrade_then_up_to_date(invoke: Invoke, home: Path) -> None:
@@ -65,6 +75,18 @@ def test_server_access_log_is_asked_for(
     result = invoke("server", *args)
     assert result.exit_code == 0, result.output
     assert calls[0]["access_log"] is logged
+
+
+def test_server_freezes_what_start_up_made_out_of_full_collections(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen: list[int] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: frozen.append(gc.get_freeze_count()))
+    gc.unfreeze()
+    result = invoke("server")
+    assert result.exit_code == 0, result.output
+    (count,) = frozen
+    assert count > 10_000  # the modules, the app and the services at least
 
 
 def test_server_bad_port_exits_2(invoke: Invoke) -> None:
