@@ -18,7 +18,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -395,13 +395,17 @@ class LoopRuns:
     """What `HotRoutes._on_the_loop` did with each call: its answer's status, or None when it
     left the call to a worker thread."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, on_refusal: Callable[[], None] | None = None
+    ) -> None:
         self.outcomes: list[int | None] = []
         original = hot_routes.HotRoutes._on_the_loop
 
         async def spied(routes: hot_routes.HotRoutes, call: Any) -> Any:
             answer = await original(routes, call)
             self.outcomes.append(None if answer is None else answer.status)
+            if answer is None and on_refusal is not None:
+                on_refusal()
             return answer
 
         monkeypatch.setattr(hot_routes.HotRoutes, "_on_the_loop", spied)
@@ -539,31 +543,39 @@ def sqlite_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
 def test_a_write_finding_sqlite_locked_waits_in_a_worker_not_on_the_loop(
     sqlite_api: ApiEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Another connection holds the write lock: the registration is refused on the loop with
+    nothing written, waits in a worker until the lock is released (0.3 s after the refusal),
+    and meanwhile the loop answers other requests (0.1 s after the refusal). Timed from the
+    refusal, not from the request, so a slow machine cannot release the lock before it."""
     api = sqlite_api
     _warm_token(api)
     assert api.http.get("/health").status_code == 200  # FastAPI's first call builds its schemas
-    runs = LoopRuns(monkeypatch)
     database = api.services.store.engine.url.database
     other = sqlite3.connect(str(database), isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process's write, say
-    release = threading.Timer(0.3, lambda: other.execute("ROLLBACK"))
-    release.start()
-    started = time.monotonic()
+    refused: list[float] = []
     health: list[tuple[int, float]] = []
+    timers: list[threading.Timer] = []
 
     def check_health() -> None:
         answer = api.http.get("/health")
-        health.append((answer.status_code, time.monotonic() - started))
+        health.append((answer.status_code, time.monotonic() - refused[0]))
 
-    probe = threading.Timer(0.1, check_health)
-    probe.start()
+    def on_refusal() -> None:
+        refused.append(time.monotonic())
+        timers.extend([threading.Timer(0.1, check_health),
+                       threading.Timer(0.3, lambda: other.execute("ROLLBACK"))])  # fmt: skip
+        for timer in timers:
+            timer.start()
+
+    runs = LoopRuns(monkeypatch, on_refusal)
     created = _register_known(api)
-    release.join()
-    probe.join()
+    for timer in timers:
+        timer.join()
     other.close()
     assert created.status_code == 201, created.text
-    assert time.monotonic() - started >= 0.25  # it waited for the lock, in a worker
     assert runs.outcomes == [None]  # refused on the loop, nothing written there
+    assert time.monotonic() - refused[0] >= 0.25  # it waited for the lock, in a worker
     ((status, answered_after),) = health
     assert status == 200
     assert answered_after < 0.25  # the loop answered while the write waited
