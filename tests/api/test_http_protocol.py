@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -428,14 +429,24 @@ def test_a_client_that_leaves_before_its_body_gets_nothing_and_breaks_nothing(
     assert httpx.post(direct_url + "/direct/still").json() == {"echo": "still", "body": 0}
 
 
+def _fake_cycle(transport: Any, **fields: Any) -> Any:
+    """What `_answer_directly` reads and sets of uvicorn's request cycle, over ``transport``;
+    ``fields`` add to it or replace its defaults (no access log)."""
+    return SimpleNamespace(**{
+        "transport": transport, "flow": SimpleNamespace(write_paused=False),
+        "disconnected": False, "keep_alive": True, "response_started": False,
+        "response_complete": False, "waiting_for_100_continue": False,
+        "message_event": asyncio.Event(), "default_headers": [], "on_response": lambda: None,
+        "receive": None, "access_log": False, **fields,
+    })  # fmt: skip
+
+
 @pytest.mark.parametrize(("in_progress", "sent_before_follow_up"), [(1, True), (3, False)])
 def test_a_lone_requests_answer_leaves_before_its_follow_up(
     in_progress: int, sent_before_follow_up: bool
 ) -> None:
     """Alone on the server, an answer is written at once; among others, at the turn's end
     (with their writes), in both cases whole and before the connection is reused."""
-    from types import SimpleNamespace
-
     from steward.api.http_protocol import _answer_directly
 
     transport = FakeTransport()
@@ -443,13 +454,7 @@ def test_a_lone_requests_answer_leaves_before_its_follow_up(
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        cycle = SimpleNamespace(
-            transport=CoalescedWrites(transport, loop),  # type: ignore[arg-type]
-            flow=SimpleNamespace(write_paused=False), disconnected=False, keep_alive=True,
-            response_started=False, response_complete=False, waiting_for_100_continue=False,
-            message_event=asyncio.Event(), default_headers=[], on_response=lambda: None,
-            receive=None, access_log=False,
-        )  # fmt: skip
+        cycle = _fake_cycle(CoalescedWrites(transport, loop))  # type: ignore[arg-type]
         follow_up = lambda: seen_by_follow_up.append(len(transport.calls))  # noqa: E731
 
         async def handler(receive: Any) -> Answer:
@@ -471,8 +476,6 @@ def test_a_lone_requests_answer_leaves_before_its_follow_up(
 @pytest.mark.parametrize("access_log", [True, False])
 def test_a_direct_answer_is_in_the_access_log_when_the_server_keeps_one(access_log: bool) -> None:
     """The line uvicorn logs for an answer it sends through ASGI, for one the protocol wrote."""
-    from types import SimpleNamespace
-
     from steward.api.http_protocol import _answer_directly
 
     lines: list[str] = []
@@ -481,13 +484,9 @@ def test_a_direct_answer_is_in_the_access_log_when_the_server_keeps_one(access_l
              "http_version": "1.1", "client": ("10.0.0.9", 4242)}  # fmt: skip
 
     async def main() -> None:
-        cycle = SimpleNamespace(
-            transport=FakeTransport(), flow=SimpleNamespace(write_paused=False),
-            disconnected=False, keep_alive=True, response_started=False,
-            response_complete=False, waiting_for_100_continue=False,
-            message_event=asyncio.Event(), default_headers=[], on_response=lambda: None,
-            receive=None, access_log=access_log, access_logger=logger, scope=scope,
-        )  # fmt: skip
+        cycle = _fake_cycle(
+            FakeTransport(), access_log=access_log, access_logger=logger, scope=scope
+        )
 
         async def handler(receive: Any) -> Answer:
             return Answer(201, b"{}")
